@@ -1,0 +1,38 @@
+// swift-tools-version:6.1
+// Kraliki Sync: an offline-first sync backend (CRDT domain model, HTTP/2 server, SQLite replicas).
+//
+// Dependencies point one way: CRDT ← Domain ← Replica / SyncServer ← executables.
+// CRDT depends on nothing outside the Swift toolchain. External packages come only from the
+// machine's local mirror (see DEVELOPERS.md); later issues add Hummingbird, GRDB and friends.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "kraliki-sync",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CRDT", targets: ["CRDT"]),
+        .library(name: "Domain", targets: ["Domain"]),
+        .library(name: "Replica", targets: ["Replica"]),
+        .library(name: "SyncServer", targets: ["SyncServer"]),
+        .executable(name: "sync-server", targets: ["sync-server"]),
+        .executable(name: "replica-cli", targets: ["replica-cli"]),
+    ],
+    targets: [
+        .target(name: "CRDT", swiftSettings: swiftSettings),
+        .target(name: "Domain", dependencies: ["CRDT"], swiftSettings: swiftSettings),
+        .target(name: "Replica", dependencies: ["Domain"], swiftSettings: swiftSettings),
+        .target(name: "SyncServer", dependencies: ["Domain"], swiftSettings: swiftSettings),
+        .executableTarget(name: "sync-server", dependencies: ["SyncServer"], swiftSettings: swiftSettings),
+        .executableTarget(name: "replica-cli", dependencies: ["Replica"], swiftSettings: swiftSettings),
+
+        // Test support is its own target: seeded generators, the lattice-law checker and the
+        // naive reference model used by the convergence fuzzer.
+        .target(name: "CRDTTestSupport", dependencies: ["CRDT"], path: "Tests/CRDTTestSupport",
+                swiftSettings: swiftSettings),
+        .testTarget(name: "CRDTTests", dependencies: ["CRDT", "CRDTTestSupport"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,154 @@
+/// A version vector: for each replica, the largest counter seen from it.
+///
+/// A vector *covers* a dot when its entry for the dot's replica is at least the dot's counter.
+/// Vectors are partially ordered: one dominates another when it is at least as large in every
+/// entry; two are concurrent when neither dominates. Merge takes the entry-wise maximum, which
+/// makes a version vector itself a (grow-only) CRDT.
+///
+/// Within the registers and sets of this package a vector is kept *per key* (per field, per set
+/// element). A replica's operations on one key are sequential and each supersedes everything the
+/// replica had seen on that key, including its own earlier dots; so "everything from replica r
+/// up to counter n on this key" is exact even though HLC counters are not contiguous.
+///
+/// Stored as a sorted array: vectors here hold one or two entries, and an array is both smaller
+/// and faster than a dictionary at that size.
+///
+/// - Complexity: merge, comparison and equality are O(n + m) in the number of entries.
+/// - SeeAlso: Mattern, "Virtual Time and Global States of Distributed Systems" (1989).
+public struct VersionVector: Hashable, Sendable {
+    /// Entries sorted by replica, counters above zero.
+    public private(set) var entries: [Dot]
+
+    public init() {
+        entries = []
+    }
+
+    /// A vector holding the largest counter per replica among `dots`.
+    public init(_ dots: some Sequence<Dot>) {
+        entries = []
+        for dot in dots { add(dot) }
+    }
+
+    /// The largest counter seen from `replica` (0 when none).
+    public subscript(replica: ReplicaID) -> UInt64 {
+        guard let index = index(of: replica) else { return 0 }
+        return entries[index].counter
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { entries.count }
+
+    /// True when `dot` is covered: its replica's entry is at least its counter.
+    public func covers(_ dot: Dot) -> Bool {
+        self[dot.replica] >= dot.counter
+    }
+
+    /// Raises the entry of `dot`'s replica to at least `dot`'s counter.
+    public mutating func add(_ dot: Dot) {
+        guard dot.counter > 0 else { return }
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].replica < dot.replica { low = mid + 1 } else { high = mid }
+        }
+        if low < entries.count && entries[low].replica == dot.replica {
+            if entries[low].counter < dot.counter { entries[low] = dot }
+        } else {
+            entries.insert(dot, at: low)
+        }
+    }
+
+    /// True when every entry of `self` is at least the matching entry of `other`.
+    public func dominates(_ other: VersionVector) -> Bool {
+        other.entries.allSatisfy { self[$0.replica] >= $0.counter }
+    }
+
+    /// True when neither vector dominates the other: the histories they stand for diverged.
+    public func isConcurrent(with other: VersionVector) -> Bool {
+        !dominates(other) && !other.dominates(self)
+    }
+
+    /// How two histories relate.
+    public enum Ordering: Sendable, Equatable {
+        case equal, before, after, concurrent
+    }
+
+    public func compare(_ other: VersionVector) -> Ordering {
+        switch (dominates(other), other.dominates(self)) {
+        case (true, true): .equal
+        case (true, false): .after
+        case (false, true): .before
+        case (false, false): .concurrent
+        }
+    }
+
+    private func index(of replica: ReplicaID) -> Int? {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].replica < replica { low = mid + 1 } else { high = mid }
+        }
+        return low < entries.count && entries[low].replica == replica ? low : nil
+    }
+}
+
+extension VersionVector: Mergeable {
+    /// Entry-wise maximum.
+    ///
+    /// - Complexity: O(n + m).
+    public mutating func merge(_ other: VersionVector) {
+        if other.entries.isEmpty { return }
+        if entries.isEmpty {
+            entries = other.entries
+            return
+        }
+        var merged = [Dot]()
+        merged.reserveCapacity(entries.count + other.entries.count)
+        var i = 0
+        var j = 0
+        while i < entries.count || j < other.entries.count {
+            if j == other.entries.count || (i < entries.count && entries[i].replica < other.entries[j].replica) {
+                merged.append(entries[i])
+                i += 1
+            } else if i == entries.count || other.entries[j].replica < entries[i].replica {
+                merged.append(other.entries[j])
+                j += 1
+            } else {
+                merged.append(entries[i].counter >= other.entries[j].counter ? entries[i] : other.entries[j])
+                i += 1
+                j += 1
+            }
+        }
+        entries = merged
+    }
+}
+
+extension VersionVector: CustomStringConvertible {
+    public var description: String {
+        "[" + entries.map { "\($0.replica.hex):\($0.counter)" }.joined(separator: ", ") + "]"
+    }
+}
+
+extension VersionVector: Codable {
+    /// JSON form: an object from replica hex to counter, e.g. `{"00000000000000ff": 42}`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let object = try container.decode([String: UInt64].self)
+        var vector = VersionVector()
+        for (key, counter) in object {
+            guard let replica = ReplicaID(hex: key) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "expected replica IDs of 16 hex digits as keys, found \"\(key)\"")
+            }
+            vector.add(Dot(replica: replica, counter: counter))
+        }
+        self = vector
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Dictionary(uniqueKeysWithValues: entries.map { ($0.replica.hex, $0.counter) }))
+    }
+}

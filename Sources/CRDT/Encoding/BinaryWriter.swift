@@ -1,0 +1,90 @@
+/// Writes the compact binary encoding.
+///
+/// Integers are LEB128 varints. Replica IDs and HLC stamps are written once per blob and then
+/// referred to by index, because a record's fields are usually stamped by one replica, often in
+/// one event: that is what keeps a ten-field record under 200 bytes.
+public struct BinaryWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    private var replicaIndex: [ReplicaID: Int] = [:]
+    private var stampIndex: [HLC: Int] = [:]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func writeByte(_ byte: UInt8) {
+        bytes.append(byte)
+    }
+
+    public mutating func writeBytes(_ data: some Sequence<UInt8>) {
+        bytes.append(contentsOf: data)
+    }
+
+    /// Unsigned LEB128: 7 bits per byte, high bit set on all but the last.
+    public mutating func writeVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+
+    /// Signed integers as zig-zag varints, so small negative numbers stay small.
+    public mutating func writeSignedVarint(_ value: Int64) {
+        writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    public mutating func writeFixed64(_ value: UInt64) {
+        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    /// A length-prefixed UTF-8 string.
+    public mutating func writeString(_ string: String) {
+        var string = string
+        string.withUTF8 { utf8 in
+            writeVarint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    /// A replica ID: index+1 of one already written in this blob, or 0 and then its 8 bytes.
+    public mutating func writeReplica(_ replica: ReplicaID) {
+        if let index = replicaIndex[replica] {
+            writeVarint(UInt64(index) + 1)
+        } else {
+            writeVarint(0)
+            replicaIndex[replica] = replicaIndex.count
+            writeFixed64(replica.rawValue)
+        }
+    }
+
+    /// A packed HLC time: `physical << 1 | hasLogical`, then the logical counter if non-zero
+    /// (it almost always is zero, and then the stamp costs six bytes).
+    public mutating func writeTime(_ time: UInt64) {
+        let physical = time >> 16
+        let logical = time & 0xFFFF
+        writeVarint(physical << 1 | (logical == 0 ? 0 : 1))
+        if logical != 0 { writeVarint(logical) }
+    }
+
+    /// An HLC stamp. One tag varint says what follows:
+    /// `0` a new stamp of a new replica (8 bytes, then the time); `2k+1` a new stamp of the
+    /// k-th replica already written (then the time); `2k+2` the k-th stamp already written.
+    public mutating func writeStamp(_ stamp: HLC) {
+        if let index = stampIndex[stamp] {
+            writeVarint(UInt64(index) * 2 + 2)
+            return
+        }
+        stampIndex[stamp] = stampIndex.count
+        if let index = replicaIndex[stamp.replica] {
+            writeVarint(UInt64(index) * 2 + 1)
+        } else {
+            writeVarint(0)
+            replicaIndex[stamp.replica] = replicaIndex.count
+            writeFixed64(stamp.replica.rawValue)
+        }
+        writeTime(stamp.time)
+    }
+}

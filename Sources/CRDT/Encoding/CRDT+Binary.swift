@@ -1,0 +1,181 @@
+// Binary encodings of the CRDT types. Formats (version 1):
+//
+// VersionVector   count, then per entry in replica order: replica reference, time
+// DotKernel       head = liveCount << 1 | hasExtraContext;
+//                 per live event in stamp order: stamp, payload;
+//                 if hasExtraContext: count, then per entry: replica reference, time.
+//                 The context is not written where the live stamps imply it (the usual case):
+//                 only entries above the largest live stamp of their replica are written.
+// MVRegister      its kernel
+// LWWRegister     0, or 1 then stamp, value
+// ORSet           count, then per element in ascending order: element, kernel
+// ORMap           count, then per key in ascending order: key, value
+
+extension VersionVector: BinaryCodable, BinaryBlob {
+    public static var blobType: BlobType { .versionVector }
+
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeVarint(UInt64(entries.count))
+        for entry in entries {
+            writer.writeReplica(entry.replica)
+            writer.writeTime(entry.counter)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        let count = try reader.readCount("version vector entries", minimumElementSize: 2)
+        var vector = VersionVector()
+        var previous: ReplicaID?
+        for _ in 0..<count {
+            let replica = try reader.readReplica()
+            if let previous, replica <= previous {
+                throw reader.error(.invalidValue, "expected version vector entries in ascending replica order, found \(replica.hex) after \(previous.hex)")
+            }
+            previous = replica
+            vector.add(Dot(replica: replica, counter: try reader.readTime()))
+        }
+        self = vector
+    }
+}
+
+extension DotKernel: BinaryCodable where Payload: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        let live = self.live
+        let implied = VersionVector(live.map(\.stamp.dot))
+        let extra = context.entries.filter { $0.counter > implied[$0.replica] }
+        writer.writeVarint(UInt64(live.count) << 1 | (extra.isEmpty ? 0 : 1))
+        for event in live {
+            writer.writeStamp(event.stamp)
+            event.payload.encode(to: &writer)
+        }
+        if !extra.isEmpty {
+            writer.writeVarint(UInt64(extra.count))
+            for entry in extra {
+                writer.writeReplica(entry.replica)
+                writer.writeTime(entry.counter)
+            }
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        let start = reader.offset
+        let head = try reader.readVarint("the size of a causal kernel")
+        let liveCount = head >> 1
+        guard liveCount <= UInt64(reader.remaining) else {
+            throw BinaryDecodingError(
+                code: .tooLarge, offset: start,
+                message: "expected a count of live events that fits in the \(reader.remaining) bytes left, found \(liveCount)")
+        }
+        var live = [Event]()
+        live.reserveCapacity(Int(liveCount))
+        for _ in 0..<Int(liveCount) {
+            let stamp = try reader.readStamp()
+            if let last = live.last, stamp <= last.stamp {
+                throw reader.error(.invalidValue, "expected live events in ascending stamp order, found \(stamp) after \(last.stamp)")
+            }
+            live.append(Event(stamp: stamp, payload: try Payload(from: &reader)))
+        }
+        var context = VersionVector()
+        if head & 1 == 1 {
+            let count = try reader.readCount("causal context entries", minimumElementSize: 2)
+            for _ in 0..<count {
+                context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))
+            }
+        }
+        self.init(live: live, context: context)
+    }
+}
+
+extension MVRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
+    public static var blobType: BlobType { .mvRegister }
+
+    public func encode(to writer: inout BinaryWriter) { kernel.encode(to: &writer) }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self.init(kernel: try DotKernel(from: &reader))
+    }
+}
+
+extension LWWRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
+    public static var blobType: BlobType { .lwwRegister }
+
+    public func encode(to writer: inout BinaryWriter) {
+        guard let stamp, let value else {
+            writer.writeByte(0)
+            return
+        }
+        writer.writeByte(1)
+        writer.writeStamp(stamp)
+        value.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        switch try reader.readByte("a register presence flag") {
+        case 0: self.init()
+        case 1: 
+            let stamp = try reader.readStamp()
+            self.init(value: try Value(from: &reader), stamp: stamp)
+        case let other: throw reader.error(.invalidValue, "expected a register presence flag (0 or 1), found \(other)")
+        }
+    }
+}
+
+extension ORSet: BinaryCodable, BinaryBlob where Element: BinaryCodable {
+    public static var blobType: BlobType { .orSet }
+
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeVarint(UInt64(entries.count))
+        for entry in entries {
+            entry.element.encode(to: &writer)
+            entry.kernel.encode(to: &writer)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.nested { reader throws(BinaryDecodingError) in
+            let count = try reader.readCount("set elements", minimumElementSize: 2)
+            var entries = [Entry]()
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let element = try Element(from: &reader)
+                if let last = entries.last, element <= last.element {
+                    throw reader.error(.invalidValue, "expected set elements in ascending order without repeats")
+                }
+                let kernel = try DotKernel<Presence>(from: &reader)
+                if !kernel.isBottom { entries.append(Entry(element: element, kernel: kernel)) }
+            }
+            return ORSet(uncheckedEntries: entries)
+        }
+    }
+}
+
+extension ORMap: BinaryCodable, BinaryBlob where Key: BinaryCodable, Value: BinaryCodable {
+    public static var blobType: BlobType { .orMap }
+
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeVarint(UInt64(valueByKey.count))
+        // Sorted so equal maps encode to equal bytes on every replica.
+        for key in sortedKeys {
+            key.encode(to: &writer)
+            valueByKey[key]!.encode(to: &writer)
+        }
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.nested { reader throws(BinaryDecodingError) in
+            let count = try reader.readCount("map entries", minimumElementSize: 2)
+            var valueByKey = [Key: Value](minimumCapacity: count)
+            var previous: Key?
+            for _ in 0..<count {
+                let key = try Key(from: &reader)
+                if let previous, key <= previous {
+                    throw reader.error(.invalidValue, "expected map keys in ascending order without repeats")
+                }
+                previous = key
+                let value = try Value(from: &reader)
+                if !value.isBottom { valueByKey[key] = value }
+            }
+            return ORMap(valueByKey)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+/// An observed-remove map (ORMap) whose values are CRDTs: records of registers, maps of sets,
+/// maps of maps.
+///
+/// Values merge key by key with their own merge, so two replicas editing different fields of
+/// one record, or the same field concurrently, lose nothing. Removing a key removes what its
+/// replica has seen of the value (``ObservedRemovable``); an update made concurrently elsewhere
+/// survives the removal (update wins), the same rule as ``ORSet``.
+///
+/// ```swift
+/// var contacts = ORMap<UInt64, MVRegister<String>>()
+/// let delta = contacts.update(42) { name in name.write("Jana", at: stamp) }
+/// replica.merge(delta)
+/// ```
+///
+/// - Complexity: merge is O(m) dictionary operations for an `other` of m keys, each doing the
+///   value's merge; a single-field delta into a map of any size is one hash lookup plus O(1).
+/// - SeeAlso: Almeida, Shoker, Baquero, "Delta State Replicated Data Types" (2018), §6.3.
+public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Sendable {
+    public private(set) var valueByKey: [Key: Value]
+
+    public init() {
+        valueByKey = [:]
+    }
+
+    /// A map holding `valueByKey`; bottom values are dropped.
+    public init(_ valueByKey: [Key: Value]) {
+        self.valueByKey = valueByKey.filter { !$0.value.isBottom }
+    }
+
+    public subscript(key: Key) -> Value? { valueByKey[key] }
+
+    public var count: Int { valueByKey.count }
+    public var keys: Dictionary<Key, Value>.Keys { valueByKey.keys }
+
+    /// Keys in ascending order (the order encodings and listings use, identical everywhere).
+    public var sortedKeys: [Key] { valueByKey.keys.sorted() }
+
+    /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
+    /// `mutation` returns the value's own delta, as every mutation in this package does.
+    @discardableResult
+    public mutating func update(_ key: Key, _ mutation: (inout Value) -> Value) -> ORMap {
+        var value = valueByKey.removeValue(forKey: key) ?? Value()
+        let delta = mutation(&value)
+        if !value.isBottom { valueByKey[key] = value }
+        return delta.isBottom ? ORMap() : ORMap(uncheckedValueByKey: [key: delta])
+    }
+
+    private init(uncheckedValueByKey: [Key: Value]) {
+        valueByKey = uncheckedValueByKey
+    }
+}
+
+extension ORMap where Value: ObservedRemovable {
+    /// Removes what has been seen of the value at `key` and returns the delta.
+    @discardableResult
+    public mutating func remove(_ key: Key) -> ORMap {
+        update(key) { value in value.removeAll() }
+    }
+}
+
+extension ORMap: Equatable {}
+
+extension ORMap: Mergeable {
+    public mutating func merge(_ other: ORMap) {
+        if valueByKey.isEmpty {
+            valueByKey = other.valueByKey
+            return
+        }
+        for (key, value) in other.valueByKey {
+            // Merge in place: `subscript(_:default:)` with a mutating call avoids a copy of the
+            // value (and of its storage) per merge.
+            valueByKey[key, default: Value()].merge(value)
+        }
+    }
+}
+
+extension ORMap: ObservedRemovable where Value: ObservedRemovable {
+    @discardableResult
+    public mutating func removeAll() -> ORMap {
+        var delta = [Key: Value]()
+        for key in Array(valueByKey.keys) {
+            let valueDelta = valueByKey[key]!.removeAll()
+            if !valueDelta.isBottom { delta[key] = valueDelta }
+        }
+        return ORMap(uncheckedValueByKey: delta)
+    }
+}

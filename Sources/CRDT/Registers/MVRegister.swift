@@ -1,0 +1,75 @@
+/// A multi-value register (MVRegister): concurrent writes are all kept as siblings.
+///
+/// A write supersedes exactly the siblings its replica had seen when it wrote; writes that
+/// were concurrent with it stay as siblings until a later write (for example a person's
+/// resolution) supersedes them. Every replica shows the same ``value``: the sibling with the
+/// greatest ``HLC`` (ties cannot happen between different replicas, whose IDs differ).
+/// Nothing is dropped silently: ``hasConflict`` says when siblings exist.
+///
+/// ```swift
+/// var name = MVRegister<String>()
+/// let delta = name.write("Jana", at: clock.now(wall: wallMillis))
+/// peer.merge(delta)            // ship the delta, not the whole register
+/// name.value                   // "Jana"
+/// ```
+///
+/// - Complexity: merge is O(n + m) in the siblings, O(1) when both sides hold one value.
+/// - SeeAlso: DeCandia et al., "Dynamo" (SOSP 2007) for multi-value registers; Almeida et al.,
+///   "Delta State Replicated Data Types" (2018) for the delta form used here.
+public struct MVRegister<Value: Hashable & Comparable & Sendable>: Sendable {
+    public typealias Sibling = DotKernel<Value>.Event
+
+    public private(set) var kernel: DotKernel<Value>
+
+    public init() {
+        kernel = DotKernel()
+    }
+
+    public init(kernel: DotKernel<Value>) {
+        self.kernel = kernel
+    }
+
+    /// The sibling values in stamp order (the winner last).
+    public var siblings: [Sibling] { kernel.live }
+
+    public var values: [Value] { kernel.live.map(\.payload) }
+
+    /// The deterministic winner: the sibling with the greatest stamp.
+    public var value: Value? { kernel.winner?.payload }
+
+    /// The stamp of the winning sibling.
+    public var stamp: HLC? { kernel.winner?.stamp }
+
+    /// True when concurrent writes left more than one sibling.
+    public var hasConflict: Bool { kernel.liveCount > 1 }
+
+    /// Writes `value`, superseding every sibling seen here, and returns the delta.
+    ///
+    /// - Precondition: `stamp` comes from this replica's clock after everything merged here.
+    @discardableResult
+    public mutating func write(_ value: Value, at stamp: HLC) -> MVRegister {
+        MVRegister(kernel: kernel.write(value, at: stamp))
+    }
+}
+
+extension MVRegister: Mergeable {
+    public mutating func merge(_ other: MVRegister) {
+        kernel.merge(other.kernel)
+    }
+}
+
+extension MVRegister: ObservedRemovable {
+    /// Clears every sibling seen here; a concurrent write elsewhere survives (update wins).
+    @discardableResult
+    public mutating func removeAll() -> MVRegister {
+        MVRegister(kernel: kernel.removeAll())
+    }
+}
+
+/// A CRDT whose observed content can be removed, leaving concurrent additions elsewhere alive.
+/// Maps use it to remove a key without losing a concurrent update of the key's value.
+public protocol ObservedRemovable: Mergeable {
+    /// Removes everything seen here and returns the delta.
+    @discardableResult
+    mutating func removeAll() -> Self
+}

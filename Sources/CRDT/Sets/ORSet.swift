@@ -1,0 +1,180 @@
+/// An add-wins observed-remove set (ORSet).
+///
+/// Each insertion is an event with its own ``HLC`` stamp; a removal removes the insertions its
+/// replica has seen. An insertion concurrent with a removal therefore survives: add wins.
+/// Removing an element keeps its causal context (a few bytes) so a late copy of an old
+/// insertion cannot bring it back; those are collected later by the sync layer once every
+/// replica has seen the removal.
+///
+/// Elements are kept in a sorted array: the sets of a contact (phones, e-mails, tags) hold a
+/// handful of elements, where an array is several times smaller than a hash table.
+///
+/// ```swift
+/// var tags = ORSet<String>()
+/// let delta = tags.insert("vip", at: clock.now(wall: wallMillis))
+/// tags.remove("vip")
+/// ```
+///
+/// - Complexity: merge is O(n + m) in the elements; `insert`/`remove` are O(n) (array insert),
+///   `contains` is O(log n).
+/// - SeeAlso: Shapiro et al., "A comprehensive study of Convergent and Commutative Replicated
+///   Data Types" (INRIA RR-7506, 2011), §3.3.5; Bieniusa et al., "An optimized conflict-free
+///   replicated set" (2012).
+public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
+    /// One element's insertions and what has been seen of it.
+    public struct Entry: Hashable, Sendable {
+        public let element: Element
+        public fileprivate(set) var kernel: DotKernel<Presence>
+
+        public init(element: Element, kernel: DotKernel<Presence>) {
+            self.element = element
+            self.kernel = kernel
+        }
+    }
+
+    /// Entries sorted by element, removed elements included (with an empty kernel).
+    public private(set) var entries: [Entry]
+
+    public init() {
+        entries = []
+    }
+
+    /// A set from entries (sorted and de-duplicated here; bottom kernels dropped).
+    public init(entries: some Sequence<Entry>) {
+        var result = ORSet()
+        for entry in entries where !entry.kernel.isBottom {
+            result.mergeEntry(entry)
+        }
+        self = result
+    }
+
+    /// The elements present, in order.
+    public var elements: [Element] {
+        entries.compactMap { $0.kernel.isEmpty ? nil : $0.element }
+    }
+
+    public var count: Int {
+        entries.reduce(0) { $0 + ($1.kernel.isEmpty ? 0 : 1) }
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public func contains(_ element: Element) -> Bool {
+        guard let index = index(of: element) else { return false }
+        return !entries[index].kernel.isEmpty
+    }
+
+    /// The stamps of the live insertions of `element` (who added it, and when).
+    public func stamps(of element: Element) -> [HLC] {
+        guard let index = index(of: element) else { return [] }
+        return entries[index].kernel.live.map(\.stamp)
+    }
+
+    /// Inserts `element` and returns the delta.
+    ///
+    /// - Precondition: `stamp` comes from this replica's clock after everything merged here.
+    @discardableResult
+    public mutating func insert(_ element: Element, at stamp: HLC) -> ORSet {
+        let position = insertionPoint(of: element)
+        if position < entries.count && entries[position].element == element {
+            let delta = entries[position].kernel.write(Presence(), at: stamp)
+            return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
+        }
+        var kernel = DotKernel<Presence>()
+        let delta = kernel.write(Presence(), at: stamp)
+        entries.insert(Entry(element: element, kernel: kernel), at: position)
+        return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
+    }
+
+    /// Removes the insertions of `element` seen here and returns the delta (empty when the
+    /// element is not present).
+    @discardableResult
+    public mutating func remove(_ element: Element) -> ORSet {
+        guard let index = index(of: element), !entries[index].kernel.isEmpty else { return ORSet() }
+        let delta = entries[index].kernel.removeAll()
+        return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
+    }
+
+    init(uncheckedEntries: [Entry]) {
+        entries = uncheckedEntries
+    }
+
+    private func insertionPoint(of element: Element) -> Int {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].element < element { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    private func index(of element: Element) -> Int? {
+        let position = insertionPoint(of: element)
+        return position < entries.count && entries[position].element == element ? position : nil
+    }
+
+    private mutating func mergeEntry(_ entry: Entry) {
+        let position = insertionPoint(of: entry.element)
+        if position < entries.count && entries[position].element == entry.element {
+            entries[position].kernel.merge(entry.kernel)
+        } else {
+            entries.insert(entry, at: position)
+        }
+    }
+}
+
+/// The payload of a set element's insertion: there is nothing to say beyond "present".
+public struct Presence: Hashable, Comparable, Sendable, Codable {
+    public init() {}
+    public static func < (lhs: Presence, rhs: Presence) -> Bool { false }
+}
+
+extension ORSet: Equatable {}
+
+extension ORSet: Mergeable {
+    /// - Complexity: O(n + m); O(m log n) when `other` is a small delta.
+    public mutating func merge(_ other: ORSet) {
+        if other.entries.isEmpty { return }
+        if entries.isEmpty {
+            entries = other.entries
+            return
+        }
+        if other.entries.count <= 2 {
+            for entry in other.entries { mergeEntry(entry) }
+            return
+        }
+        var merged = [Entry]()
+        merged.reserveCapacity(entries.count + other.entries.count)
+        var i = 0
+        var j = 0
+        while i < entries.count || j < other.entries.count {
+            if j == other.entries.count || (i < entries.count && entries[i].element < other.entries[j].element) {
+                merged.append(entries[i])
+                i += 1
+            } else if i == entries.count || other.entries[j].element < entries[i].element {
+                merged.append(other.entries[j])
+                j += 1
+            } else {
+                var entry = entries[i]
+                entry.kernel.merge(other.entries[j].kernel)
+                merged.append(entry)
+                i += 1
+                j += 1
+            }
+        }
+        entries = merged
+    }
+}
+
+extension ORSet: ObservedRemovable {
+    /// Removes every element seen here and returns the delta.
+    @discardableResult
+    public mutating func removeAll() -> ORSet {
+        var delta = [Entry]()
+        for index in entries.indices where !entries[index].kernel.isEmpty {
+            delta.append(Entry(element: entries[index].element, kernel: entries[index].kernel.removeAll()))
+        }
+        return ORSet(uncheckedEntries: delta)
+    }
+}
