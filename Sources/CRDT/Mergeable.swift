@@ -14,16 +14,20 @@ public protocol Mergeable: Equatable, Sendable {
     init()
     /// Joins `other` into `self` (least upper bound).
     mutating func merge(_ other: Self)
+    /// True when this is the bottom element. Types override the default (`self == Self()`)
+    /// with an O(1) check: merges ask it for every field of every delta.
+    var isBottom: Bool { get }
 }
 
 extension Mergeable {
     /// The join of `self` and `other`.
+    @inlinable
     public func merging(_ other: Self) -> Self {
         var result = self
         result.merge(other)
         return result
     }
 
-    /// True when this is the bottom element.
+    @inlinable
     public var isBottom: Bool { self == Self() }
 }

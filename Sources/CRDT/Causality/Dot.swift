@@ -7,13 +7,15 @@ public struct Dot: Hashable, Comparable, Sendable, Codable {
     public let replica: ReplicaID
     public let counter: UInt64
 
+    @inlinable
     public init(replica: ReplicaID, counter: UInt64) {
         self.replica = replica
         self.counter = counter
     }
 
+    @inlinable
     public static func < (lhs: Dot, rhs: Dot) -> Bool {
-        (lhs.replica, lhs.counter) < (rhs.replica, rhs.counter)
+        lhs.replica != rhs.replica ? lhs.replica < rhs.replica : lhs.counter < rhs.counter
     }
 }
 

@@ -17,33 +17,39 @@
 /// - SeeAlso: Mattern, "Virtual Time and Global States of Distributed Systems" (1989).
 public struct VersionVector: Hashable, Sendable {
     /// Entries sorted by replica, counters above zero.
-    public private(set) var entries: [Dot]
+    @inlinable public var entries: [Dot] { storage }
+    @usableFromInline internal var storage: [Dot]
 
+    @inlinable
     public init() {
-        entries = []
+        storage = []
     }
 
     /// A vector holding the largest counter per replica among `dots`.
+    @inlinable
     public init(_ dots: some Sequence<Dot>) {
-        entries = []
+        storage = []
         for dot in dots { add(dot) }
     }
 
     /// The largest counter seen from `replica` (0 when none).
+    @inlinable
     public subscript(replica: ReplicaID) -> UInt64 {
         guard let index = index(of: replica) else { return 0 }
         return entries[index].counter
     }
 
-    public var isEmpty: Bool { entries.isEmpty }
-    public var count: Int { entries.count }
+    @inlinable public var isEmpty: Bool { entries.isEmpty }
+    @inlinable public var count: Int { entries.count }
 
     /// True when `dot` is covered: its replica's entry is at least its counter.
+    @inlinable
     public func covers(_ dot: Dot) -> Bool {
         self[dot.replica] >= dot.counter
     }
 
     /// Raises the entry of `dot`'s replica to at least `dot`'s counter.
+    @inlinable
     public mutating func add(_ dot: Dot) {
         guard dot.counter > 0 else { return }
         var low = 0
@@ -53,9 +59,9 @@ public struct VersionVector: Hashable, Sendable {
             if entries[mid].replica < dot.replica { low = mid + 1 } else { high = mid }
         }
         if low < entries.count && entries[low].replica == dot.replica {
-            if entries[low].counter < dot.counter { entries[low] = dot }
+            if entries[low].counter < dot.counter { storage[low] = dot }
         } else {
-            entries.insert(dot, at: low)
+            storage.insert(dot, at: low)
         }
     }
 
@@ -83,7 +89,8 @@ public struct VersionVector: Hashable, Sendable {
         }
     }
 
-    private func index(of replica: ReplicaID) -> Int? {
+    @inlinable
+    internal func index(of replica: ReplicaID) -> Int? {
         var low = 0
         var high = entries.count
         while low < high {
@@ -95,13 +102,16 @@ public struct VersionVector: Hashable, Sendable {
 }
 
 extension VersionVector: Mergeable {
+    @inlinable public var isBottom: Bool { storage.isEmpty }
+
     /// Entry-wise maximum.
     ///
     /// - Complexity: O(n + m).
+    @inlinable
     public mutating func merge(_ other: VersionVector) {
         if other.entries.isEmpty { return }
         if entries.isEmpty {
-            entries = other.entries
+            storage = other.storage
             return
         }
         var merged = [Dot]()
@@ -121,7 +131,7 @@ extension VersionVector: Mergeable {
                 j += 1
             }
         }
-        entries = merged
+        storage = merged
     }
 }
 

@@ -25,6 +25,7 @@ public struct HLC: Hashable, Comparable, Sendable {
     public static let maxPhysical: UInt64 = (1 << 48) - 1
     public static let maxLogical: UInt16 = .max
 
+    @inlinable
     public init(time: UInt64, replica: ReplicaID) {
         self.time = time
         self.replica = replica
@@ -37,14 +38,15 @@ public struct HLC: Hashable, Comparable, Sendable {
     }
 
     /// Milliseconds since 1970-01-01T00:00:00Z.
-    public var physical: UInt64 { time >> 16 }
-    public var logical: UInt16 { UInt16(truncatingIfNeeded: time) }
+    @inlinable public var physical: UInt64 { time >> 16 }
+    @inlinable public var logical: UInt16 { UInt16(truncatingIfNeeded: time) }
 
     /// This stamp as the causal identity of the event it marks.
-    public var dot: Dot { Dot(replica: replica, counter: time) }
+    @inlinable public var dot: Dot { Dot(replica: replica, counter: time) }
 
+    @inlinable
     public static func < (lhs: HLC, rhs: HLC) -> Bool {
-        (lhs.time, lhs.replica) < (rhs.time, rhs.replica)
+        lhs.time != rhs.time ? lhs.time < rhs.time : lhs.replica.rawValue < rhs.replica.rawValue
     }
 
     /// The persistable text form: `PPPPPPPPPPPP-LLLL-RRRRRRRRRRRRRRRR` (hex, fixed width), which

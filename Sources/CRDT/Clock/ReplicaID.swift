@@ -7,14 +7,17 @@
 public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable {
     public let rawValue: UInt64
 
+    @inlinable
     public init(rawValue: UInt64) {
         self.rawValue = rawValue
     }
 
+    @inlinable
     public init(_ rawValue: UInt64) {
         self.rawValue = rawValue
     }
 
+    @inlinable
     public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool {
         lhs.rawValue < rhs.rawValue
     }

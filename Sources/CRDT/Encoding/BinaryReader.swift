@@ -132,8 +132,19 @@ public struct BinaryReader: Sendable {
     }
 
     public mutating func readStamp() throws(BinaryDecodingError) -> HLC {
+        try readStamp(tag: readVarint("an HLC stamp"), start: offset)
+    }
+
+    /// Reads a stamp written with `flagBits` flag bits; returns the stamp and the flags.
+    public mutating func readStamp(flagBits: Int) throws(BinaryDecodingError) -> (HLC, UInt64) {
         let start = offset
-        let tag = try readVarint("an HLC stamp")
+        let head = try readVarint("an HLC stamp")
+        let stamp = try readStamp(tag: head >> UInt64(flagBits), start: start)
+        return (stamp, head & ((1 << UInt64(flagBits)) - 1))
+    }
+
+    /// Reads the rest of a stamp whose tag varint (see `BinaryWriter.writeStamp`) was read.
+    public mutating func readStamp(tag: UInt64, start: Int) throws(BinaryDecodingError) -> HLC {
         if tag == 0 {
             let replica = ReplicaID(try readFixed64("a replica ID"))
             replicas.append(replica)

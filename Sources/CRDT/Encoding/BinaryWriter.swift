@@ -73,15 +73,22 @@ public struct BinaryWriter: Sendable {
     /// `0` a new stamp of a new replica (8 bytes, then the time); `2k+1` a new stamp of the
     /// k-th replica already written (then the time); `2k+2` the k-th stamp already written.
     public mutating func writeStamp(_ stamp: HLC) {
+        writeStamp(stamp, flags: 0, flagBits: 0)
+    }
+
+    /// An HLC stamp whose tag varint also carries `flagBits` low bits of `flags`, saving a byte
+    /// where a value would otherwise need a header of its own (see `DotKernel`'s encoding).
+    public mutating func writeStamp(_ stamp: HLC, flags: UInt64, flagBits: Int) {
+        precondition(flagBits >= 0 && flagBits < 8 && flags < 1 << UInt64(flagBits), "flags do not fit in \(flagBits) bits")
         if let index = stampIndex[stamp] {
-            writeVarint(UInt64(index) * 2 + 2)
+            writeVarint((UInt64(index) * 2 + 2) << UInt64(flagBits) | flags)
             return
         }
         stampIndex[stamp] = stampIndex.count
         if let index = replicaIndex[stamp.replica] {
-            writeVarint(UInt64(index) * 2 + 1)
+            writeVarint((UInt64(index) * 2 + 1) << UInt64(flagBits) | flags)
         } else {
-            writeVarint(0)
+            writeVarint(flags)
             replicaIndex[stamp.replica] = replicaIndex.count
             writeFixed64(stamp.replica.rawValue)
         }

@@ -1,11 +1,13 @@
 // Binary encodings of the CRDT types. Formats (version 1):
 //
 // VersionVector   count, then per entry in replica order: replica reference, time
-// DotKernel       head = liveCount << 1 | hasExtraContext;
-//                 per live event in stamp order: stamp, payload;
-//                 if hasExtraContext: count, then per entry: replica reference, time.
-//                 The context is not written where the live stamps imply it (the usual case):
-//                 only entries above the largest live stamp of their replica are written.
+// DotKernel       The usual case, one live event and a context that is just its dot:
+//                   stamp with flag bit 1 (the stamp's tag varint << 1 | 1), payload.
+//                 Otherwise: head = liveCount << 2 | hasExtraContext << 1 (flag bit 0);
+//                   per live event in stamp order: stamp, payload;
+//                   if hasExtraContext: count, then per entry: replica reference, time.
+//                   Only context entries above the largest live stamp of their replica are
+//                   written; the rest is implied by the live stamps.
 // MVRegister      its kernel
 // LWWRegister     0, or 1 then stamp, value
 // ORSet           count, then per element in ascending order: element, kernel
@@ -40,10 +42,15 @@ extension VersionVector: BinaryCodable, BinaryBlob {
 
 extension DotKernel: BinaryCodable where Payload: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) {
+        if case .single(let stamp, let payload) = storage {
+            writer.writeStamp(stamp, flags: 1, flagBits: 1)
+            payload.encode(to: &writer)
+            return
+        }
         let live = self.live
         let implied = VersionVector(live.map(\.stamp.dot))
         let extra = context.entries.filter { $0.counter > implied[$0.replica] }
-        writer.writeVarint(UInt64(live.count) << 1 | (extra.isEmpty ? 0 : 1))
+        writer.writeVarint(UInt64(live.count) << 2 | (extra.isEmpty ? 0 : 2))
         for event in live {
             writer.writeStamp(event.stamp)
             event.payload.encode(to: &writer)
@@ -59,8 +66,13 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
 
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let start = reader.offset
-        let head = try reader.readVarint("the size of a causal kernel")
-        let liveCount = head >> 1
+        let head = try reader.readVarint("a causal kernel")
+        if head & 1 == 1 {
+            let stamp = try reader.readStamp(tag: head >> 1, start: start)
+            self.init(normalizing: [Event(stamp: stamp, payload: try Payload(from: &reader))], VersionVector([stamp.dot]))
+            return
+        }
+        let liveCount = head >> 2
         guard liveCount <= UInt64(reader.remaining) else {
             throw BinaryDecodingError(
                 code: .tooLarge, offset: start,
@@ -76,7 +88,7 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
             live.append(Event(stamp: stamp, payload: try Payload(from: &reader)))
         }
         var context = VersionVector()
-        if head & 1 == 1 {
+        if head & 2 == 2 {
             let count = try reader.readCount("causal context entries", minimumElementSize: 2)
             for _ in 0..<count {
                 context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))

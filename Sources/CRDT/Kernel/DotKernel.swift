@@ -22,30 +22,34 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         public let stamp: HLC
         public let payload: Payload
 
+        @inlinable
         public init(stamp: HLC, payload: Payload) {
             self.stamp = stamp
             self.payload = payload
         }
     }
 
-    fileprivate enum Storage: Hashable, Sendable {
+    @usableFromInline
+    internal enum Storage: Hashable, Sendable {
         /// One live event; the context is just its dot.
         case single(HLC, Payload)
         /// Live events sorted by stamp; a context that covers every one of them.
         case general([Event], VersionVector)
     }
 
-    fileprivate var storage: Storage
+    @usableFromInline internal var storage: Storage
 
     /// The empty kernel: nothing seen.
+    @inlinable
     public init() {
         storage = .general([], VersionVector())
     }
 
     /// A kernel from parts; `context` is widened to cover `live`. Duplicate stamps keep the
     /// greatest payload, so even inconsistent input from a faulty peer merges deterministically.
+    @inlinable
     public init(live: some Sequence<Event>, context: VersionVector) {
-        var events = live.sorted { ($0.stamp, $0.payload) < ($1.stamp, $1.payload) }
+        var events = live.sorted { $0.stamp != $1.stamp ? $0.stamp < $1.stamp : $0.payload < $1.payload }
         var index = 0
         while index + 1 < events.count {
             if events[index].stamp == events[index + 1].stamp {
@@ -59,7 +63,8 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         self.init(normalizing: events, widened)
     }
 
-    private init(normalizing live: [Event], _ context: VersionVector) {
+    @inlinable
+    internal init(normalizing live: [Event], _ context: VersionVector) {
         if live.count == 1, context.count == 1, context.entries[0] == live[0].stamp.dot {
             storage = .single(live[0].stamp, live[0].payload)
         } else {
@@ -68,6 +73,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Live events in stamp order.
+    @inlinable
     public var live: [Event] {
         switch storage {
         case .single(let stamp, let payload): [Event(stamp: stamp, payload: payload)]
@@ -76,6 +82,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Everything seen on this key.
+    @inlinable
     public var context: VersionVector {
         switch storage {
         case .single(let stamp, _): VersionVector([stamp.dot])
@@ -83,6 +90,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
+    @inlinable
     public var isEmpty: Bool {
         switch storage {
         case .single: false
@@ -91,6 +99,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// The live event with the greatest stamp: the deterministic winner.
+    @inlinable
     public var winner: Event? {
         switch storage {
         case .single(let stamp, let payload): Event(stamp: stamp, payload: payload)
@@ -98,6 +107,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
+    @inlinable
     public var liveCount: Int {
         switch storage {
         case .single: 1
@@ -109,7 +119,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     ///
     /// - Precondition: `stamp` is newer than every stamp of its replica seen here (the replica's
     ///   ``HybridLogicalClock`` guarantees this).
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func write(_ payload: Payload, at stamp: HLC) -> DotKernel {
         precondition(!context.covers(stamp.dot), "stamp \(stamp) is not newer than what this replica has seen")
         // The delta's context names only the events it replaces: enough to remove them anywhere.
@@ -122,7 +132,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
 
     /// Removes every live event (observed-remove) and returns the delta; events this replica
     /// has not seen survive the delta wherever it is merged.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func removeAll() -> DotKernel {
         let delta = DotKernel(normalizing: [], VersionVector(live.map(\.stamp.dot)))
         merge(delta)
@@ -130,9 +140,30 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     }
 }
 
-extension DotKernel: Hashable {}
+extension DotKernel: Hashable {
+    @inlinable
+    public static func == (lhs: DotKernel, rhs: DotKernel) -> Bool {
+        switch (lhs.storage, rhs.storage) {
+        case (.single(let a, let pa), .single(let b, let pb)): a == b && pa == pb
+        case (.general(let la, let ca), .general(let lb, let cb)): la == lb && ca == cb
+        default: false
+        }
+    }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(storage)
+    }
+}
 
 extension DotKernel: Mergeable {
+    @inlinable
+    public var isBottom: Bool {
+        if case .general(let live, let context) = storage { return live.isEmpty && context.isEmpty }
+        return false
+    }
+
+    @inlinable
     public mutating func merge(_ other: DotKernel) {
         switch (storage, other.storage) {
         case (.single(let a, let pa), .single(let b, let pb)):
@@ -145,6 +176,15 @@ extension DotKernel: Mergeable {
                 let events = [Event(stamp: a, payload: pa), Event(stamp: b, payload: pb)].sorted { $0.stamp < $1.stamp }
                 storage = .general(events, VersionVector([a.dot, b.dot]))
             }
+        case (.single(let a, _), .general(let otherLive, let otherContext))
+        where otherContext.covers(a.dot) && !otherLive.contains(where: { $0.stamp == a }):
+            // Another replica overwrote what we hold (the usual edit after a sync): theirs wins
+            // whole, and no arrays are built.
+            self = other
+        case (.general(let live, let context), .single(let b, _))
+        where context.covers(b.dot) && !live.contains(where: { $0.stamp == b }):
+            // Old news: we already saw that event superseded.
+            return
         case (_, .general(let otherLive, let otherContext)) where otherLive.isEmpty && otherContext.isEmpty:
             return
         case (.general(let live, let context), _) where live.isEmpty && context.isEmpty:
@@ -154,7 +194,8 @@ extension DotKernel: Mergeable {
         }
     }
 
-    private static func join(_ a: DotKernel, _ b: DotKernel) -> DotKernel {
+    @inlinable
+    internal static func join(_ a: DotKernel, _ b: DotKernel) -> DotKernel {
         let liveA = a.live
         let liveB = b.live
         let contextA = a.context

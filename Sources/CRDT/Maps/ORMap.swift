@@ -16,20 +16,24 @@
 ///   value's merge; a single-field delta into a map of any size is one hash lookup plus O(1).
 /// - SeeAlso: Almeida, Shoker, Baquero, "Delta State Replicated Data Types" (2018), §6.3.
 public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Sendable {
-    public private(set) var valueByKey: [Key: Value]
+    @inlinable public var valueByKey: [Key: Value] { _valueByKey }
+    @usableFromInline internal var _valueByKey: [Key: Value]
 
+    @inlinable
     public init() {
-        valueByKey = [:]
+        _valueByKey = [:]
     }
 
     /// A map holding `valueByKey`; bottom values are dropped.
+    @inlinable
     public init(_ valueByKey: [Key: Value]) {
-        self.valueByKey = valueByKey.filter { !$0.value.isBottom }
+        _valueByKey = valueByKey.filter { !$0.value.isBottom }
     }
 
+    @inlinable
     public subscript(key: Key) -> Value? { valueByKey[key] }
 
-    public var count: Int { valueByKey.count }
+    @inlinable public var count: Int { _valueByKey.count }
     public var keys: Dictionary<Key, Value>.Keys { valueByKey.keys }
 
     /// Keys in ascending order (the order encodings and listings use, identical everywhere).
@@ -37,16 +41,17 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
 
     /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
     /// `mutation` returns the value's own delta, as every mutation in this package does.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func update(_ key: Key, _ mutation: (inout Value) -> Value) -> ORMap {
-        var value = valueByKey.removeValue(forKey: key) ?? Value()
+        var value = _valueByKey.removeValue(forKey: key) ?? Value()
         let delta = mutation(&value)
-        if !value.isBottom { valueByKey[key] = value }
+        if !value.isBottom { _valueByKey[key] = value }
         return delta.isBottom ? ORMap() : ORMap(uncheckedValueByKey: [key: delta])
     }
 
-    private init(uncheckedValueByKey: [Key: Value]) {
-        valueByKey = uncheckedValueByKey
+    @inlinable
+    internal init(uncheckedValueByKey: [Key: Value]) {
+        _valueByKey = uncheckedValueByKey
     }
 }
 
@@ -61,15 +66,19 @@ extension ORMap where Value: ObservedRemovable {
 extension ORMap: Equatable {}
 
 extension ORMap: Mergeable {
+    /// Bottom values are never stored, so an empty map is exactly bottom.
+    @inlinable public var isBottom: Bool { _valueByKey.isEmpty }
+
+    @inlinable
     public mutating func merge(_ other: ORMap) {
-        if valueByKey.isEmpty {
-            valueByKey = other.valueByKey
+        if _valueByKey.isEmpty {
+            _valueByKey = other._valueByKey
             return
         }
         for (key, value) in other.valueByKey {
             // Merge in place: `subscript(_:default:)` with a mutating call avoids a copy of the
             // value (and of its storage) per merge.
-            valueByKey[key, default: Value()].merge(value)
+            _valueByKey[key, default: Value()].merge(value)
         }
     }
 }
@@ -79,7 +88,7 @@ extension ORMap: ObservedRemovable where Value: ObservedRemovable {
     public mutating func removeAll() -> ORMap {
         var delta = [Key: Value]()
         for key in Array(valueByKey.keys) {
-            let valueDelta = valueByKey[key]!.removeAll()
+            let valueDelta = _valueByKey[key]!.removeAll()
             if !valueDelta.isBottom { delta[key] = valueDelta }
         }
         return ORMap(uncheckedValueByKey: delta)

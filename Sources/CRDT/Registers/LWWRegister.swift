@@ -39,6 +39,8 @@ public struct LWWRegister<Value: Hashable & Comparable & Sendable>: Sendable {
 extension LWWRegister: Equatable {}
 
 extension LWWRegister: Mergeable {
+    @inlinable public var isBottom: Bool { stamp == nil }
+
     public mutating func merge(_ other: LWWRegister) {
         guard let otherStamp = other.stamp, let otherValue = other.value else { return }
         guard let stamp, let value else {

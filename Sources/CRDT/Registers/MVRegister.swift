@@ -16,17 +16,20 @@
 /// - Complexity: merge is O(n + m) in the siblings, O(1) when both sides hold one value.
 /// - SeeAlso: DeCandia et al., "Dynamo" (SOSP 2007) for multi-value registers; Almeida et al.,
 ///   "Delta State Replicated Data Types" (2018) for the delta form used here.
-public struct MVRegister<Value: Hashable & Comparable & Sendable>: Sendable {
+public struct MVRegister<Value: Hashable & Comparable & Sendable>: Hashable, Sendable {
     public typealias Sibling = DotKernel<Value>.Event
 
-    public private(set) var kernel: DotKernel<Value>
+    public var kernel: DotKernel<Value> { _kernel }
+    @usableFromInline internal var _kernel: DotKernel<Value>
 
+    @inlinable
     public init() {
-        kernel = DotKernel()
+        _kernel = DotKernel()
     }
 
+    @inlinable
     public init(kernel: DotKernel<Value>) {
-        self.kernel = kernel
+        _kernel = kernel
     }
 
     /// The sibling values in stamp order (the winner last).
@@ -46,23 +49,26 @@ public struct MVRegister<Value: Hashable & Comparable & Sendable>: Sendable {
     /// Writes `value`, superseding every sibling seen here, and returns the delta.
     ///
     /// - Precondition: `stamp` comes from this replica's clock after everything merged here.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func write(_ value: Value, at stamp: HLC) -> MVRegister {
-        MVRegister(kernel: kernel.write(value, at: stamp))
+        MVRegister(kernel: _kernel.write(value, at: stamp))
     }
 }
 
 extension MVRegister: Mergeable {
+    @inlinable public var isBottom: Bool { _kernel.isBottom }
+
+    @inlinable
     public mutating func merge(_ other: MVRegister) {
-        kernel.merge(other.kernel)
+        _kernel.merge(other._kernel)
     }
 }
 
 extension MVRegister: ObservedRemovable {
     /// Clears every sibling seen here; a concurrent write elsewhere survives (update wins).
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func removeAll() -> MVRegister {
-        MVRegister(kernel: kernel.removeAll())
+        MVRegister(kernel: _kernel.removeAll())
     }
 }
 

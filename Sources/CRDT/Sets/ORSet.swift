@@ -24,19 +24,23 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
     /// One element's insertions and what has been seen of it.
     public struct Entry: Hashable, Sendable {
         public let element: Element
-        public fileprivate(set) var kernel: DotKernel<Presence>
+        public var kernel: DotKernel<Presence> { _kernel }
+        @usableFromInline internal var _kernel: DotKernel<Presence>
 
+        @inlinable
         public init(element: Element, kernel: DotKernel<Presence>) {
             self.element = element
-            self.kernel = kernel
+            _kernel = kernel
         }
     }
 
     /// Entries sorted by element, removed elements included (with an empty kernel).
-    public private(set) var entries: [Entry]
+    @inlinable public var entries: [Entry] { _entries }
+    @usableFromInline internal var _entries: [Entry]
 
+    @inlinable
     public init() {
-        entries = []
+        _entries = []
     }
 
     /// A set from entries (sorted and de-duplicated here; bottom kernels dropped).
@@ -59,6 +63,7 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
 
     public var isEmpty: Bool { count == 0 }
 
+    @inlinable
     public func contains(_ element: Element) -> Bool {
         guard let index = index(of: element) else { return false }
         return !entries[index].kernel.isEmpty
@@ -73,33 +78,35 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
     /// Inserts `element` and returns the delta.
     ///
     /// - Precondition: `stamp` comes from this replica's clock after everything merged here.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ element: Element, at stamp: HLC) -> ORSet {
         let position = insertionPoint(of: element)
         if position < entries.count && entries[position].element == element {
-            let delta = entries[position].kernel.write(Presence(), at: stamp)
+            let delta = _entries[position]._kernel.write(Presence(), at: stamp)
             return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
         }
         var kernel = DotKernel<Presence>()
         let delta = kernel.write(Presence(), at: stamp)
-        entries.insert(Entry(element: element, kernel: kernel), at: position)
+        _entries.insert(Entry(element: element, kernel: kernel), at: position)
         return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
     }
 
     /// Removes the insertions of `element` seen here and returns the delta (empty when the
     /// element is not present).
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func remove(_ element: Element) -> ORSet {
         guard let index = index(of: element), !entries[index].kernel.isEmpty else { return ORSet() }
-        let delta = entries[index].kernel.removeAll()
+        let delta = _entries[index]._kernel.removeAll()
         return ORSet(uncheckedEntries: [Entry(element: element, kernel: delta)])
     }
 
-    init(uncheckedEntries: [Entry]) {
-        entries = uncheckedEntries
+    @inlinable
+    internal init(uncheckedEntries: [Entry]) {
+        _entries = uncheckedEntries
     }
 
-    private func insertionPoint(of element: Element) -> Int {
+    @inlinable
+    internal func insertionPoint(of element: Element) -> Int {
         var low = 0
         var high = entries.count
         while low < high {
@@ -109,35 +116,41 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
         return low
     }
 
-    private func index(of element: Element) -> Int? {
+    @inlinable
+    internal func index(of element: Element) -> Int? {
         let position = insertionPoint(of: element)
         return position < entries.count && entries[position].element == element ? position : nil
     }
 
-    private mutating func mergeEntry(_ entry: Entry) {
+    @inlinable
+    internal mutating func mergeEntry(_ entry: Entry) {
         let position = insertionPoint(of: entry.element)
         if position < entries.count && entries[position].element == entry.element {
-            entries[position].kernel.merge(entry.kernel)
+            _entries[position]._kernel.merge(entry.kernel)
         } else {
-            entries.insert(entry, at: position)
+            _entries.insert(entry, at: position)
         }
     }
 }
 
 /// The payload of a set element's insertion: there is nothing to say beyond "present".
 public struct Presence: Hashable, Comparable, Sendable, Codable {
-    public init() {}
-    public static func < (lhs: Presence, rhs: Presence) -> Bool { false }
+    @inlinable public init() {}
+    @inlinable public static func < (lhs: Presence, rhs: Presence) -> Bool { false }
 }
 
 extension ORSet: Equatable {}
 
 extension ORSet: Mergeable {
+    /// Bottom kernels are never stored, so an empty entry list is exactly bottom.
+    @inlinable public var isBottom: Bool { _entries.isEmpty }
+
     /// - Complexity: O(n + m); O(m log n) when `other` is a small delta.
+    @inlinable
     public mutating func merge(_ other: ORSet) {
         if other.entries.isEmpty { return }
         if entries.isEmpty {
-            entries = other.entries
+            _entries = other._entries
             return
         }
         if other.entries.count <= 2 {
@@ -157,13 +170,13 @@ extension ORSet: Mergeable {
                 j += 1
             } else {
                 var entry = entries[i]
-                entry.kernel.merge(other.entries[j].kernel)
+                entry._kernel.merge(other.entries[j].kernel)
                 merged.append(entry)
                 i += 1
                 j += 1
             }
         }
-        entries = merged
+        _entries = merged
     }
 }
 
@@ -173,7 +186,7 @@ extension ORSet: ObservedRemovable {
     public mutating func removeAll() -> ORSet {
         var delta = [Entry]()
         for index in entries.indices where !entries[index].kernel.isEmpty {
-            delta.append(Entry(element: entries[index].element, kernel: entries[index].kernel.removeAll()))
+            delta.append(Entry(element: entries[index].element, kernel: _entries[index]._kernel.removeAll()))
         }
         return ORSet(uncheckedEntries: delta)
     }

@@ -1,0 +1,3 @@
+#include <stddef.h>
+/// Bytes currently allocated by malloc (glibc mallinfo2().uordblks).
+size_t heap_stats_in_use(void);
