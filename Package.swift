@@ -31,8 +31,9 @@ let package = Package(
 
         // Test support is its own target: seeded generators, the lattice-law checker and the
         // naive reference model used by the convergence fuzzer.
-        .target(name: "CRDTTestSupport", dependencies: ["CRDT"], path: "Tests/CRDTTestSupport",
-                swiftSettings: swiftSettings),
+        .target(
+            name: "CRDTTestSupport", dependencies: ["CRDT"], path: "Tests/CRDTTestSupport",
+            swiftSettings: swiftSettings),
         .testTarget(name: "CRDTTests", dependencies: ["CRDT", "CRDTTestSupport"], swiftSettings: swiftSettings),
     ]
 )

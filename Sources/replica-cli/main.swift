@@ -1,8 +1,7 @@
+import Foundation
 // The `replica-cli` executable stays thin: parsing, calling Replica, printing.
 // The commands arrive with issue #6; until then this tells the caller so.
 import Replica
-
-import Foundation
 
 let message = """
     replica-cli: this build has no replica commands yet; they arrive with issue #6.

@@ -1,9 +1,8 @@
+import Foundation
 // The `sync-server` executable stays thin: it parses arguments and starts SyncServer.
 // The server itself arrives with issue #5; until then this tells the caller so, instead of
 // pretending to serve.
 import SyncServer
-
-import Foundation
 
 let message = """
     sync-server: this build has no server yet; it arrives with issue #5.

@@ -27,7 +27,9 @@ public struct World<State: Mergeable & BinaryBlob & Codable> {
         self.subject = subject
         states = Array(repeating: State(), count: replicas)
         // Small replica IDs collide with each other's order often enough to test tie-breaks.
-        clocks = (0..<replicas).map { HybridLogicalClock(replica: ReplicaID(UInt64($0) * 7 + 1 + rng.next() % 3 * 100)) }
+        clocks = (0..<replicas).map {
+            HybridLogicalClock(replica: ReplicaID(UInt64($0) * 7 + 1 + rng.next() % 3 * 100))
+        }
     }
 
     /// One random step: a local operation, or merging another replica's state or an old delta.
@@ -62,7 +64,9 @@ public struct LawFailure: CustomStringConvertible, Sendable {
     public let seed: UInt64
     public let detail: String
 
-    public var description: String { "\(subject): \(law) fails for seed \(seed) (replay with KRALIKI_SEED=\(seed)): \(detail)" }
+    public var description: String {
+        "\(subject): \(law) fails for seed \(seed) (replay with KRALIKI_SEED=\(seed)): \(detail)"
+    }
 }
 
 /// Checks the lattice laws, the delta law and the encodings of a CRDT type on `cases`
@@ -71,7 +75,9 @@ public struct LawFailure: CustomStringConvertible, Sendable {
 /// Laws: merge is commutative, associative and idempotent with bottom as identity; merging a
 /// delta equals merging the state it came from, before or after other merges; binary and JSON
 /// encodings round-trip, and equal states encode to equal bytes.
-public func checkLaws<State>(_ subject: LawSubject<State>, cases: Int, seed: UInt64) -> (failures: [LawFailure], checks: [String: Int]) {
+public func checkLaws<State>(
+    _ subject: LawSubject<State>, cases: Int, seed: UInt64
+) -> (failures: [LawFailure], checks: [String: Int]) {
     var failures = [LawFailure]()
     var checks = [String: Int]()
     func check(_ law: String, _ holds: Bool, _ caseSeed: UInt64, _ detail: @autoclosure () -> String) {
@@ -101,21 +107,30 @@ public func checkLaws<State>(_ subject: LawSubject<State>, cases: Int, seed: UIn
         var before = world
         let delta = before.operate(at: 0, &rng)
         let after = before.states[0]
-        check("delta equals mutation", a.merging(delta) == after, caseSeed, "a⊔δ ≠ a'\n a=\(a)\n δ=\(delta)\n a'=\(after)")
-        check("delta-merge equals state-merge", b.merging(a).merging(delta) == b.merging(after), caseSeed,
-              "(b⊔a)⊔δ ≠ b⊔a'\n δ=\(delta)")
-        check("delta-merge equals state-merge", b.merging(delta).merging(a) == b.merging(after), caseSeed,
-              "(b⊔δ)⊔a ≠ b⊔a' (delta arriving before the state it extends)\n δ=\(delta)")
+        check(
+            "delta equals mutation", a.merging(delta) == after, caseSeed, "a⊔δ ≠ a'\n a=\(a)\n δ=\(delta)\n a'=\(after)"
+        )
+        check(
+            "delta-merge equals state-merge", b.merging(a).merging(delta) == b.merging(after), caseSeed,
+            "(b⊔a)⊔δ ≠ b⊔a'\n δ=\(delta)")
+        check(
+            "delta-merge equals state-merge", b.merging(delta).merging(a) == b.merging(after), caseSeed,
+            "(b⊔δ)⊔a ≠ b⊔a' (delta arriving before the state it extends)\n δ=\(delta)")
 
         for value in [a, b, delta, a.merging(b)] {
             let bytes = value.encodedBlob()
             let decoded = Result { () throws(BinaryDecodingError) in try State(blob: bytes) }
-            check("binary round trip", (try? decoded.get()) == value, caseSeed, "decode(encode(x)) ≠ x for \(value): \(decoded)")
+            check(
+                "binary round trip", (try? decoded.get()) == value, caseSeed,
+                "decode(encode(x)) ≠ x for \(value): \(decoded)")
             let json = Result { try decoder.decode(State.self, from: encoder.encode(value)) }
-            check("JSON round trip", (try? json.get()) == value, caseSeed, "JSON decode(encode(x)) ≠ x for \(value): \(json)")
+            check(
+                "JSON round trip", (try? json.get()) == value, caseSeed,
+                "JSON decode(encode(x)) ≠ x for \(value): \(json)")
         }
-        check("deterministic encoding", a.merging(b).encodedBlob() == b.merging(a).encodedBlob(), caseSeed,
-              "equal states encode differently")
+        check(
+            "deterministic encoding", a.merging(b).encodedBlob() == b.merging(a).encodedBlob(), caseSeed,
+            "equal states encode differently")
     }
     return (failures, checks)
 }

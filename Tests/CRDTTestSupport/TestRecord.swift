@@ -38,7 +38,9 @@ extension TestRecord: BinaryBlob {
 
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let present = try reader.readVarint("a field bitmap")
-        guard present < 8 else { throw reader.error(.invalidValue, "expected a field bitmap below 8, found \(present)") }
+        guard present < 8 else {
+            throw reader.error(.invalidValue, "expected a field bitmap below 8, found \(present)")
+        }
         self.init()
         if present & 1 != 0 { name = try MVRegister(from: &reader) }
         if present & 2 != 0 { score = try MVRegister(from: &reader) }

@@ -50,7 +50,10 @@ struct ClockSkewTests {
         var correctClock = HybridLogicalClock(replica: correct)
         let before = correctClock.now(wall: Self.now)
         let stamp = skewedClock.now(wall: UInt64(Int64(Self.now) + skew))
-        #expect(throws: ClockError.driftExceeded(remote: stamp, wall: Self.now, maxForwardDrift: HybridLogicalClock.defaultMaxForwardDrift)) {
+        #expect(
+            throws: ClockError.driftExceeded(
+                remote: stamp, wall: Self.now, maxForwardDrift: HybridLogicalClock.defaultMaxForwardDrift)
+        ) {
             try correctClock.receive(stamp, wall: Self.now)
         }
         #expect(correctClock.last == before, "a refused stamp must not move the clock")
@@ -82,8 +85,9 @@ struct ClockSkewTests {
                 }
                 let stamp: HLC
                 if rng.chance(0.3) {
-                    let remote = HLC(physical: UInt64(wall + Int64(rng.int(-1_000...1_000))), logical: UInt16(rng.int(0...3)),
-                                     replica: skewed)
+                    let remote = HLC(
+                        physical: UInt64(wall + Int64(rng.int(-1_000...1_000))), logical: UInt16(rng.int(0...3)),
+                        replica: skewed)
                     maxSeen = max(maxSeen, remote.physical)
                     stamp = (try? clock.receive(remote, wall: UInt64(wall))) ?? clock.now(wall: UInt64(wall))
                 } else {

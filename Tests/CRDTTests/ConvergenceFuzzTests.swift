@@ -27,9 +27,11 @@ struct ConvergenceFuzzTests {
                 }
             }
         }
-        print("convergence fuzzer: \(seeds.count) seeds, \(delivered) messages delivered, \(dropped) dropped and re-sent, "
-              + "\(duplicated) duplicated; failing seeds: \(failedSeeds.count)"
-              + (failedSeeds.isEmpty ? "" : " (first: \(failedSeeds.prefix(10).map(String.init).joined(separator: ", ")))"))
+        print(
+            "convergence fuzzer: \(seeds.count) seeds, \(delivered) messages delivered, \(dropped) dropped and re-sent, "
+                + "\(duplicated) duplicated; failing seeds: \(failedSeeds.count)"
+                + (failedSeeds.isEmpty
+                    ? "" : " (first: \(failedSeeds.prefix(10).map(String.init).joined(separator: ", ")))"))
         #expect(failedSeeds.count == 0, "seeds failed; replay one with KRALIKI_SEED")
         #expect(seeds.count >= (FuzzSettings.replaySeed == nil ? 2_000 : 1))
         #expect(dropped > 0 && duplicated > 0 || FuzzSettings.replaySeed != nil, "the network must actually misbehave")

@@ -27,7 +27,9 @@ struct DecoderFuzzTests {
                 let index = rng.int(0...bytes.count - 1)
                 bytes[index] ^= 1 << UInt8(rng.int(0...7))
             case 1 where !bytes.isEmpty:
-                bytes[rng.int(0...bytes.count - 1)] = rng.pick([0x00, 0x01, 0x7F, 0x80, 0xFF, UInt8.random(in: 0...255, using: &rng)])
+                bytes[rng.int(0...bytes.count - 1)] = rng.pick([
+                    0x00, 0x01, 0x7F, 0x80, 0xFF, UInt8.random(in: 0...255, using: &rng),
+                ])
             case 2 where !bytes.isEmpty:
                 bytes.removeLast(rng.int(1...bytes.count))
             case 3:
@@ -67,47 +69,52 @@ struct DecoderFuzzTests {
                 #expect(!error.message.isEmpty)
             }
         }
-        print("decoder fuzz \(subject.name): \(cases) inputs, \(decoded) decoded, refused: "
-              + refused.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        print(
+            "decoder fuzz \(subject.name): \(cases) inputs, \(decoded) decoded, refused: "
+                + refused.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         #expect(decoded + refused.values.reduce(0, +) == cases)
         #expect(refused.count >= 2, "the fuzzer should reach several kinds of refusal")
     }
 
     @Test func versionVector() {
-        Self.fuzz(LawSubject<VersionVector>("VersionVector") { _, state, stamp in
-            state.merge(VersionVector([stamp.dot]))
-            return VersionVector([stamp.dot])
-        }, seed: 0xD1)
+        Self.fuzz(
+            LawSubject<VersionVector>("VersionVector") { _, state, stamp in
+                state.merge(VersionVector([stamp.dot]))
+                return VersionVector([stamp.dot])
+            }, seed: 0xD1)
     }
 
     @Test func mvRegister() {
-        Self.fuzz(LawSubject<MVRegister<String>>("MVRegister") { rng, state, stamp in
-            rng.chance(0.9) ? state.write(rng.pick(["a", "Zoë", ""]), at: stamp) : state.removeAll()
-        }, seed: 0xD2)
+        Self.fuzz(
+            LawSubject<MVRegister<String>>("MVRegister") { rng, state, stamp in
+                rng.chance(0.9) ? state.write(rng.pick(["a", "Zoë", ""]), at: stamp) : state.removeAll()
+            }, seed: 0xD2)
     }
 
     @Test func lwwRegister() {
-        Self.fuzz(LawSubject<LWWRegister<Int64>>("LWWRegister") { rng, state, stamp in
-            state.write(Int64(rng.int(-1_000...1_000)), at: stamp)
-        }, seed: 0xD3)
+        Self.fuzz(
+            LawSubject<LWWRegister<Int64>>("LWWRegister") { rng, state, stamp in
+                state.write(Int64(rng.int(-1_000...1_000)), at: stamp)
+            }, seed: 0xD3)
     }
 
     @Test func orMapOfRecords() {
-        Self.fuzz(LawSubject<ORMap<UInt64, TestRecord>>("ORMap<record>") { rng, state, stamp in
-            let key = UInt64(rng.int(0...3))
-            let tag = UInt8(rng.int(0...3))
-            let choice = rng.int(0...4)
-            return state.update(key) { record in
-                var delta = TestRecord()
-                switch choice {
-                case 0: delta.name = record.name.write("n\(tag)", at: stamp)
-                case 1: delta.score = record.score.write(UInt64(tag), at: stamp)
-                case 2: delta.tags = record.tags.remove(tag)
-                default: delta.tags = record.tags.insert(tag, at: stamp)
+        Self.fuzz(
+            LawSubject<ORMap<UInt64, TestRecord>>("ORMap<record>") { rng, state, stamp in
+                let key = UInt64(rng.int(0...3))
+                let tag = UInt8(rng.int(0...3))
+                let choice = rng.int(0...4)
+                return state.update(key) { record in
+                    var delta = TestRecord()
+                    switch choice {
+                    case 0: delta.name = record.name.write("n\(tag)", at: stamp)
+                    case 1: delta.score = record.score.write(UInt64(tag), at: stamp)
+                    case 2: delta.tags = record.tags.remove(tag)
+                    default: delta.tags = record.tags.insert(tag, at: stamp)
+                    }
+                    return delta
                 }
-                return delta
-            }
-        }, seed: 0xD4)
+            }, seed: 0xD4)
     }
 
     @Test("forged counts are refused before anything is allocated")

@@ -79,8 +79,10 @@ struct HLCTests {
         var rng = SeededRandom(seed: seed)
         var stamps = [HLC]()
         for _ in 0..<500 {
-            stamps.append(HLC(physical: rng.next() % HLC.maxPhysical, logical: UInt16.random(in: 0...3, using: &rng),
-                              replica: ReplicaID(rng.next() % 4)))
+            stamps.append(
+                HLC(
+                    physical: rng.next() % HLC.maxPhysical, logical: UInt16.random(in: 0...3, using: &rng),
+                    replica: ReplicaID(rng.next() % 4)))
         }
         for stamp in stamps {
             #expect(HLC(text: stamp.text) == stamp)

@@ -51,9 +51,13 @@ extension ContactLike: BinaryBlob {
 
     init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let present = try reader.readVarint("a field bitmap")
-        guard present < 1 << 10 else { throw reader.error(.invalidValue, "expected 10 fields, found bitmap \(present)") }
+        guard present < 1 << 10 else {
+            throw reader.error(.invalidValue, "expected 10 fields, found bitmap \(present)")
+        }
         self.init()
-        for index in 0..<7 where present & (1 << UInt64(index)) != 0 { registers[index] = try MVRegister(from: &reader) }
+        for index in 0..<7 where present & (1 << UInt64(index)) != 0 {
+            registers[index] = try MVRegister(from: &reader)
+        }
         if present & (1 << 7) != 0 { phones = try ORSet(from: &reader) }
         if present & (1 << 8) != 0 { emails = try ORSet(from: &reader) }
         if present & (1 << 9) != 0 { tags = try ORSet(from: &reader) }
@@ -143,19 +147,26 @@ let plainBefore = heapInUse()
 var plain = [UInt64: PlainContact](minimumCapacity: 0)
 for index in 0..<recordCount {
     let data = values(for: index)
-    plain[UInt64(index)] = PlainContact(registers: data.registers, phones: data.phones, emails: data.emails, tags: data.tags)
+    plain[UInt64(index)] = PlainContact(
+        registers: data.registers, phones: data.phones, emails: data.emails, tags: data.tags)
 }
 let plainBytes = heapInUse() - plainBefore
-print("memory: CRDT map \(crdtBytes / recordCount) B/record; plain Swift dictionary of structs \(plainBytes / recordCount) B/record; "
-      + "ratio \(format(Double(crdtBytes) / Double(plainBytes), 2))×")
+print(
+    "memory: CRDT map \(crdtBytes / recordCount) B/record; plain Swift dictionary of structs \(plainBytes / recordCount) B/record; "
+        + "ratio \(format(Double(crdtBytes) / Double(plainBytes), 2))×")
 
 // MARK: Encoded sizes
 
 let sampleRecord = map[12_345]!
 let recordBlob = sampleRecord.encodedBlob()
-let plainRecordBytes = values(for: 12_345).registers.reduce(0) { $0 + $1.utf8.count }
-    + (values(for: 12_345).phones + values(for: 12_345).emails + values(for: 12_345).tags).reduce(0) { $0 + $1.utf8.count }
-print("size: 10-field record (7 registers, three 2-element sets) \(recordBlob.count) B; its text alone is \(plainRecordBytes) B")
+let plainRecordBytes =
+    values(for: 12_345).registers.reduce(0) { $0 + $1.utf8.count }
+    + (values(for: 12_345).phones + values(for: 12_345).emails + values(for: 12_345).tags).reduce(0) {
+        $0 + $1.utf8.count
+    }
+print(
+    "size: 10-field record (7 registers, three 2-element sets) \(recordBlob.count) B; its text alone is \(plainRecordBytes) B"
+)
 
 var single = map
 let shortDelta = single.update(12_345) { record in
@@ -175,9 +186,10 @@ let crossDelta = single.update(12_347) { record in
     delta.registers[0] = record.registers[0].write("Alice", at: otherClock.now(wall: baseWall + 200_002))
     return delta
 }
-print("size: single-field delta in a map (\"Alice\") \(shortDelta.encodedBlob().count) B; "
-      + "(\"Jana Nováková\", 15 B of UTF-8) \(typicalDelta.encodedBlob().count) B; "
-      + "overwriting another replica's value (\"Alice\") \(crossDelta.encodedBlob().count) B")
+print(
+    "size: single-field delta in a map (\"Alice\") \(shortDelta.encodedBlob().count) B; "
+        + "(\"Jana Nováková\", 15 B of UTF-8) \(typicalDelta.encodedBlob().count) B; "
+        + "overwriting another replica's value (\"Alice\") \(crossDelta.encodedBlob().count) B")
 
 // MARK: Merge throughput
 
@@ -192,21 +204,24 @@ func makeDeltas(from source: ORMap<UInt64, ContactLike>, writer: ReplicaID, seen
         let key = UInt64.random(in: 0..<UInt64(recordCount), using: &rng)
         let field = Int.random(in: 0..<10, using: &rng)
         let stamp = writerClock.now(wall: baseWall + 300_000 + UInt64(index / 100))
-        deltas.append(source.update(key) { record in
-            var delta = ContactLike()
-            switch field {
-            case 0..<7: delta.registers[field] = record.registers[field].write("value \(index % 1000)", at: stamp)
-            case 7: delta.phones = record.phones.insert("+420602\(100_000 + index % 900_000)", at: stamp)
-            case 8: delta.emails = record.emails.insert("n\(index)@example.cz", at: stamp)
-            default: delta.tags = record.tags.insert(["vip", "b2b", "lead", "cz"][index % 4], at: stamp)
-            }
-            return delta
-        })
+        deltas.append(
+            source.update(key) { record in
+                var delta = ContactLike()
+                switch field {
+                case 0..<7: delta.registers[field] = record.registers[field].write("value \(index % 1000)", at: stamp)
+                case 7: delta.phones = record.phones.insert("+420602\(100_000 + index % 900_000)", at: stamp)
+                case 8: delta.emails = record.emails.insert("n\(index)@example.cz", at: stamp)
+                default: delta.tags = record.tags.insert(["vip", "b2b", "lead", "cz"][index % 4], at: stamp)
+                }
+                return delta
+            })
     }
     return deltas
 }
 
-func mergeThroughput(_ label: String, into target: ORMap<UInt64, ContactLike>, _ deltas: [ORMap<UInt64, ContactLike>]) -> Double {
+func mergeThroughput(
+    _ label: String, into target: ORMap<UInt64, ContactLike>, _ deltas: [ORMap<UInt64, ContactLike>]
+) -> Double {
     var target = target
     let seconds = measure {
         for delta in deltas { target.merge(delta) }
@@ -231,16 +246,22 @@ var decodeTarget = map
 let decodeSeconds = measure {
     for bytes in wire { decodeTarget.merge(try! ORMap<UInt64, ContactLike>(blob: bytes)) }
 }
-print("merge: decode + merge from bytes (avg \(format(averageBytes, 1)) B/delta): \(format(Double(wire.count) / decodeSeconds)) merges/s")
+print(
+    "merge: decode + merge from bytes (avg \(format(averageBytes, 1)) B/delta): \(format(Double(wire.count) / decodeSeconds)) merges/s"
+)
 
 // Baseline: the same number of plain field assignments into a dictionary of structs.
 var plainTarget = plain
 let assignments = (0..<deltaCount).map { index in
-    (UInt64.random(in: 0..<UInt64(recordCount), using: &rng), Int.random(in: 0..<7, using: &rng), "value \(index % 1000)")
+    (
+        UInt64.random(in: 0..<UInt64(recordCount), using: &rng), Int.random(in: 0..<7, using: &rng),
+        "value \(index % 1000)"
+    )
 }
 let plainSeconds = measure {
     for (key, field, value) in assignments { plainTarget[key]!.registers[field] = value }
 }
 let plainRate = Double(deltaCount) / plainSeconds
-print("baseline: plain dictionary field assignment: \(format(plainRate)) assignments/s; "
-      + "CRDT merge is \(format(plainRate / ownRate, 1))× / \(format(plainRate / otherRate, 1))× slower")
+print(
+    "baseline: plain dictionary field assignment: \(format(plainRate)) assignments/s; "
+        + "CRDT merge is \(format(plainRate / ownRate, 1))× / \(format(plainRate / otherRate, 1))× slower")

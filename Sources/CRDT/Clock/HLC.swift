@@ -71,7 +71,9 @@ public struct HLC: Hashable, Comparable, Sendable {
     public var bytes: [UInt8] {
         var result = [UInt8]()
         result.reserveCapacity(16)
-        for shift in stride(from: 56, through: 0, by: -8) { result.append(UInt8(truncatingIfNeeded: time >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            result.append(UInt8(truncatingIfNeeded: time >> UInt64(shift)))
+        }
         for shift in stride(from: 56, through: 0, by: -8) {
             result.append(UInt8(truncatingIfNeeded: replica.rawValue >> UInt64(shift)))
         }

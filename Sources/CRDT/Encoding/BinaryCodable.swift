@@ -56,13 +56,16 @@ extension BinaryBlob {
         guard type == Self.blobType.rawValue else {
             throw BinaryDecodingError(
                 code: .wrongType, offset: 0,
-                message: "expected a blob of type \(Self.blobType) (\(Self.self)), found type 0x\(String(type, radix: 16))")
+                message:
+                    "expected a blob of type \(Self.blobType) (\(Self.self)), found type 0x\(String(type, radix: 16))")
         }
         let version = try reader.readByte("a format version byte")
         guard Self.readableVersions.contains(version) else {
             throw BinaryDecodingError(
                 code: .unsupportedVersion, offset: 1,
-                message: "expected format version \(Self.readableVersions.lowerBound)...\(Self.readableVersions.upperBound) of \(Self.self), found version \(version)")
+                message:
+                    "expected format version \(Self.readableVersions.lowerBound)...\(Self.readableVersions.upperBound) of \(Self.self), found version \(version)"
+            )
         }
         try self.init(from: &reader)
         guard reader.isAtEnd else {
@@ -82,7 +85,9 @@ extension UInt32: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 32-bit integer")
-        guard let narrow = UInt32(exactly: value) else { throw reader.error(.invalidValue, "expected a 32-bit integer, found \(value)") }
+        guard let narrow = UInt32(exactly: value) else {
+            throw reader.error(.invalidValue, "expected a 32-bit integer, found \(value)")
+        }
         self = narrow
     }
 }
@@ -91,7 +96,9 @@ extension UInt16: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 16-bit integer")
-        guard let narrow = UInt16(exactly: value) else { throw reader.error(.invalidValue, "expected a 16-bit integer, found \(value)") }
+        guard let narrow = UInt16(exactly: value) else {
+            throw reader.error(.invalidValue, "expected a 16-bit integer, found \(value)")
+        }
         self = narrow
     }
 }
@@ -110,7 +117,9 @@ extension Int: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(Int64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readSignedVarint()
-        guard let narrow = Int(exactly: value) else { throw reader.error(.invalidValue, "expected a native integer, found \(value)") }
+        guard let narrow = Int(exactly: value) else {
+            throw reader.error(.invalidValue, "expected a native integer, found \(value)")
+        }
         self = narrow
     }
 }

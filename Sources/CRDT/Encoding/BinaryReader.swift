@@ -41,34 +41,43 @@ public struct BinaryReader: Sendable {
         return bytes[offset..<offset + count]
     }
 
-    public mutating func readVarint(_ what: @autoclosure () -> String = "an integer") throws(BinaryDecodingError) -> UInt64 {
+    public mutating func readVarint(
+        _ what: @autoclosure () -> String = "an integer"
+    ) throws(BinaryDecodingError) -> UInt64 {
         let start = offset
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
             guard offset < bytes.count else {
-                throw BinaryDecodingError(code: .truncated, offset: start, message: "expected \(what()), found the end of the input")
+                throw BinaryDecodingError(
+                    code: .truncated, offset: start, message: "expected \(what()), found the end of the input")
             }
             let byte = bytes[offset]
             offset += 1
             if shift == 63 && byte > 1 {
-                throw BinaryDecodingError(code: .malformedVarint, offset: start, message: "expected \(what()), found a varint over 64 bits")
+                throw BinaryDecodingError(
+                    code: .malformedVarint, offset: start, message: "expected \(what()), found a varint over 64 bits")
             }
             result |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 { return result }
             shift += 7
             if shift > 63 {
-                throw BinaryDecodingError(code: .malformedVarint, offset: start, message: "expected \(what()), found a varint over 10 bytes")
+                throw BinaryDecodingError(
+                    code: .malformedVarint, offset: start, message: "expected \(what()), found a varint over 10 bytes")
             }
         }
     }
 
-    public mutating func readSignedVarint(_ what: @autoclosure () -> String = "an integer") throws(BinaryDecodingError) -> Int64 {
+    public mutating func readSignedVarint(
+        _ what: @autoclosure () -> String = "an integer"
+    ) throws(BinaryDecodingError) -> Int64 {
         let raw = try readVarint(what())
         return Int64(bitPattern: raw >> 1) ^ -Int64(bitPattern: raw & 1)
     }
 
-    public mutating func readFixed64(_ what: @autoclosure () -> String = "8 bytes") throws(BinaryDecodingError) -> UInt64 {
+    public mutating func readFixed64(
+        _ what: @autoclosure () -> String = "8 bytes"
+    ) throws(BinaryDecodingError) -> UInt64 {
         guard remaining >= 8 else { throw error(.truncated, "expected \(what()), found \(remaining) bytes") }
         var value: UInt64 = 0
         for index in 0..<8 { value |= UInt64(bytes[offset + index]) << UInt64(index * 8) }
@@ -77,7 +86,9 @@ public struct BinaryReader: Sendable {
     }
 
     /// A count of elements that each take at least `minimumElementSize` bytes.
-    public mutating func readCount(_ what: @autoclosure () -> String, minimumElementSize: Int = 1) throws(BinaryDecodingError) -> Int {
+    public mutating func readCount(
+        _ what: @autoclosure () -> String, minimumElementSize: Int = 1
+    ) throws(BinaryDecodingError) -> Int {
         let start = offset
         let count = try readVarint("a count of \(what())")
         guard count <= UInt64(remaining / max(1, minimumElementSize)) else {
@@ -88,12 +99,15 @@ public struct BinaryReader: Sendable {
         return Int(count)
     }
 
-    public mutating func readString(_ what: @autoclosure () -> String = "a string") throws(BinaryDecodingError) -> String {
+    public mutating func readString(
+        _ what: @autoclosure () -> String = "a string"
+    ) throws(BinaryDecodingError) -> String {
         let start = offset
         let length = try readCount("bytes of \(what())")
         let slice = try readBytes(length)
         guard let string = String(validating: slice, as: UTF8.self) else {
-            throw BinaryDecodingError(code: .invalidValue, offset: start, message: "expected \(what()) in UTF-8, found invalid UTF-8")
+            throw BinaryDecodingError(
+                code: .invalidValue, offset: start, message: "expected \(what()) in UTF-8, found invalid UTF-8")
         }
         return string
     }
@@ -119,13 +133,17 @@ public struct BinaryReader: Sendable {
         let head = try readVarint("an HLC time")
         let physical = head >> 1
         guard physical <= HLC.maxPhysical else {
-            throw BinaryDecodingError(code: .invalidValue, offset: start, message: "expected an HLC time of at most 48 bits, found \(physical)")
+            throw BinaryDecodingError(
+                code: .invalidValue, offset: start,
+                message: "expected an HLC time of at most 48 bits, found \(physical)")
         }
         var logical: UInt64 = 0
         if head & 1 == 1 {
             logical = try readVarint("an HLC logical counter")
             guard logical > 0, logical <= UInt64(HLC.maxLogical) else {
-                throw BinaryDecodingError(code: .invalidValue, offset: start, message: "expected an HLC logical counter in 1...65535, found \(logical)")
+                throw BinaryDecodingError(
+                    code: .invalidValue, offset: start,
+                    message: "expected an HLC logical counter in 1...65535, found \(logical)")
             }
         }
         return physical << 16 | logical
@@ -166,13 +184,16 @@ public struct BinaryReader: Sendable {
         let index = (tag - 2) / 2
         guard index < UInt64(stamps.count) else {
             throw BinaryDecodingError(
-                code: .invalidValue, offset: start, message: "expected a reference to one of \(stamps.count) stamps, found #\(index)")
+                code: .invalidValue, offset: start,
+                message: "expected a reference to one of \(stamps.count) stamps, found #\(index)")
         }
         return stamps[Int(index)]
     }
 
     /// Runs `body` one nesting level deeper, refusing input nested beyond ``maxDepth``.
-    public mutating func nested<T>(_ body: (inout BinaryReader) throws(BinaryDecodingError) -> T) throws(BinaryDecodingError) -> T {
+    public mutating func nested<T>(
+        _ body: (inout BinaryReader) throws(BinaryDecodingError) -> T
+    ) throws(BinaryDecodingError) -> T {
         guard depth < BinaryReader.maxDepth else {
             throw error(.tooDeep, "expected values nested at most \(BinaryReader.maxDepth) deep")
         }

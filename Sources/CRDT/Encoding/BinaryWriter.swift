@@ -79,7 +79,8 @@ public struct BinaryWriter: Sendable {
     /// An HLC stamp whose tag varint also carries `flagBits` low bits of `flags`, saving a byte
     /// where a value would otherwise need a header of its own (see `DotKernel`'s encoding).
     public mutating func writeStamp(_ stamp: HLC, flags: UInt64, flagBits: Int) {
-        precondition(flagBits >= 0 && flagBits < 8 && flags < 1 << UInt64(flagBits), "flags do not fit in \(flagBits) bits")
+        precondition(
+            flagBits >= 0 && flagBits < 8 && flags < 1 << UInt64(flagBits), "flags do not fit in \(flagBits) bits")
         if let index = stampIndex[stamp] {
             writeVarint((UInt64(index) * 2 + 2) << UInt64(flagBits) | flags)
             return

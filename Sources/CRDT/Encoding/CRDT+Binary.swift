@@ -31,7 +31,10 @@ extension VersionVector: BinaryCodable, BinaryBlob {
         for _ in 0..<count {
             let replica = try reader.readReplica()
             if let previous, replica <= previous {
-                throw reader.error(.invalidValue, "expected version vector entries in ascending replica order, found \(replica.hex) after \(previous.hex)")
+                throw reader.error(
+                    .invalidValue,
+                    "expected version vector entries in ascending replica order, found \(replica.hex) after \(previous.hex)"
+                )
             }
             previous = replica
             vector.add(Dot(replica: replica, counter: try reader.readTime()))
@@ -69,21 +72,25 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         let head = try reader.readVarint("a causal kernel")
         if head & 1 == 1 {
             let stamp = try reader.readStamp(tag: head >> 1, start: start)
-            self.init(normalizing: [Event(stamp: stamp, payload: try Payload(from: &reader))], VersionVector([stamp.dot]))
+            self.init(
+                normalizing: [Event(stamp: stamp, payload: try Payload(from: &reader))], VersionVector([stamp.dot]))
             return
         }
         let liveCount = head >> 2
         guard liveCount <= UInt64(reader.remaining) else {
             throw BinaryDecodingError(
                 code: .tooLarge, offset: start,
-                message: "expected a count of live events that fits in the \(reader.remaining) bytes left, found \(liveCount)")
+                message:
+                    "expected a count of live events that fits in the \(reader.remaining) bytes left, found \(liveCount)"
+            )
         }
         var live = [Event]()
         live.reserveCapacity(Int(liveCount))
         for _ in 0..<Int(liveCount) {
             let stamp = try reader.readStamp()
             if let last = live.last, stamp <= last.stamp {
-                throw reader.error(.invalidValue, "expected live events in ascending stamp order, found \(stamp) after \(last.stamp)")
+                throw reader.error(
+                    .invalidValue, "expected live events in ascending stamp order, found \(stamp) after \(last.stamp)")
             }
             live.append(Event(stamp: stamp, payload: try Payload(from: &reader)))
         }
@@ -124,7 +131,7 @@ extension LWWRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         switch try reader.readByte("a register presence flag") {
         case 0: self.init()
-        case 1: 
+        case 1:
             let stamp = try reader.readStamp()
             self.init(value: try Value(from: &reader), stamp: stamp)
         case let other: throw reader.error(.invalidValue, "expected a register presence flag (0 or 1), found \(other)")

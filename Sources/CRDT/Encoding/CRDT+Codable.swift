@@ -11,7 +11,9 @@ extension DotKernel.Event: Codable where Payload: Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(stamp: try container.decode(HLC.self, forKey: .stamp), payload: try container.decode(Payload.self, forKey: .value))
+        self.init(
+            stamp: try container.decode(HLC.self, forKey: .stamp),
+            payload: try container.decode(Payload.self, forKey: .value))
     }
 
     public func encode(to encoder: any Encoder) throws {
