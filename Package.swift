@@ -35,5 +35,11 @@ let package = Package(
             name: "CRDTTestSupport", dependencies: ["CRDT"], path: "Tests/CRDTTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(name: "CRDTTests", dependencies: ["CRDT", "CRDTTestSupport"], swiftSettings: swiftSettings),
+        .target(
+            name: "DomainTestSupport", dependencies: ["Domain", "CRDTTestSupport"], path: "Tests/DomainTestSupport",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DomainTests", dependencies: ["Domain", "DomainTestSupport", "CRDTTestSupport"],
+            swiftSettings: swiftSettings),
     ]
 )

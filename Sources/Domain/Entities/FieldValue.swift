@@ -1,0 +1,195 @@
+import CRDT
+
+/// A value shown to people in conflicts and listings.
+public protocol DisplayValue {
+    var display: String { get }
+}
+
+extension String: DisplayValue { public var display: String { self } }
+extension Int64: DisplayValue { public var display: String { Interval.iso(self) } }
+extension UInt32: DisplayValue { public var display: String { "\(self) s" } }
+extension HLC: DisplayValue { public var display: String { text } }
+extension EntityID: DisplayValue { public var display: String { text } }
+extension Interval: DisplayValue { public var display: String { description } }
+extension ContactStatus: DisplayValue { public var display: String { rawValue } }
+extension CallDirection: DisplayValue { public var display: String { rawValue } }
+extension CallOutcome: DisplayValue { public var display: String { rawValue } }
+extension ScheduleKind: DisplayValue { public var display: String { rawValue } }
+extension ScheduleStatus: DisplayValue { public var display: String { rawValue } }
+extension Reference: DisplayValue { public var display: String { id?.text ?? "(none)" } }
+extension OverlapAcceptance: DisplayValue { public var display: String { "overlap of \(first) and \(second) accepted" } }
+extension Lifecycle: DisplayValue {
+    public var display: String {
+        switch self {
+        case .active: "active"
+        case .deleted: "deleted"
+        case .merged(let into, _): "merged into \(into)"
+        }
+    }
+}
+
+/// One live event of a field, as conflicts show it.
+public struct FieldEvent: Hashable, Sendable, Codable {
+    /// The field, with a key for map fields (`field.customer-no`).
+    public let field: String
+    public let stamp: HLC
+    public let value: String
+}
+
+/// A field of an entity: a CRDT whose live events and knowledge the domain can inspect.
+public protocol FieldCRDT: Mergeable, BinaryCodable, Codable, Sendable {
+    /// Every live event, for "delete vs edit".
+    func liveEvents(field: String) -> [FieldEvent]
+    /// Registers with their siblings, for "concurrent values" (empty for sets).
+    func registers(field: String) -> [(field: String, siblings: [FieldEvent])]
+    /// Everything seen on this field.
+    var knowledge: VersionVector { get }
+    /// Writes the value of sibling `index` of the register `field` again, superseding all its
+    /// siblings, and returns the delta; `nil` when there is no such register or sibling.
+    mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self?
+}
+
+extension FieldCRDT {
+    public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self? { nil }
+}
+
+extension MVRegister: FieldCRDT where Value: DisplayValue & BinaryCodable & Codable {
+    public func liveEvents(field: String) -> [FieldEvent] {
+        siblings.map { FieldEvent(field: field, stamp: $0.stamp, value: $0.payload.display) }
+    }
+
+    public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] {
+        [(field, liveEvents(field: field))]
+    }
+
+    public var knowledge: VersionVector { kernel.context }
+
+    public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> MVRegister? {
+        guard field == prefix, siblings.indices.contains(index) else { return nil }
+        return write(siblings[index].payload, at: stamp)
+    }
+}
+
+extension ORSet: FieldCRDT where Element: DisplayValue & BinaryCodable & Codable {
+    public func liveEvents(field: String) -> [FieldEvent] {
+        entries.flatMap { entry in
+            entry.kernel.live.map { FieldEvent(field: field, stamp: $0.stamp, value: "+ " + entry.element.display) }
+        }
+    }
+
+    public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] { [] }
+
+    public var knowledge: VersionVector {
+        entries.reduce(into: VersionVector()) { $0.merge($1.kernel.context) }
+    }
+}
+
+extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
+    public func liveEvents(field: String) -> [FieldEvent] {
+        sortedKeys.flatMap { key in valueByKey[key]!.liveEvents(field: "\(field).\(key)") }
+    }
+
+    public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] {
+        sortedKeys.map { key in ("\(field).\(key)", valueByKey[key]!.liveEvents(field: "\(field).\(key)")) }
+    }
+
+    public var knowledge: VersionVector {
+        valueByKey.values.reduce(into: VersionVector()) { $0.merge($1.knowledge) }
+    }
+
+    public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> ORMap? {
+        guard field.hasPrefix(prefix + "."), let register = valueByKey[String(field.dropFirst(prefix.count + 1))],
+            register.siblings.indices.contains(index)
+        else { return nil }
+        let key = String(field.dropFirst(prefix.count + 1))
+        return update(key) { $0.write(register.siblings[index].payload, at: stamp) }
+    }
+}
+
+/// Which device belongs to which user, recorded on every entity a device touches, so each
+/// side of a conflict can name its user as well as its device.
+public struct Authors: Mergeable, FieldCRDT {
+    public private(set) var userByDevice = ORMap<ReplicaID, LWWRegister<String>>()
+
+    public init() {}
+
+    public subscript(device: ReplicaID) -> String? { userByDevice[device]?.value }
+
+    /// Records `author` (once per device) and returns the delta.
+    @discardableResult
+    mutating func record(_ author: Author, at stamp: HLC) -> Authors {
+        var delta = Authors()
+        if userByDevice[author.device]?.value != author.user {
+            delta.userByDevice = userByDevice.update(author.device) { $0.write(author.user, at: stamp) }
+        }
+        return delta
+    }
+
+    public var isBottom: Bool { userByDevice.isBottom }
+    public mutating func merge(_ other: Authors) { userByDevice.merge(other.userByDevice) }
+    public func liveEvents(field: String) -> [FieldEvent] { [] }
+    public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] { [] }
+    /// The stamps of the records: they are writes like any other (the server's drift check and
+    /// its field comparison see them).
+    public var knowledge: VersionVector { VersionVector(userByDevice.valueByKey.values.compactMap { $0.stamp?.dot }) }
+
+    public func encode(to writer: inout BinaryWriter) { userByDevice.encode(to: &writer) }
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        userByDevice = try ORMap(from: &reader)
+    }
+    public init(from decoder: any Decoder) throws { userByDevice = try ORMap(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try userByDevice.encode(to: encoder) }
+}
+
+/// Describes one field of an entity type: how to reach it, merge it, encode it and inspect it,
+/// so merging, encoding, projection and conflict detection are written once for all entities.
+public struct FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
+    // @unchecked: key paths are immutable values; they are not marked Sendable in the stdlib
+    // for every generic instantiation.
+    public let name: String
+    /// True for what people edit; false for bookkeeping (lifecycle, authors, acceptances).
+    public let isContent: Bool
+    let merge: (inout Record, Record) -> Void
+    let isBottom: (Record) -> Bool
+    let copy: (inout Record, Record) -> Void
+    let encode: (Record, inout BinaryWriter) -> Void
+    let decode: (inout Record, inout BinaryReader) throws(BinaryDecodingError) -> Void
+    let liveEvents: (Record) -> [FieldEvent]
+    let registers: (Record) -> [(field: String, siblings: [FieldEvent])]
+    let knowledge: (Record) -> VersionVector
+    let rewriteSibling: (inout Record, String, Int, HLC) -> Record?
+    let equals: (Record, Record) -> Bool
+
+    public static func field<F: FieldCRDT>(_ name: String, _ path: WritableKeyPath<Record, F>, content: Bool = true)
+        -> FieldDescriptor
+    {
+        FieldDescriptor(
+            name: name, isContent: content,
+            merge: { entity, other in entity[keyPath: path].merge(other[keyPath: path]) },
+            isBottom: { $0[keyPath: path].isBottom },
+            copy: { entity, other in entity[keyPath: path] = other[keyPath: path] },
+            encode: { entity, writer in entity[keyPath: path].encode(to: &writer) },
+            decode: { (entity: inout Record, reader: inout BinaryReader) throws(BinaryDecodingError) in
+                entity[keyPath: path] = try F(from: &reader)
+            },
+            liveEvents: { $0[keyPath: path].liveEvents(field: name) },
+            registers: { $0[keyPath: path].registers(field: name) },
+            knowledge: { $0[keyPath: path].knowledge },
+            rewriteSibling: { entity, field, index, stamp in
+                guard let delta = entity[keyPath: path].rewriteSibling(field: field, prefix: name, index: index, at: stamp)
+                else { return nil }
+                var result = Record()
+                result[keyPath: path] = delta
+                return result
+            },
+            equals: { $0[keyPath: path] == $1[keyPath: path] })
+    }
+}
+
+/// A set of fields of an entity, by their index in `fields`.
+public struct FieldMask: OptionSet, Hashable, Sendable, Codable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static func field(_ index: Int) -> FieldMask { FieldMask(rawValue: 1 << UInt64(index)) }
+    public static let all = FieldMask(rawValue: .max)
+}

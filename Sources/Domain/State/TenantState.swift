@@ -1,0 +1,81 @@
+import CRDT
+
+/// Everything one tenant holds: contacts, call notes and schedule entries, each a map from
+/// ``EntityID`` to the entity's CRDT. A replica holds one; the server holds one per tenant.
+///
+/// Commands (`createContact`, `addNote`, `moveScheduleEntry`, conflict resolutions …) validate
+/// their input first and throw ``ValidationError`` without changing anything; otherwise they
+/// apply their change and return it as a delta (a `TenantState` holding just what changed) for
+/// the outbox. Merging is the CRDT join, so states received from anywhere, in any order, any
+/// number of times, converge.
+public struct TenantState: Mergeable, Codable, Sendable {
+    public internal(set) var contacts = ORMap<EntityID, Contact>()
+    public internal(set) var notes = ORMap<EntityID, CallNote>()
+    public internal(set) var schedule = ORMap<EntityID, ScheduleEntry>()
+
+    public init() {}
+
+    public var isBottom: Bool { contacts.isBottom && notes.isBottom && schedule.isBottom }
+
+    public mutating func merge(_ other: TenantState) {
+        contacts.merge(other.contacts)
+        notes.merge(other.notes)
+        schedule.merge(other.schedule)
+    }
+
+    /// The number of entities (of every kind, deleted ones included).
+    public var entityCount: Int { contacts.count + notes.count + schedule.count }
+
+    /// Applies `delta` and returns it.
+    @discardableResult
+    mutating func apply(_ delta: TenantState) -> TenantState {
+        merge(delta)
+        return delta
+    }
+}
+
+extension TenantState: BinaryBlob {
+    public static var blobType: BlobType { .tenantState }
+
+    public func encode(to writer: inout BinaryWriter) {
+        contacts.encode(to: &writer)
+        notes.encode(to: &writer)
+        schedule.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        contacts = try ORMap(from: &reader)
+        notes = try ORMap(from: &reader)
+        schedule = try ORMap(from: &reader)
+    }
+}
+
+extension BlobType {
+    /// A ``TenantState`` or a delta of one: the unit of change the sync protocol ships.
+    public static let tenantState = BlobType(rawValue: 0x20)
+}
+
+/// Settings that shape validation: the country of national phone numbers, and limits.
+public struct DomainSettings: Hashable, Sendable {
+    public var defaultCountry: PhoneNumber.Country
+    public var limits: Limits
+
+    public init(defaultCountry: PhoneNumber.Country = PhoneNumber.country("CZ")!, limits: Limits = .standard) {
+        self.defaultCountry = defaultCountry
+        self.limits = limits
+    }
+}
+
+/// Who writes and when: every command takes one fresh stamp from the replica's clock.
+public struct WriteContext: Hashable, Sendable {
+    public let author: Author
+    public let stamp: HLC
+    public let settings: DomainSettings
+
+    public init(author: Author, stamp: HLC, settings: DomainSettings = DomainSettings()) {
+        precondition(author.device == stamp.replica, "a device writes with its own clock")
+        self.author = author
+        self.stamp = stamp
+        self.settings = settings
+    }
+}
