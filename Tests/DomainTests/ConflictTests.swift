@@ -15,14 +15,18 @@ struct ConflictTests {
         return delta.contacts.sortedKeys[0]
     }
 
-    func expectIdentical(_ world: SyncWorld, count: Int, kind: Conflict.Kind, sourceLocation: SourceLocation = #_sourceLocation)
+    func expectIdentical(
+        _ world: SyncWorld, count: Int, kind: Conflict.Kind, sourceLocation: SourceLocation = #_sourceLocation
+    )
         -> Conflict?
     {
         let lists = world.conflictLists
         for list in lists.dropFirst() {
             #expect(list == lists[0], "replicas list different conflicts", sourceLocation: sourceLocation)
         }
-        #expect(lists[0].count == count, "expected \(count) conflicts, found \(lists[0].map(\.id))", sourceLocation: sourceLocation)
+        #expect(
+            lists[0].count == count, "expected \(count) conflicts, found \(lists[0].map(\.id))",
+            sourceLocation: sourceLocation)
         #expect(lists[0].allSatisfy { $0.kind == kind }, "\(lists[0].map(\.kind))", sourceLocation: sourceLocation)
         return lists[0].first
     }
@@ -32,7 +36,9 @@ struct ConflictTests {
             #expect(list.isEmpty, "still open: \(list.map(\.id))", sourceLocation: sourceLocation)
         }
         let states = world.replicas.map { $0.state } + [world.ledger.state]
-        for state in states.dropFirst() { #expect(state == states[0], "replicas differ", sourceLocation: sourceLocation) }
+        for state in states.dropFirst() {
+            #expect(state == states[0], "replicas differ", sourceLocation: sourceLocation)
+        }
     }
 
     @Test("concurrent values: both kept, the same winner everywhere, a pick clears it")
@@ -111,24 +117,29 @@ struct ConflictTests {
         #expect(contact.name.value == "Jana Nováková")
     }
 
-    @Test("double booking: move, cancel or accept clears it; moving an accepted entry brings it back",
-          arguments: ["move", "cancel", "accept"])
+    @Test(
+        "double booking: move, cancel or accept clears it; moving an accepted entry brings it back",
+        arguments: ["move", "cancel", "accept"])
     func doubleBooking(resolution: String) throws {
         var world = SyncWorld(users: ["jana", "petr", "eva"])
         let first = try world.write(0) { s, c throws(ValidationError) in
-            try s.addScheduleEntry(ScheduleDraft(title: "Acme visit", start: Self.nine, end: Self.nine + Self.hour, assignees: ["eva"]), c)
+            try s.addScheduleEntry(
+                ScheduleDraft(title: "Acme visit", start: Self.nine, end: Self.nine + Self.hour, assignees: ["eva"]), c)
         }.schedule.sortedKeys[0]
         let second = try world.write(1) { s, c throws(ValidationError) in
             try s.addScheduleEntry(
-                ScheduleDraft(title: "Call-back", start: Self.nine + Self.hour / 2, end: Self.nine + 2 * Self.hour, kind: "callback",
-                              assignees: ["eva", "petr"]), c)
+                ScheduleDraft(
+                    title: "Call-back", start: Self.nine + Self.hour / 2, end: Self.nine + 2 * Self.hour,
+                    kind: "callback",
+                    assignees: ["eva", "petr"]), c)
         }.schedule.sortedKeys[0]
         world.syncAll()
         let conflict = try #require(expectIdentical(world, count: 1, kind: .doubleBooking))
         #expect(conflict.field == "assignees:eva")
         #expect(Set(conflict.entities.map(\.id)) == [first, second])
 
-        let later = try Interval(start: Self.nine + 3 * Self.hour, end: Self.nine + 4 * Self.hour, timeZone: "Europe/Prague")
+        let later = try Interval(
+            start: Self.nine + 3 * Self.hour, end: Self.nine + 4 * Self.hour, timeZone: "Europe/Prague")
         let choice: Resolution =
             switch resolution {
             case "move": .moveTo(entry: second, later)
@@ -141,15 +152,17 @@ struct ConflictTests {
 
         if resolution == "accept" {
             // The acceptance was for those exact intervals; a move that still overlaps is new news.
-            let shifted = try Interval(start: Self.nine + 15 * 60_000, end: Self.nine + Self.hour, timeZone: "Europe/Prague")
+            let shifted = try Interval(
+                start: Self.nine + 15 * 60_000, end: Self.nine + Self.hour, timeZone: "Europe/Prague")
             try world.write(0) { s, c throws(ValidationError) in try s.moveScheduleEntry(first, to: shifted, c) }
             world.syncAll()
             _ = try #require(expectIdentical(world, count: 1, kind: .doubleBooking))
         }
     }
 
-    @Test("probable duplicate: merging moves notes and unites phones; or mark not duplicates",
-          arguments: [true, false])
+    @Test(
+        "probable duplicate: merging moves notes and unites phones; or mark not duplicates",
+        arguments: [true, false])
     func probableDuplicate(merge: Bool) throws {
         var world = SyncWorld(users: ["jana", "petr", "eva"])
         let a = try contact(&world, on: 0, ContactDraft(name: "Jana N.", phones: ["601 234 567"], tags: ["vip"]))
@@ -175,7 +188,8 @@ struct ConflictTests {
             #expect(survivor.emails.elements == ["jana@firma.cz"])
             #expect(survivor.tags.elements == ["vip"])
             #expect(state.note(note)?.contact.value == Reference(a))
-            #expect(state.contact(b)?.lifecycle.value == .merged(into: a, seen: state.contact(b)!.lifecycle.value!.seen!))
+            #expect(
+                state.contact(b)?.lifecycle.value == .merged(into: a, seen: state.contact(b)!.lifecycle.value!.seen!))
         } else {
             #expect(state.contact(a)?.isActive == true && state.contact(b)?.isActive == true)
         }
@@ -195,7 +209,9 @@ struct ConflictTests {
         for list in lists { #expect(list == lists[0]) }
         #expect(lists[0].map(\.kind) == [.concurrentValues, .concurrentValues])
         #expect(lists[0].allSatisfy { $0.field == "lifecycle" })
-        #expect(world.replicas[2].state.contact(a)?.isActive == true || world.replicas[2].state.contact(b)?.isActive == true)
+        #expect(
+            world.replicas[2].state.contact(a)?.isActive == true || world.replicas[2].state.contact(b)?.isActive == true
+        )
     }
 
     @Test("orphan note: reattach or accept clears it", arguments: [true, false])

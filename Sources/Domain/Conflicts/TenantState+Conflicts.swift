@@ -81,19 +81,22 @@ extension TenantState {
             let first = schedule[pair[0]]!
             let second = schedule[pair[1]]!
             let acceptance = OverlapAcceptance(
-                first: pair[0], second: pair[1], firstInterval: first.interval.stamp!, secondInterval: second.interval.stamp!)
+                first: pair[0], second: pair[1], firstInterval: first.interval.stamp!,
+                secondInterval: second.interval.stamp!)
             if first.acceptedOverlaps.contains(acceptance) || second.acceptedOverlaps.contains(acceptance) { continue }
             let sides = [(pair[0], first), (pair[1], second)].map { id, entry in
                 let stamp = entry.interval.stamp!
                 return Conflict.Side(
                     entity: EntityRef(.schedule, id), field: "interval",
-                    value: "\(entry.title.value ?? "") \(entry.interval.value!.display)", user: entry.user(of: stamp.replica),
+                    value: "\(entry.title.value ?? "") \(entry.interval.value!.display)",
+                    user: entry.user(of: stamp.replica),
                     device: stamp.replica, stamp: stamp)
             }
             result.append(
                 Conflict(
                     id: "\(Conflict.Kind.doubleBooking.rawValue)/\(pair[0])/\(pair[1])", kind: .doubleBooking,
-                    entities: pair.map { EntityRef(.schedule, $0) }, field: "assignees:" + assignees.sorted().joined(separator: ","),
+                    entities: pair.map { EntityRef(.schedule, $0) },
+                    field: "assignees:" + assignees.sorted().joined(separator: ","),
                     sides: sides))
         }
         return result
@@ -123,7 +126,8 @@ extension TenantState {
             let sides = [(pair[0], a), (pair[1], b)].map { id, contact in
                 let stamp = contact.lifecycle.kernel.live.first?.stamp ?? HLC(time: id.time, replica: id.replica)
                 return Conflict.Side(
-                    entity: EntityRef(.contact, id), field: "name", value: "\(contact.name.value ?? "") (shares \(shared))",
+                    entity: EntityRef(.contact, id), field: "name",
+                    value: "\(contact.name.value ?? "") (shares \(shared))",
                     user: contact.user(of: id.replica), device: id.replica, stamp: stamp)
             }
             result.append(
@@ -148,7 +152,8 @@ extension TenantState {
                     entities: [EntityRef(.note, id), EntityRef(.contact, contactID)], field: nil,
                     sides: [
                         Conflict.Side(
-                            entity: EntityRef(.note, id), field: "body", value: String((note.body.value ?? "").prefix(80)),
+                            entity: EntityRef(.note, id), field: "body",
+                            value: String((note.body.value ?? "").prefix(80)),
                             user: note.user(of: noteStamp.replica), device: noteStamp.replica, stamp: noteStamp),
                         Conflict.Side(
                             entity: EntityRef(.contact, contactID), field: "lifecycle", value: deletion.payload.display,

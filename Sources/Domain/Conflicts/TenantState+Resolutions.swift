@@ -7,7 +7,9 @@ extension TenantState {
     ///   does not fit its kind (the message lists the ones that do), or when its input is invalid.
     ///   Nothing changes then.
     @discardableResult
-    public mutating func resolve(_ conflictID: String, _ resolution: Resolution, _ context: WriteContext)
+    public mutating func resolve(
+        _ conflictID: String, _ resolution: Resolution, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         guard let conflict = conflict(conflictID) else {
@@ -78,7 +80,9 @@ extension TenantState {
         }
     }
 
-    private mutating func pick(_ target: EntityRef, field: String, index: Int, sides: Int, _ context: WriteContext)
+    private mutating func pick(
+        _ target: EntityRef, field: String, index: Int, sides: Int, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         guard (0..<sides).contains(index) else {
@@ -104,7 +108,9 @@ extension TenantState {
         return apply(delta)
     }
 
-    private mutating func writeValue(_ target: EntityRef, field: String, text: String, _ context: WriteContext)
+    private mutating func writeValue(
+        _ target: EntityRef, field: String, text: String, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         switch (target.kind, field) {
@@ -127,7 +133,8 @@ extension TenantState {
             var entry = try activeEntry(target.id)
             let limits = context.settings.limits
             let value = try validatedText(
-                text, field: field, limit: field == "title" ? limits.shortText : limits.address, required: field == "title")
+                text, field: field, limit: field == "title" ? limits.shortText : limits.address,
+                required: field == "title")
             var delta = ScheduleEntry()
             delta.authors = entry.authors.record(context.author, at: context.stamp)
             if field == "title" {
@@ -149,7 +156,9 @@ extension TenantState {
             message: "\(field) cannot be set from text here; pick one of the sides, or use the command that edits it")
     }
 
-    private mutating func confirmDelete(_ target: EntityRef, _ context: WriteContext) throws(ValidationError) -> TenantState {
+    private mutating func confirmDelete(
+        _ target: EntityRef, _ context: WriteContext
+    ) throws(ValidationError) -> TenantState {
         try setLifecycle(target.kind, target.id, context) { entity throws(ValidationError) in
             if case .merged(let into, _)? = entity.lifecycle.value {
                 return .merged(into: into, seen: entity.knowledge)
@@ -178,11 +187,14 @@ extension TenantState {
     /// survivor, the other's notes and schedule entries move to it, the other is tombstoned as
     /// merged into it, and the survivor's lifecycle is written `active` again, so a concurrent
     /// merge the other way round shows as a conflict instead of losing both.
-    public mutating func mergeContacts(_ other: EntityID, into survivor: EntityID, _ context: WriteContext)
+    public mutating func mergeContacts(
+        _ other: EntityID, into survivor: EntityID, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         guard other != survivor else {
-            throw ValidationError(field: "merge-into", code: .notApplicable, message: "a contact cannot be merged into itself")
+            throw ValidationError(
+                field: "merge-into", code: .notApplicable, message: "a contact cannot be merged into itself")
         }
         var kept = try activeContact(survivor, field: "merge-into")
         var gone = try activeContact(other, field: "contact")
@@ -200,7 +212,9 @@ extension TenantState {
         for email in gone.emails.elements where !kept.emails.contains(email) {
             keptDelta.emails.merge(kept.emails.insert(email, at: stamp))
         }
-        for tag in gone.tags.elements where !kept.tags.contains(tag) { keptDelta.tags.merge(kept.tags.insert(tag, at: stamp)) }
+        for tag in gone.tags.elements where !kept.tags.contains(tag) {
+            keptDelta.tags.merge(kept.tags.insert(tag, at: stamp))
+        }
         keptDelta.lifecycle = kept.lifecycle.write(.active, at: stamp)
         var goneDelta = Contact()
         goneDelta.authors = gone.authors.record(context.author, at: stamp)
@@ -247,7 +261,9 @@ extension TenantState {
         return apply(delta)
     }
 
-    private mutating func reattach(_ noteID: EntityID, to contact: EntityID, _ context: WriteContext)
+    private mutating func reattach(
+        _ noteID: EntityID, to contact: EntityID, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         _ = try activeContact(contact, field: "reattach")

@@ -64,7 +64,8 @@ extension Entity {
         let present = try reader.readVarint("a field bitmap")
         guard present >> UInt64(Self.fields.count) == 0 else {
             throw reader.error(
-                .invalidValue, "expected a \(Self.kind) with at most \(Self.fields.count) fields, found bitmap \(present)")
+                .invalidValue,
+                "expected a \(Self.kind) with at most \(Self.fields.count) fields, found bitmap \(present)")
         }
         self.init()
         for (index, field) in Self.fields.enumerated() where present & (1 << UInt64(index)) != 0 {

@@ -17,7 +17,9 @@ extension CallOutcome: DisplayValue { public var display: String { rawValue } }
 extension ScheduleKind: DisplayValue { public var display: String { rawValue } }
 extension ScheduleStatus: DisplayValue { public var display: String { rawValue } }
 extension Reference: DisplayValue { public var display: String { id?.text ?? "(none)" } }
-extension OverlapAcceptance: DisplayValue { public var display: String { "overlap of \(first) and \(second) accepted" } }
+extension OverlapAcceptance: DisplayValue {
+    public var display: String { "overlap of \(first) and \(second) accepted" }
+}
 extension Lifecycle: DisplayValue {
     public var display: String {
         switch self {
@@ -160,7 +162,9 @@ public struct FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
     let rewriteSibling: (inout Record, String, Int, HLC) -> Record?
     let equals: (Record, Record) -> Bool
 
-    public static func field<F: FieldCRDT>(_ name: String, _ path: WritableKeyPath<Record, F>, content: Bool = true)
+    public static func field<F: FieldCRDT>(
+        _ name: String, _ path: WritableKeyPath<Record, F>, content: Bool = true
+    )
         -> FieldDescriptor
     {
         FieldDescriptor(
@@ -176,7 +180,9 @@ public struct FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
             registers: { $0[keyPath: path].registers(field: name) },
             knowledge: { $0[keyPath: path].knowledge },
             rewriteSibling: { entity, field, index, stamp in
-                guard let delta = entity[keyPath: path].rewriteSibling(field: field, prefix: name, index: index, at: stamp)
+                guard
+                    let delta = entity[keyPath: path].rewriteSibling(
+                        field: field, prefix: name, index: index, at: stamp)
                 else { return nil }
                 var result = Record()
                 result[keyPath: path] = delta

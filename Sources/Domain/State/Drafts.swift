@@ -61,7 +61,8 @@ public struct NoteDraft: Hashable, Sendable, Codable {
     public var tags: [String]
 
     public init(
-        contact: EntityID, text: String, callTime: Int64? = nil, durationSeconds: UInt32? = nil, direction: String? = nil,
+        contact: EntityID, text: String, callTime: Int64? = nil, durationSeconds: UInt32? = nil,
+        direction: String? = nil,
         outcome: String? = nil, tags: [String] = []
     ) {
         self.contact = contact

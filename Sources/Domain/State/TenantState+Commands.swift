@@ -27,7 +27,9 @@ extension TenantState {
 
     /// Creates a contact; its ID is `EntityID(creation: context.stamp)`.
     @discardableResult
-    public mutating func createContact(_ draft: ContactDraft, _ context: WriteContext) throws(ValidationError) -> TenantState {
+    public mutating func createContact(
+        _ draft: ContactDraft, _ context: WriteContext
+    ) throws(ValidationError) -> TenantState {
         let limits = context.settings.limits
         let name = try validatedText(draft.name, field: "name", limit: limits.shortText, required: true)
         let company = try draft.company.map { text throws(ValidationError) in
@@ -36,7 +38,8 @@ extension TenantState {
         let title = try draft.title.map { text throws(ValidationError) in
             try validatedText(text, field: "title", limit: limits.shortText)
         }
-        let owner = try validatedText(draft.owner ?? context.author.user, field: "owner", limit: limits.shortText, required: true)
+        let owner = try validatedText(
+            draft.owner ?? context.author.user, field: "owner", limit: limits.shortText, required: true)
         let status = try draft.status.map { text throws(ValidationError) in try ContactStatus(parsing: text) } ?? .lead
         let address = try draft.address.map { text throws(ValidationError) in
             try validatedText(text, field: "address", limit: limits.address)
@@ -73,7 +76,9 @@ extension TenantState {
 
     /// Edits a contact that exists and is not deleted.
     @discardableResult
-    public mutating func editContact(_ id: EntityID, _ edit: ContactEdit, _ context: WriteContext) throws(ValidationError)
+    public mutating func editContact(
+        _ id: EntityID, _ edit: ContactEdit, _ context: WriteContext
+    ) throws(ValidationError)
         -> TenantState
     {
         let limits = context.settings.limits
@@ -106,22 +111,31 @@ extension TenantState {
         try checkCount(Set(contact.tags.elements).union(addTags).subtracting(removeTags).count, "tag", limits)
         let keys = Set(contact.customFields.valueByKey.filter { !$0.value.values.isEmpty }.keys)
         try checkCount(
-            keys.union(custom.filter { !$0.value.isEmpty }.keys).subtracting(custom.filter { $0.value.isEmpty }.keys).count,
+            keys.union(custom.filter { !$0.value.isEmpty }.keys).subtracting(custom.filter { $0.value.isEmpty }.keys)
+                .count,
             "field", limits, limit: limits.customFields)
 
         let stamp = context.stamp
         var delta = Contact()
         delta.authors = contact.authors.record(context.author, at: stamp)
         if let name, contact.name.values != [name] { delta.name = contact.name.write(name, at: stamp) }
-        if let company, contact.company.values != [company] { delta.company = contact.company.write(company, at: stamp) }
+        if let company, contact.company.values != [company] {
+            delta.company = contact.company.write(company, at: stamp)
+        }
         if let title, contact.title.values != [title] { delta.title = contact.title.write(title, at: stamp) }
         if let owner, contact.owner.values != [owner] { delta.owner = contact.owner.write(owner, at: stamp) }
         if let status, contact.status.values != [status] { delta.status = contact.status.write(status, at: stamp) }
-        if let address, contact.address.values != [address] { delta.address = contact.address.write(address, at: stamp) }
+        if let address, contact.address.values != [address] {
+            delta.address = contact.address.write(address, at: stamp)
+        }
         for phone in removePhones { delta.phones.merge(contact.phones.remove(phone)) }
-        for phone in addPhones where !contact.phones.contains(phone) { delta.phones.merge(contact.phones.insert(phone, at: stamp)) }
+        for phone in addPhones where !contact.phones.contains(phone) {
+            delta.phones.merge(contact.phones.insert(phone, at: stamp))
+        }
         for email in removeEmails { delta.emails.merge(contact.emails.remove(email)) }
-        for email in addEmails where !contact.emails.contains(email) { delta.emails.merge(contact.emails.insert(email, at: stamp)) }
+        for email in addEmails where !contact.emails.contains(email) {
+            delta.emails.merge(contact.emails.insert(email, at: stamp))
+        }
         for tag in removeTags { delta.tags.merge(contact.tags.remove(tag)) }
         for tag in addTags where !contact.tags.contains(tag) { delta.tags.merge(contact.tags.insert(tag, at: stamp)) }
         for (key, value) in custom.sorted(by: { $0.key < $1.key }) {
@@ -148,8 +162,10 @@ extension TenantState {
         let limits = context.settings.limits
         _ = try activeContact(draft.contact, field: "contact")
         let text = try validatedText(draft.text, field: "text", limit: limits.noteBody, required: true)
-        let direction = try draft.direction.map { text throws(ValidationError) in try CallDirection(parsing: text) } ?? .outbound
-        let outcome = try draft.outcome.map { text throws(ValidationError) in try CallOutcome(parsing: text) } ?? .reached
+        let direction =
+            try draft.direction.map { text throws(ValidationError) in try CallDirection(parsing: text) } ?? .outbound
+        let outcome =
+            try draft.outcome.map { text throws(ValidationError) in try CallOutcome(parsing: text) } ?? .reached
         if let duration = draft.durationSeconds, duration > limits.maxCallDuration {
             throw ValidationError(
                 field: "duration", code: .outOfRange,
@@ -175,9 +191,12 @@ extension TenantState {
 
     /// Replaces the body of a note.
     @discardableResult
-    public mutating func editNote(_ id: EntityID, text: String, _ context: WriteContext) throws(ValidationError) -> TenantState {
+    public mutating func editNote(
+        _ id: EntityID, text: String, _ context: WriteContext
+    ) throws(ValidationError) -> TenantState {
         guard var note = note(id), note.isActive else {
-            throw ValidationError(field: "id", code: .unknownReference, message: "there is no note \(id) (or it was deleted)")
+            throw ValidationError(
+                field: "id", code: .unknownReference, message: "there is no note \(id) (or it was deleted)")
         }
         let text = try validatedText(text, field: "text", limit: context.settings.limits.noteBody, required: true)
         var delta = CallNote()
@@ -192,14 +211,18 @@ extension TenantState {
 
     /// Adds a schedule entry; the interval is validated as one value.
     @discardableResult
-    public mutating func addScheduleEntry(_ draft: ScheduleDraft, _ context: WriteContext) throws(ValidationError)
+    public mutating func addScheduleEntry(
+        _ draft: ScheduleDraft, _ context: WriteContext
+    ) throws(ValidationError)
         -> TenantState
     {
         let limits = context.settings.limits
         let title = try validatedText(draft.title, field: "title", limit: limits.shortText, required: true)
         let interval = try Interval(start: draft.start, end: draft.end, timeZone: draft.timeZone, limits: limits)
-        let kind = try draft.kind.map { text throws(ValidationError) in try ScheduleKind(parsing: text) } ?? .appointment
-        let assignees = try validatedTags(draft.assignees.isEmpty ? [context.author.user] : draft.assignees, field: "assignee", limits)
+        let kind =
+            try draft.kind.map { text throws(ValidationError) in try ScheduleKind(parsing: text) } ?? .appointment
+        let assignees = try validatedTags(
+            draft.assignees.isEmpty ? [context.author.user] : draft.assignees, field: "assignee", limits)
         if let contact = draft.contact { _ = try activeContact(contact, field: "contact") }
         let location = try draft.location.map { text throws(ValidationError) in
             try validatedText(text, field: "location", limit: limits.address)
@@ -222,7 +245,9 @@ extension TenantState {
 
     /// Moves an entry to a new interval (one write: start, end and zone together).
     @discardableResult
-    public mutating func moveScheduleEntry(_ id: EntityID, to interval: Interval, _ context: WriteContext)
+    public mutating func moveScheduleEntry(
+        _ id: EntityID, to interval: Interval, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         var entry = try activeEntry(id)
@@ -234,7 +259,9 @@ extension TenantState {
 
     /// Marks an entry done or cancelled (or planned again).
     @discardableResult
-    public mutating func setScheduleStatus(_ id: EntityID, _ status: ScheduleStatus, _ context: WriteContext)
+    public mutating func setScheduleStatus(
+        _ id: EntityID, _ status: ScheduleStatus, _ context: WriteContext
+    )
         throws(ValidationError) -> TenantState
     {
         var entry = try activeEntry(id)
@@ -263,12 +290,16 @@ extension TenantState {
     /// Deletes an entity: a write of `deleted` that records everything this replica had seen of
     /// it, so edits it had not seen show up as a delete-vs-edit conflict.
     @discardableResult
-    public mutating func delete(_ kind: EntityKind, _ id: EntityID, _ context: WriteContext) throws(ValidationError)
+    public mutating func delete(
+        _ kind: EntityKind, _ id: EntityID, _ context: WriteContext
+    ) throws(ValidationError)
         -> TenantState
     {
         try setLifecycle(kind, id, context) { entity throws(ValidationError) in
             guard entity.isActive else {
-                throw ValidationError(field: "id", code: .notApplicable, message: "\(kind) \(id) is already \(entity.lifecycle.value?.display ?? "deleted")")
+                throw ValidationError(
+                    field: "id", code: .notApplicable,
+                    message: "\(kind) \(id) is already \(entity.lifecycle.value?.display ?? "deleted")")
             }
             return .deleted(seen: entity.knowledge)
         }
@@ -276,7 +307,9 @@ extension TenantState {
 
     /// Restores a deleted entity.
     @discardableResult
-    public mutating func restore(_ kind: EntityKind, _ id: EntityID, _ context: WriteContext) throws(ValidationError)
+    public mutating func restore(
+        _ kind: EntityKind, _ id: EntityID, _ context: WriteContext
+    ) throws(ValidationError)
         -> TenantState
     {
         try setLifecycle(kind, id, context) { entity throws(ValidationError) in
@@ -342,7 +375,8 @@ extension TenantState {
         return result
     }
 
-    func validatedCustomFields(_ fields: [String: String], _ limits: Limits) throws(ValidationError) -> [String: String] {
+    func validatedCustomFields(_ fields: [String: String], _ limits: Limits) throws(ValidationError) -> [String: String]
+    {
         var result = [String: String]()
         for (key, value) in fields {
             let field = "field.\(key)"
@@ -352,7 +386,9 @@ extension TenantState {
             guard !key.isEmpty, key.count <= limits.customFieldKey, allowed else {
                 throw ValidationError(
                     field: field, code: .invalidFormat,
-                    message: "custom field name \"\(key)\" must be 1 to \(limits.customFieldKey) characters of a-z, 0-9, - _ .")
+                    message:
+                        "custom field name \"\(key)\" must be 1 to \(limits.customFieldKey) characters of a-z, 0-9, - _ ."
+                )
             }
             result[key] = try validatedText(value, field: field, limit: limits.customFieldValue)
         }
@@ -363,7 +399,9 @@ extension TenantState {
     func checkCount(_ count: Int, _ field: String, _ limits: Limits, limit: Int? = nil) throws(ValidationError) {
         let limit = limit ?? limits.setElements
         if count > limit {
-            throw ValidationError(field: field, code: .tooMany, message: "a record can hold at most \(limit) \(field) values; this would make \(count)")
+            throw ValidationError(
+                field: field, code: .tooMany,
+                message: "a record can hold at most \(limit) \(field) values; this would make \(count)")
         }
     }
 }

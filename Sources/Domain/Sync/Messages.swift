@@ -39,7 +39,9 @@ public struct PushBatch: Equatable, Sendable, Codable {
     public let epoch: ServerEpoch?
     public let changes: [PushChange]
 
-    public init(replica: ReplicaID, epoch: ServerEpoch?, changes: [PushChange], protocolVersion: UInt8 = SyncProtocol.version) {
+    public init(
+        replica: ReplicaID, epoch: ServerEpoch?, changes: [PushChange], protocolVersion: UInt8 = SyncProtocol.version
+    ) {
         self.protocolVersion = protocolVersion
         self.replica = replica
         self.epoch = epoch
@@ -75,7 +77,10 @@ public struct PullRequest: Equatable, Sendable, Codable {
     public let maxChanges: Int
     public let maxBytes: Int
 
-    public init(epoch: ServerEpoch?, cursor: UInt64, maxChanges: Int, maxBytes: Int, protocolVersion: UInt8 = SyncProtocol.version) {
+    public init(
+        epoch: ServerEpoch?, cursor: UInt64, maxChanges: Int, maxBytes: Int,
+        protocolVersion: UInt8 = SyncProtocol.version
+    ) {
         self.protocolVersion = protocolVersion
         self.epoch = epoch
         self.cursor = cursor
@@ -218,7 +223,8 @@ extension PullRequest: BinaryBlob {
         let maxChanges = try reader.readVarint("a change limit")
         let maxBytes = try reader.readVarint("a byte limit")
         guard maxChanges <= UInt64(Int32.max), maxBytes <= UInt64(Int32.max) else {
-            throw reader.error(.invalidValue, "expected limits below 2^31, found \(maxChanges) changes, \(maxBytes) bytes")
+            throw reader.error(
+                .invalidValue, "expected limits below 2^31, found \(maxChanges) changes, \(maxBytes) bytes")
         }
         self.maxChanges = Int(maxChanges)
         self.maxBytes = Int(maxBytes)

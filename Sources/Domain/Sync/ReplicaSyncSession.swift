@@ -20,6 +20,10 @@ public struct SyncLimits: Hashable, Sendable, Codable {
 /// - outbox changes are removed only when an acknowledgement covers them;
 /// - a server epoch different from the one last seen means the server was restored: the cursor
 ///   restarts at 0 and everything the replica holds is pushed again.
+///
+/// The session's new value and the effects of the actions it returns must be made durable
+/// together, in one transaction: a crash between them would, for example, record the new
+/// epoch but lose the order to push everything again. (The domain fuzzer found exactly that.)
 public struct ReplicaSyncSession: Equatable, Sendable, Codable {
     public let replica: ReplicaID
     public private(set) var epoch: ServerEpoch?
@@ -101,7 +105,9 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
     /// (it arrived after a retry moved on): its changes are still current states and safe to
     /// merge, but it must not move the cursor or the epoch, so it is applied with the current
     /// cursor.
-    public mutating func receive(_ response: PullResponse, for request: PullRequest, sentAt: UInt64, receivedAt: UInt64)
+    public mutating func receive(
+        _ response: PullResponse, for request: PullRequest, sentAt: UInt64, receivedAt: UInt64
+    )
         -> [Action]
     {
         var merged = TenantState()

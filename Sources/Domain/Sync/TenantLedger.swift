@@ -54,7 +54,8 @@ public struct TenantLedger: Sendable {
                     try clock.check(newest, wall: wall)
                 } catch {
                     rejected.append(
-                        Rejection(localSequence: change.localSequence, code: error.code.description, reason: error.message))
+                        Rejection(
+                            localSequence: change.localSequence, code: error.code.description, reason: error.message))
                     continue
                 }
             }
@@ -76,7 +77,9 @@ public struct TenantLedger: Sendable {
         return given
     }
 
-    private mutating func apply<E: Entity>(_ delta: ORMap<EntityID, E>, _ path: WritableKeyPath<TenantState, ORMap<EntityID, E>>)
+    private mutating func apply<E: Entity>(
+        _ delta: ORMap<EntityID, E>, _ path: WritableKeyPath<TenantState, ORMap<EntityID, E>>
+    )
         -> [UInt64]
     {
         var given = [UInt64]()
@@ -85,7 +88,8 @@ public struct TenantLedger: Sendable {
             let before = state[keyPath: path][id] ?? E()
             let after = before.merging(entityDelta)
             var changed = FieldMask()
-            for (index, field) in E.fields.enumerated() where !field.isBottom(entityDelta) && !field.equals(before, after) {
+            for (index, field) in E.fields.enumerated()
+            where !field.isBottom(entityDelta) && !field.equals(before, after) {
                 changed.insert(.field(index))
             }
             if changed.isEmpty { continue }
@@ -140,7 +144,8 @@ public struct TenantLedger: Sendable {
             next = entry.sequence
             index += 1
         }
-        return PullResponse(epoch: epoch, changes: changes, nextCursor: next, hasMore: index < log.count, serverTime: wall)
+        return PullResponse(
+            epoch: epoch, changes: changes, nextCursor: next, hasMore: index < log.count, serverTime: wall)
     }
 }
 
@@ -150,7 +155,9 @@ extension TenantState {
         var newest: Dot?
         func visit<E: Entity>(_ map: ORMap<EntityID, E>) {
             for entity in map.valueByKey.values {
-                for dot in entity.knowledge.entries where newest.map({ dot.counter > $0.counter }) ?? true { newest = dot }
+                for dot in entity.knowledge.entries where newest.map({ dot.counter > $0.counter }) ?? true {
+                    newest = dot
+                }
             }
         }
         visit(contacts)

@@ -77,16 +77,19 @@ public struct Limits: Hashable, Sendable, Codable {
 }
 
 /// Checks a text field: trimmed, non-empty when required, within `limit` characters.
-func validatedText(_ text: String, field: String, limit: Int, required: Bool = false) throws(ValidationError) -> String {
+func validatedText(_ text: String, field: String, limit: Int, required: Bool = false) throws(ValidationError) -> String
+{
     let trimmed = text.trimmingWhitespace()
     if required && trimmed.isEmpty {
         throw ValidationError(field: field, code: .required, message: "\(field) is required and cannot be empty")
     }
     if trimmed.count > limit {
         throw ValidationError(
-            field: field, code: .tooLong, message: "\(field) has \(trimmed.count) characters; at most \(limit) are allowed")
+            field: field, code: .tooLong,
+            message: "\(field) has \(trimmed.count) characters; at most \(limit) are allowed")
     }
-    if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) {
+    if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" })
+    {
         throw ValidationError(field: field, code: .invalidFormat, message: "\(field) contains control characters")
     }
     return trimmed

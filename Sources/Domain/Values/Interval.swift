@@ -25,7 +25,9 @@ public struct Interval: Hashable, Comparable, Sendable, Codable {
         guard end - start <= limits.maxIntervalMilliseconds else {
             throw ValidationError(
                 field: "end", code: .outOfRange,
-                message: "the entry lasts \((end - start) / 86_400_000) days; at most \(limits.maxIntervalMilliseconds / 86_400_000) are allowed")
+                message:
+                    "the entry lasts \((end - start) / 86_400_000) days; at most \(limits.maxIntervalMilliseconds / 86_400_000) are allowed"
+            )
         }
         guard TimeZone(identifier: timeZone) != nil else {
             throw ValidationError(
@@ -69,7 +71,8 @@ extension Interval: BinaryCodable {
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let start = try reader.readSignedVarint("an interval start")
         let length = try reader.readVarint("an interval length")
-        guard length > 0, length < UInt64(Int64.max), start.addingReportingOverflow(Int64(length)).overflow == false else {
+        guard length > 0, length < UInt64(Int64.max), start.addingReportingOverflow(Int64(length)).overflow == false
+        else {
             throw reader.error(.invalidValue, "expected an interval length above zero, found \(length)")
         }
         self.init(unchecked: start, start + Int64(length), try reader.readString("a time zone"))

@@ -75,10 +75,14 @@ public enum PhoneNumber {
             }
             guard digits.first != "0" else { throw invalid("has a country code starting with 0") }
             // Where the plan is known, check the national part too.
-            if let plan = countries.filter({ digits.hasPrefix($0.callingCode) }).max(by: { $0.callingCode.count < $1.callingCode.count }) {
+            if let plan = countries.filter({ digits.hasPrefix($0.callingCode) }).max(by: {
+                $0.callingCode.count < $1.callingCode.count
+            }) {
                 let national = digits.count - plan.callingCode.count
                 guard plan.nationalLengths.contains(national) else {
-                    throw invalid("is not a valid \(plan.code) number: expected \(lengths(plan)) digits after +\(plan.callingCode), found \(national)")
+                    throw invalid(
+                        "is not a valid \(plan.code) number: expected \(lengths(plan)) digits after +\(plan.callingCode), found \(national)"
+                    )
                 }
             }
             return "+" + digits
@@ -118,7 +122,8 @@ public enum EmailAddress {
         let domain = address[address.index(after: at)...]
         guard !local.isEmpty, local.utf8.count <= 64 else { throw invalid("needs 1 to 64 bytes before the @") }
         guard address.utf8.count <= 254 else { throw invalid("is longer than 254 bytes") }
-        guard !local.contains(where: { $0.isWhitespace || $0 == "@" || $0 == "," || $0 == ";" || $0 == "<" || $0 == ">" })
+        guard
+            !local.contains(where: { $0.isWhitespace || $0 == "@" || $0 == "," || $0 == ";" || $0 == "<" || $0 == ">" })
         else { throw invalid("has a space or one of @ , ; < > before the @") }
         guard !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
             throw invalid("has a misplaced dot before the @")
@@ -126,8 +131,11 @@ public enum EmailAddress {
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2 else { throw invalid("needs a domain with a dot, like example.cz") }
         for label in labels {
-            guard !label.isEmpty, label.count <= 63 else { throw invalid("has an empty or over-long part in its domain") }
-            guard label.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !label.hasPrefix("-"), !label.hasSuffix("-")
+            guard !label.isEmpty, label.count <= 63 else {
+                throw invalid("has an empty or over-long part in its domain")
+            }
+            guard label.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }), !label.hasPrefix("-"),
+                !label.hasSuffix("-")
             else { throw invalid("has a domain with characters other than letters, digits and inner dashes") }
         }
         guard labels.last!.contains(where: \.isLetter) else { throw invalid("has a domain ending in a number") }
