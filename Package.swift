@@ -21,10 +21,15 @@ let package = Package(
         .executable(name: "sync-server", targets: ["sync-server"]),
         .executable(name: "replica-cli", targets: ["replica-cli"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0")
+    ],
     targets: [
         .target(name: "CRDT", swiftSettings: swiftSettings),
         .target(name: "Domain", dependencies: ["CRDT"], swiftSettings: swiftSettings),
-        .target(name: "Replica", dependencies: ["Domain"], swiftSettings: swiftSettings),
+        .target(
+            name: "Replica", dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
         .target(name: "SyncServer", dependencies: ["Domain"], swiftSettings: swiftSettings),
         .executableTarget(name: "sync-server", dependencies: ["SyncServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "replica-cli", dependencies: ["Replica"], swiftSettings: swiftSettings),
@@ -40,6 +45,12 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "DomainTests", dependencies: ["Domain", "DomainTestSupport", "CRDTTestSupport"],
+            swiftSettings: swiftSettings),
+        // A child process for the crash tests: writes to a store until it is killed.
+        .executableTarget(
+            name: "store-torture", dependencies: ["Replica"], path: "Tests/StoreTorture", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -15,6 +15,15 @@ public struct TenantState: Mergeable, Codable, Sendable {
 
     public init() {}
 
+    public init(
+        contacts: ORMap<EntityID, Contact> = ORMap(), notes: ORMap<EntityID, CallNote> = ORMap(),
+        schedule: ORMap<EntityID, ScheduleEntry> = ORMap()
+    ) {
+        self.contacts = contacts
+        self.notes = notes
+        self.schedule = schedule
+    }
+
     public var isBottom: Bool { contacts.isBottom && notes.isBottom && schedule.isBottom }
 
     public mutating func merge(_ other: TenantState) {

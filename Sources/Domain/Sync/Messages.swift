@@ -55,6 +55,12 @@ public struct Rejection: Equatable, Sendable, Codable {
     /// Stable: `clock-drift-exceeded`, `invalid-change`.
     public let code: String
     public let reason: String
+
+    public init(localSequence: UInt64, code: String, reason: String) {
+        self.localSequence = localSequence
+        self.code = code
+        self.reason = reason
+    }
 }
 
 /// Server → replica: which changes are durably applied. Sent only after the server's

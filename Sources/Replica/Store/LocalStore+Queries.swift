@@ -1,0 +1,143 @@
+import CRDT
+import Domain
+import Foundation
+import GRDB
+
+/// A contact as listed: its displayed values.
+public struct ContactRow: Hashable, Sendable, Codable {
+    public let id: String
+    public let name: String
+    public let company: String?
+    public let owner: String?
+    public let status: String?
+    public let lifecycle: String
+    public let hasConflict: Bool
+}
+
+/// A call note as listed.
+public struct NoteRow: Hashable, Sendable, Codable {
+    public let id: String
+    public let contactID: String?
+    public let author: String?
+    public let callTime: Int64?
+    public let outcome: String?
+    public let body: String?
+}
+
+/// A schedule entry as listed, for one assignee.
+public struct ScheduleRow: Hashable, Sendable, Codable {
+    public let id: String
+    public let assignee: String
+    public let title: String?
+    public let start: Int64
+    public let end: Int64
+    public let status: String?
+}
+
+extension LocalStore {
+    /// Active contacts matching all the given filters, by name. `search` matches a part of the
+    /// name, or a whole phone number (any format) or e-mail address.
+    public func contacts(search: String? = nil, tag: String? = nil, owner: String? = nil, includeDeleted: Bool = false)
+        throws(StoreError) -> [ContactRow]
+    {
+        var conditions = [String]()
+        var arguments = StatementArguments()
+        if !includeDeleted { conditions.append("c.lifecycle = 'active'") }
+        if let search, !search.isEmpty {
+            var alternatives = ["c.name LIKE ? ESCAPE '\\'"]
+            _ = arguments.append(contentsOf: ["%" + escapeLike(search) + "%"])
+            if let phone = try? PhoneNumber.normalize(search, defaultCountry: options.settings.defaultCountry) {
+                alternatives.append("c.id IN (SELECT contact_id FROM contact_phones WHERE phone = ?)")
+                _ = arguments.append(contentsOf: [phone])
+            }
+            if let email = try? EmailAddress.normalize(search) {
+                alternatives.append("c.id IN (SELECT contact_id FROM contact_emails WHERE email = ?)")
+                _ = arguments.append(contentsOf: [email])
+            }
+            conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
+        }
+        if let tag {
+            conditions.append("c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)")
+            _ = arguments.append(contentsOf: [tag])
+        }
+        if let owner {
+            conditions.append("c.owner = ?")
+            _ = arguments.append(contentsOf: [owner])
+        }
+        let sql = """
+            SELECT id, name, company, owner, status, lifecycle, has_conflict FROM contacts c
+            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+            ORDER BY name COLLATE NOCASE, id
+            """
+        return try Self.wrap("querying \(path)") {
+            try database.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                    ContactRow(
+                        id: row["id"], name: row["name"], company: row["company"], owner: row["owner"], status: row["status"],
+                        lifecycle: row["lifecycle"], hasConflict: row["has_conflict"])
+                }
+            }
+        }
+    }
+
+    /// The active notes of a contact, newest call first.
+    public func notes(of contact: EntityID) throws(StoreError) -> [NoteRow] {
+        try Self.wrap("querying \(path)") {
+            try database.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, contact_id, author, call_time, outcome, body FROM call_notes
+                        WHERE contact_id = ? AND lifecycle = 'active' ORDER BY call_time DESC, id
+                        """, arguments: [contact.text]
+                ).map { row in
+                    NoteRow(
+                        id: row["id"], contactID: row["contact_id"], author: row["author"], callTime: row["call_time"],
+                        outcome: row["outcome"], body: row["body"])
+                }
+            }
+        }
+    }
+
+    /// Active entries overlapping [from, to), for one assignee or all, by start time.
+    public func schedule(assignee: String? = nil, from: Int64, to: Int64) throws(StoreError) -> [ScheduleRow] {
+        var sql = """
+            SELECT a.entry_id, a.assignee, e.title, a.start_ms, a.end_ms, e.status FROM schedule_assignees a
+            JOIN schedule_entries e ON e.id = a.entry_id
+            WHERE e.lifecycle = 'active' AND a.start_ms < ? AND a.end_ms > ?
+            """
+        var arguments: StatementArguments = [to, from]
+        if let assignee {
+            sql += " AND a.assignee = ?"
+            _ = arguments.append(contentsOf: [assignee])
+        }
+        sql += " ORDER BY a.start_ms, a.entry_id, a.assignee"
+        return try Self.wrap("querying \(path)") {
+            try database.read { db in
+                try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                    ScheduleRow(
+                        id: row["entry_id"], assignee: row["assignee"], title: row["title"], start: row["start_ms"],
+                        end: row["end_ms"], status: row["status"])
+                }
+            }
+        }
+    }
+
+    /// `PRAGMA integrity_check` ("ok" when sound).
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try Self.wrap("checking \(path)") {
+            try database.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+        }
+    }
+
+    /// The size of the store on disk (database and WAL), bytes.
+    public func sizeOnDisk() -> Int {
+        [path, path + "-wal"].reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0)
+        }
+    }
+}
+
+private func escapeLike(_ text: String) -> String {
+    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+}

@@ -1,0 +1,146 @@
+import CRDT
+import Domain
+import Foundation
+import GRDB
+
+extension LocalStore {
+    /// The outbox: changes not yet acknowledged, oldest first. Refused ones are left out (they
+    /// wait for the user; see ``rejectedChanges()``).
+    public func pendingChanges(limit: Int = .max) throws(StoreError) -> [PushChange] {
+        try Self.wrap("reading the outbox of \(path)") {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT local_seq, change FROM outbox WHERE rejected_code IS NULL ORDER BY local_seq LIMIT ?",
+                    arguments: [limit == .max ? -1 : limit]
+                ).map { row in
+                    let data: Data = row["change"]
+                    do {
+                        return PushChange(localSequence: UInt64(row["local_seq"] as Int64), change: try TenantState(blob: data))
+                    } catch {
+                        throw StoreError(.corrupt, "outbox change \(row["local_seq"] as Int64) does not decode (\(error)); \(Self.recovery)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Changes the server refused, with its reasons.
+    public func rejectedChanges() throws(StoreError) -> [Rejection] {
+        try Self.wrap("reading the outbox of \(path)") {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT local_seq, rejected_code, rejected_reason FROM outbox WHERE rejected_code IS NOT NULL ORDER BY local_seq"
+                ).map { row in
+                    Rejection(localSequence: UInt64(row["local_seq"] as Int64), code: row["rejected_code"], reason: row["rejected_reason"])
+                }
+            }
+        }
+    }
+
+    /// The number of changes waiting to be pushed.
+    public func outboxCount() throws(StoreError) -> Int {
+        try Self.wrap("reading the outbox of \(path)") {
+            try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL") ?? 0 }
+        }
+    }
+
+    /// Makes the session's new value and the effects of its actions durable in ONE transaction
+    /// (the protocol requires it: see `ReplicaSyncSession`), then updates memory.
+    ///
+    /// `session` is the value after `receive(...)` returned `actions`; cursor advances requested
+    /// by `.apply` actions are made here, inside the same transaction as the apply.
+    public func commit(session newSession: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64)
+        throws(StoreError)
+    {
+        var session = newSession
+        var state = self.state
+        var clock = self.clock
+        var applied = TenantState()
+        for action in actions {
+            if case .apply(let change, let cursor) = action {
+                state.merge(change)
+                applied.merge(change)
+                session.didApplyPull(through: cursor)
+                if let newest = change.newestStamp {
+                    // Observe what we pulled so later local writes are stamped after it; a stamp
+                    // beyond our drift bound was accepted by the server, so trust the server's.
+                    _ = try? clock.receive(newest, wall: UInt64(max(0, Int64(wall) + session.clockOffset)))
+                }
+            }
+        }
+        let repush = actions.contains(.repushEverything)
+        let finalState = state
+        let finalClock = clock
+        try Self.wrap("committing a sync step to \(path)") {
+            try database.write { db in
+                for action in actions {
+                    switch action {
+                    case .removeFromOutbox(let sequences):
+                        let delete = try db.cachedStatement(sql: "DELETE FROM outbox WHERE local_seq = ?")
+                        for sequence in sequences { try delete.execute(arguments: [Int64(sequence)]) }
+                    case .keepRejected(let rejections):
+                        let mark = try db.cachedStatement(
+                            sql: "UPDATE outbox SET rejected_code = ?, rejected_reason = ? WHERE local_seq = ?")
+                        for rejection in rejections {
+                            try mark.execute(arguments: [rejection.code, rejection.reason, Int64(rejection.localSequence)])
+                        }
+                    case .apply, .repushEverything, .pullAgain:
+                        break
+                    }
+                }
+                if !applied.isBottom {
+                    try persistEntities(of: applied, in: finalState, db)
+                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", db)
+                    try db.execute(
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text])
+                }
+                if repush {
+                    // The server was restored: everything we hold goes out again.
+                    let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
+                    for chunk in finalState.chunked(entitiesPerChange: 100) {
+                        try insert.execute(arguments: [Data(chunk.encodedBlob()), finalClock.last.text])
+                    }
+                }
+                try db.execute(
+                    sql: "UPDATE sync_state SET session = ?, last_sync_ms = ? WHERE id = 1",
+                    arguments: [try encodeJSON(session), Int64(wall)])
+            }
+        }
+        self.state = finalState
+        self.session = session
+        self.clock = finalClock
+    }
+
+    /// Records the server this replica syncs with.
+    public func setServer(_ url: String) throws(StoreError) {
+        try Self.wrap("writing to \(path)") {
+            try database.write { db in try db.execute(sql: "UPDATE sync_state SET server_url = ? WHERE id = 1", arguments: [url]) }
+        }
+        serverURL = url
+    }
+
+    /// When the last sync step committed (ms since 1970), if ever.
+    public func lastSync() throws(StoreError) -> UInt64? {
+        try Self.wrap("reading \(path)") {
+            try database.read { db in try Int64.fetchOne(db, sql: "SELECT last_sync_ms FROM sync_state WHERE id = 1") }
+                .map { UInt64($0) }
+        }
+    }
+
+    /// Derives the open conflicts from the state and stores them in the `conflicts` table (for
+    /// tools reading the file), returning them.
+    @discardableResult
+    public func refreshConflicts() throws(StoreError) -> [Conflict] {
+        let conflicts = state.conflicts()
+        try Self.wrap("writing to \(path)") {
+            try database.write { db in
+                try db.execute(sql: "DELETE FROM conflicts")
+                let insert = try db.cachedStatement(sql: "INSERT INTO conflicts (id, kind, detail) VALUES (?, ?, ?)")
+                for conflict in conflicts {
+                    try insert.execute(arguments: [conflict.id, conflict.kind.rawValue, try encodeJSON(conflict)])
+                }
+            }
+        }
+        return conflicts
+    }
+}

@@ -1,0 +1,44 @@
+/// A store that cannot be opened or written, with what to do about it.
+///
+/// Carries a stable ``code``, a plain ``message`` that says what happened and how to recover,
+/// and the underlying error (SQLite's, wrapped here so it does not leak into callers).
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Hashable, Sendable {
+            case corrupt
+            case newerSchema = "newer-schema"
+            case notInitialized = "not-initialized"
+            case alreadyInitialized = "already-initialized"
+            case io
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The file failed SQLite's integrity check or is not a database.
+        public static let corrupt = Code(.corrupt)
+        /// The file was written by a newer version of Kraliki Sync.
+        public static let newerSchema = Code(.newerSchema)
+        /// There is no replica in this directory yet.
+        public static let notInitialized = Code(.notInitialized)
+        /// There already is a replica in this directory.
+        public static let alreadyInitialized = Code(.alreadyInitialized)
+        /// Reading or writing failed (disk full, permissions, …).
+        public static let io = Code(.io)
+
+        public var description: String { base.rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+    public let underlying: (any Error & Sendable)?
+
+    init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        underlying.map { "\(message) (\($0))" } ?? message
+    }
+}

@@ -1,0 +1,93 @@
+import CRDT
+import Domain
+import Foundation
+
+/// Moves protocol messages to the server and back. The HTTP/2 client (over TLS, with the
+/// server's certificate pinned) implements this once the server exists (issue #5); tests use
+/// an in-process transport with injected faults.
+public protocol SyncTransport {
+    /// Sends an encoded `PushBatch`, returns the encoded `PushAck`.
+    func push(_ batch: [UInt8]) async throws -> [UInt8]
+    /// Sends an encoded `PullRequest`, returns the encoded `PullResponse`.
+    func pull(_ request: [UInt8]) async throws -> [UInt8]
+}
+
+/// What one sync moved.
+public struct SyncReport: Equatable, Sendable, Codable {
+    public var pushedChanges = 0
+    public var pushBatches = 0
+    public var rejectedChanges = 0
+    public var pulledChanges = 0
+    public var pullBatches = 0
+    public var epochChanged = false
+
+    public init() {}
+}
+
+/// Push then pull until caught up: the `replica-cli sync` loop, over any transport.
+///
+/// Every step commits the session and the effects of the answer in one transaction, so a cut
+/// at any point — before a request, after the server committed but before the answer, in the
+/// middle of a response — loses nothing and duplicates nothing: the next attempt resumes from
+/// what is durable. A failed exchange is thrown to the caller, who retries (with backoff).
+public struct SyncEngine {
+    public let store: LocalStore
+    public let transport: any SyncTransport
+    /// The local wall clock, ms since 1970 (injected so tests control time).
+    public var wall: () -> UInt64
+
+    public init(store: LocalStore, transport: any SyncTransport, wall: @escaping () -> UInt64 = SyncEngine.systemWall) {
+        self.store = store
+        self.transport = transport
+        self.wall = wall
+    }
+
+    public static func systemWall() -> UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Pushes the whole outbox, then pulls until the server has nothing more.
+    public func sync() async throws -> SyncReport {
+        var report = SyncReport()
+        var rounds = 0
+        while true {
+            let outbox = try store.pendingChanges(limit: store.session.limits.pushChanges)
+            guard let batch = store.session.nextPush(outbox: outbox) else { break }
+            let sentAt = wall()
+            let answer = try await transport.push(batch.encodedBlob())
+            let ack = try PushAck(blob: answer)
+            var session = store.session
+            let actions = session.receive(ack, for: batch, sentAt: sentAt, receivedAt: wall())
+            try store.commit(session: session, actions: actions, wall: wall())
+            report.pushBatches += 1
+            report.pushedChanges += batch.changes.count - ack.rejected.count
+            report.rejectedChanges += ack.rejected.count
+            report.epochChanged = report.epochChanged || actions.contains(.repushEverything)
+            rounds += 1
+            if ack.rejected.count == batch.changes.count && rounds > 1_000 { break }
+        }
+        while true {
+            let request = store.session.nextPull()
+            let sentAt = wall()
+            let answer = try await transport.pull(request.encodedBlob())
+            let response = try PullResponse(blob: answer)
+            var session = store.session
+            let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: wall())
+            try store.commit(session: session, actions: actions, wall: wall())
+            report.pullBatches += 1
+            report.pulledChanges += response.changes.count
+            if actions.contains(.repushEverything) {
+                // The server was restored: push what it lacks, then pull again from the start.
+                report.epochChanged = true
+                let again = try await sync()
+                report.pushedChanges += again.pushedChanges
+                report.pushBatches += again.pushBatches
+                report.pulledChanges += again.pulledChanges
+                report.pullBatches += again.pullBatches
+                return report
+            }
+            if !actions.contains(.pullAgain) { break }
+        }
+        return report
+    }
+}

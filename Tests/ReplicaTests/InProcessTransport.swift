@@ -1,0 +1,47 @@
+import CRDT
+import Domain
+import Replica
+
+/// A server ledger behind a transport that can fail at any phase of an exchange.
+final class InProcessTransport: SyncTransport {
+    enum Fault: Equatable {
+        /// The request never leaves (connection refused, network down).
+        case beforeRequest
+        /// The server processes the request, commits, and the answer is lost.
+        case afterServerCommit
+        /// The answer arrives cut short.
+        case midResponse
+    }
+
+    struct Cut: Error {}
+
+    var ledger: TenantLedger
+    var wall: UInt64 = 1_764_000_000_000
+    /// Faults to apply to the next exchanges, in order (`nil` = no fault).
+    var faults: [Fault?] = []
+    private(set) var exchanges = 0
+
+    init(ledger: TenantLedger) {
+        self.ledger = ledger
+    }
+
+    func push(_ batch: [UInt8]) async throws -> [UInt8] {
+        try exchange(batch) { bytes in ledger.receive(try PushBatch(blob: bytes), wall: wall).encodedBlob() }
+    }
+
+    func pull(_ request: [UInt8]) async throws -> [UInt8] {
+        try exchange(request) { bytes in ledger.respond(to: try PullRequest(blob: bytes), wall: wall).encodedBlob() }
+    }
+
+    private func exchange(_ bytes: [UInt8], _ serve: ([UInt8]) throws -> [UInt8]) throws -> [UInt8] {
+        exchanges += 1
+        let fault = faults.isEmpty ? nil : faults.removeFirst()
+        if fault == .beforeRequest { throw Cut() }
+        let answer = try serve(bytes)
+        switch fault {
+        case .afterServerCommit: throw Cut()
+        case .midResponse: return Array(answer.prefix(answer.count / 2))
+        default: return answer
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import CRDT
+import Domain
+import Foundation
+import GRDB
+import Replica
+import Testing
+
+@Suite("Local store")
+struct StoreTests {
+    static let wall: UInt64 = 1_764_000_000_000
+    static let jana = ReplicaIdentity(replica: ReplicaID(0xA1), user: "jana", tenant: "acme")
+
+    func create(_ directory: TempDirectory, durability: Durability = .full) throws -> LocalStore {
+        try LocalStore.create(in: directory.path, identity: Self.jana, options: StoreOptions(durability: durability))
+    }
+
+    @Test("writes survive reopening: state, query tables, outbox, clock", arguments: Durability.allCases)
+    func reopen(durability: Durability) throws {
+        let directory = TempDirectory()
+        var lastStamp: HLC
+        let contact: EntityID
+        do {
+            let store = try create(directory, durability: durability)
+            contact = try store.write(wall: Self.wall) { s, c throws(ValidationError) in
+                try s.createContact(
+                    ContactDraft(name: "Jana Nováková", company: "Acme", phones: ["601 234 567"], emails: ["Jana@Acme.cz"], tags: ["vip"]), c)
+            }.contacts.sortedKeys[0]
+            try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+                try s.addNote(NoteDraft(contact: contact, text: "Called, wants a quote", callTime: 1_764_000_000_000), c)
+            }
+            try store.write(wall: Self.wall + 2) { s, c throws(ValidationError) in
+                try s.addScheduleEntry(ScheduleDraft(title: "Visit", start: 1_764_061_200_000, end: 1_764_064_800_000, contact: contact), c)
+            }
+            lastStamp = store.clock.last
+        }
+        let store = try LocalStore.open(in: directory.path, options: StoreOptions(durability: durability))
+        #expect(store.identity == Self.jana)
+        #expect(store.state.contacts.count == 1 && store.state.notes.count == 1 && store.state.schedule.count == 1)
+        #expect(try store.outboxCount() == 3)
+        #expect(store.clock.last == lastStamp)
+        // The wall clock went back an hour: the next stamp still goes forward.
+        let next = try store.write(wall: Self.wall - 3_600_000) { s, c throws(ValidationError) in
+            var edit = ContactEdit()
+            edit.title = "CEO"
+            return try s.editContact(contact, edit, c)
+        }
+        #expect(next.contacts[contact]!.title.stamp! > lastStamp)
+
+        #expect(try store.contacts(search: "nová").map(\.name) == ["Jana Nováková"])
+        #expect(try store.contacts(search: "+420 601 234 567").count == 1)
+        #expect(try store.contacts(search: "jana@acme.cz").count == 1)
+        #expect(try store.contacts(tag: "vip").count == 1)
+        #expect(try store.contacts(owner: "jana").count == 1)
+        #expect(try store.contacts(search: "nobody").isEmpty)
+        #expect(try store.notes(of: contact).map(\.body) == ["Called, wants a quote"])
+        #expect(try store.schedule(assignee: "jana", from: 1_764_028_800_000, to: 1_764_115_200_000).map(\.title) == ["Visit"])
+        #expect(try store.schedule(assignee: "petr", from: 1_764_028_800_000, to: 1_764_115_200_000).isEmpty)
+        #expect(try store.integrityCheck() == ["ok"])
+    }
+
+    @Test("a refused command changes neither the file nor memory")
+    func refusedWrite() throws {
+        let directory = TempDirectory()
+        let store = try create(directory)
+        try store.write(wall: Self.wall) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "A"), c) }
+        let before = store.state
+        do {
+            try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "B", emails: ["not-an-address"]), c)
+            }
+            Issue.record("accepted an invalid e-mail")
+        } catch {
+            guard case .invalid(let validation) = error else {
+                Issue.record("expected a validation error, got \(error)")
+                return
+            }
+            #expect(validation.field == "email")
+        }
+        #expect(store.state == before)
+        #expect(try store.outboxCount() == 1)
+        #expect(try LocalStore.open(in: directory.path).state == before)
+    }
+
+    @Test("the store refuses to overwrite a replica, and says when there is none")
+    func createAndOpenErrors() throws {
+        let directory = TempDirectory()
+        _ = try create(directory)
+        #expect(throws: StoreError.self) { try LocalStore.create(in: directory.path, identity: Self.jana) }
+        do {
+            _ = try LocalStore.open(in: directory.sub("elsewhere"))
+        } catch {
+            #expect(error.code == .notInitialized)
+            #expect(error.message.contains("replica-cli init"))
+        }
+    }
+
+    @Test("the embedded migrations are exactly the files in schema/")
+    func schemaMatchesFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let files = try FileManager.default.contentsOfDirectory(atPath: root.path + "/schema").filter { $0.hasSuffix(".sql") }.sorted()
+        let embedded = try String(contentsOfFile: root.path + "/Sources/Replica/Store/Schema.swift", encoding: .utf8)
+        #expect(files == ["0001_initial.sql", "0002_audit_and_conflicts.sql"])
+        for file in files {
+            let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
+            #expect(embedded.contains("\"\(file)\",\n        #\"\"\"\n\(sql)\"\"\"#"), "\(file) differs; run scripts/embed-schema.py")
+        }
+    }
+
+    @Test("a store of the previous schema is migrated, keeping its data")
+    func migration() throws {
+        let directory = TempDirectory()
+        do {
+            let store = try create(directory)
+            try store.write(wall: Self.wall) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "Old"), c) }
+        }
+        // Turn the file back into schema 1: drop what schema 2 added.
+        let path = directory.sub(LocalStore.fileName)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            try db.execute(sql: "DROP TABLE audit; DROP TABLE conflicts; PRAGMA user_version = 1")
+        }
+        try queue.close()
+        let store = try LocalStore.open(in: directory.path)
+        #expect(store.state.contacts.count == 1)
+        try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "New"), c) }
+        let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
+        #expect(version == 2)
+    }
+
+    @Test("a store written by a newer version is refused, untouched, with a clear message")
+    func newerSchemaRefused() throws {
+        let directory = TempDirectory()
+        _ = try create(directory)
+        let path = directory.sub(LocalStore.fileName)
+        try DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 7") }
+        do {
+            _ = try LocalStore.open(in: directory.path)
+            Issue.record("opened a newer store")
+        } catch {
+            #expect(error.code == .newerSchema)
+            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 2)"))
+            #expect(error.message.contains("upgrade replica-cli"))
+        }
+        #expect(try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)
+    }
+
+    @Test("a damaged file is detected on open and reported with the recovery path, never overwritten")
+    func corruptionDetected() throws {
+        let directory = TempDirectory()
+        do {
+            let store = try create(directory)
+            for index in 0..<300 {
+                try store.write(wall: Self.wall + UInt64(index)) { s, c throws(ValidationError) in
+                    try s.createContact(ContactDraft(name: "Contact \(index)", company: String(repeating: "x", count: 150)), c)
+                }
+            }
+        }
+        let path = directory.sub(LocalStore.fileName)
+        // Fold the WAL into the file, then scribble over a page in the middle of it.
+        try DatabaseQueue(path: path).writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        let size = try handle.seekToEnd()
+        try handle.seek(toOffset: size / 2)
+        handle.write(Data(repeating: 0xA5, count: 8_192))
+        try handle.close()
+        let damaged = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try LocalStore.open(in: directory.path)
+            Issue.record("opened a damaged store")
+        } catch {
+            #expect(error.code == .corrupt)
+            #expect(error.message.contains("outbox"))
+        }
+        let after = try Data(contentsOf: URL(fileURLWithPath: path))
+        let changed = zip(after, damaged).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+        #expect(after == damaged, "the damaged file was modified: \(after.count) vs \(damaged.count) bytes, first changes at \(changed.prefix(8))")
+
+        // Not a database at all.
+        let other = TempDirectory()
+        try Data("this is not sqlite".utf8).write(to: URL(fileURLWithPath: other.sub(LocalStore.fileName)))
+        #expect(throws: StoreError.self) { try LocalStore.open(in: other.path) }
+    }
+}

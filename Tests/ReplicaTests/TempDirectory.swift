@@ -1,0 +1,17 @@
+import Foundation
+
+/// A fresh directory under the system's temporary directory, removed when the test ends.
+final class TempDirectory {
+    let path: String
+
+    init(_ name: String = "replica") {
+        path = NSTemporaryDirectory() + "kraliki-\(name)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+}
