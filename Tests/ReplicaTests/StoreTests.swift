@@ -23,13 +23,18 @@ struct StoreTests {
             let store = try create(directory, durability: durability)
             contact = try store.write(wall: Self.wall) { s, c throws(ValidationError) in
                 try s.createContact(
-                    ContactDraft(name: "Jana Nováková", company: "Acme", phones: ["601 234 567"], emails: ["Jana@Acme.cz"], tags: ["vip"]), c)
+                    ContactDraft(
+                        name: "Jana Nováková", company: "Acme", phones: ["601 234 567"], emails: ["Jana@Acme.cz"],
+                        tags: ["vip"]), c)
             }.contacts.sortedKeys[0]
             try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
-                try s.addNote(NoteDraft(contact: contact, text: "Called, wants a quote", callTime: 1_764_000_000_000), c)
+                try s.addNote(
+                    NoteDraft(contact: contact, text: "Called, wants a quote", callTime: 1_764_000_000_000), c)
             }
             try store.write(wall: Self.wall + 2) { s, c throws(ValidationError) in
-                try s.addScheduleEntry(ScheduleDraft(title: "Visit", start: 1_764_061_200_000, end: 1_764_064_800_000, contact: contact), c)
+                try s.addScheduleEntry(
+                    ScheduleDraft(title: "Visit", start: 1_764_061_200_000, end: 1_764_064_800_000, contact: contact), c
+                )
             }
             lastStamp = store.clock.last
         }
@@ -53,7 +58,10 @@ struct StoreTests {
         #expect(try store.contacts(owner: "jana").count == 1)
         #expect(try store.contacts(search: "nobody").isEmpty)
         #expect(try store.notes(of: contact).map(\.body) == ["Called, wants a quote"])
-        #expect(try store.schedule(assignee: "jana", from: 1_764_028_800_000, to: 1_764_115_200_000).map(\.title) == ["Visit"])
+        #expect(
+            try store.schedule(assignee: "jana", from: 1_764_028_800_000, to: 1_764_115_200_000).map(\.title) == [
+                "Visit"
+            ])
         #expect(try store.schedule(assignee: "petr", from: 1_764_028_800_000, to: 1_764_115_200_000).isEmpty)
         #expect(try store.integrityCheck() == ["ok"])
     }
@@ -62,7 +70,9 @@ struct StoreTests {
     func refusedWrite() throws {
         let directory = TempDirectory()
         let store = try create(directory)
-        try store.write(wall: Self.wall) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "A"), c) }
+        try store.write(wall: Self.wall) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "A"), c)
+        }
         let before = store.state
         do {
             try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
@@ -76,9 +86,9 @@ struct StoreTests {
             }
             #expect(validation.field == "email")
         }
-        #expect(store.state == before)
+        #expect(store.state == before, "memory changed")
         #expect(try store.outboxCount() == 1)
-        #expect(try LocalStore.open(in: directory.path).state == before)
+        #expect(try LocalStore.open(in: directory.path).state == before, "the file changed")
     }
 
     @Test("the store refuses to overwrite a replica, and says when there is none")
@@ -96,13 +106,18 @@ struct StoreTests {
 
     @Test("the embedded migrations are exactly the files in schema/")
     func schemaMatchesFiles() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let files = try FileManager.default.contentsOfDirectory(atPath: root.path + "/schema").filter { $0.hasSuffix(".sql") }.sorted()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let files = try FileManager.default.contentsOfDirectory(atPath: root.path + "/schema").filter {
+            $0.hasSuffix(".sql")
+        }.sorted()
         let embedded = try String(contentsOfFile: root.path + "/Sources/Replica/Store/Schema.swift", encoding: .utf8)
         #expect(files == ["0001_initial.sql", "0002_audit_and_conflicts.sql"])
         for file in files {
             let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
-            #expect(embedded.contains("\"\(file)\",\n        #\"\"\"\n\(sql)\"\"\"#"), "\(file) differs; run scripts/embed-schema.py")
+            #expect(
+                embedded.contains("\"\(file)\",\n        #\"\"\"\n\(sql)\"\"\"#"),
+                "\(file) differs; run scripts/embed-schema.py")
         }
     }
 
@@ -111,7 +126,9 @@ struct StoreTests {
         let directory = TempDirectory()
         do {
             let store = try create(directory)
-            try store.write(wall: Self.wall) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "Old"), c) }
+            try store.write(wall: Self.wall) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "Old"), c)
+            }
         }
         // Turn the file back into schema 1: drop what schema 2 added.
         let path = directory.sub(LocalStore.fileName)
@@ -122,7 +139,9 @@ struct StoreTests {
         try queue.close()
         let store = try LocalStore.open(in: directory.path)
         #expect(store.state.contacts.count == 1)
-        try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in try s.createContact(ContactDraft(name: "New"), c) }
+        try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "New"), c)
+        }
         let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
         #expect(version == 2)
     }
@@ -151,13 +170,16 @@ struct StoreTests {
             let store = try create(directory)
             for index in 0..<300 {
                 try store.write(wall: Self.wall + UInt64(index)) { s, c throws(ValidationError) in
-                    try s.createContact(ContactDraft(name: "Contact \(index)", company: String(repeating: "x", count: 150)), c)
+                    try s.createContact(
+                        ContactDraft(name: "Contact \(index)", company: String(repeating: "x", count: 150)), c)
                 }
             }
         }
         let path = directory.sub(LocalStore.fileName)
         // Fold the WAL into the file, then scribble over a page in the middle of it.
-        try DatabaseQueue(path: path).writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         let size = try handle.seekToEnd()
         try handle.seek(toOffset: size / 2)
@@ -173,7 +195,10 @@ struct StoreTests {
         }
         let after = try Data(contentsOf: URL(fileURLWithPath: path))
         let changed = zip(after, damaged).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
-        #expect(after == damaged, "the damaged file was modified: \(after.count) vs \(damaged.count) bytes, first changes at \(changed.prefix(8))")
+        #expect(
+            after == damaged,
+            "the damaged file was modified: \(after.count) vs \(damaged.count) bytes, first changes at \(changed.prefix(8))"
+        )
 
         // Not a database at all.
         let other = TempDirectory()

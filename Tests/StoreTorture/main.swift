@@ -38,7 +38,10 @@ while true {
         let contacts = store.state.contacts.sortedKeys
         if counter % 3 != 0 || contacts.isEmpty {
             let delta = try store.write(wall: wall) { state, context throws(ValidationError) in
-                try state.createContact(ContactDraft(name: "Torture \(counter)", phones: ["+4206\(String(10_000_000 + counter % 89_999_999))"]), context)
+                try state.createContact(
+                    ContactDraft(
+                        name: "Torture \(counter)", phones: ["+4206\(String(10_000_000 + counter % 89_999_999))"]),
+                    context)
             }
             report("committed contact \(delta.contacts.sortedKeys[0])")
         } else {

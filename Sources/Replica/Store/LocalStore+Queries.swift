@@ -37,7 +37,9 @@ public struct ScheduleRow: Hashable, Sendable, Codable {
 extension LocalStore {
     /// Active contacts matching all the given filters, by name. `search` matches a part of the
     /// name, or a whole phone number (any format) or e-mail address.
-    public func contacts(search: String? = nil, tag: String? = nil, owner: String? = nil, includeDeleted: Bool = false)
+    public func contacts(
+        search: String? = nil, tag: String? = nil, owner: String? = nil, includeDeleted: Bool = false
+    )
         throws(StoreError) -> [ContactRow]
     {
         var conditions = [String]()
@@ -73,7 +75,8 @@ extension LocalStore {
             try database.read { db in
                 try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                     ContactRow(
-                        id: row["id"], name: row["name"], company: row["company"], owner: row["owner"], status: row["status"],
+                        id: row["id"], name: row["name"], company: row["company"], owner: row["owner"],
+                        status: row["status"],
                         lifecycle: row["lifecycle"], hasConflict: row["has_conflict"])
                 }
             }
@@ -139,5 +142,6 @@ extension LocalStore {
 }
 
 private func escapeLike(_ text: String) -> String {
-    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(
+        of: "_", with: "\\_")
 }

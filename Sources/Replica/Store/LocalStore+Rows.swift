@@ -29,7 +29,8 @@ extension LocalStore {
 
     private func saveBlob<E: Entity>(_ id: EntityID, _ entity: E, _ db: Database) throws {
         try db.cachedStatement(
-            sql: "INSERT INTO entity_state (kind, id, state) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state"
+            sql:
+                "INSERT INTO entity_state (kind, id, state) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state"
         ).execute(arguments: [E.kind.rawValue, id.text, entityBlob(entity)])
     }
 
@@ -42,10 +43,13 @@ extension LocalStore {
     }
 
     private func newestStamp<E: Entity>(_ entity: E) -> String {
-        entity.knowledge.entries.max { $0.counter < $1.counter }.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
+        entity.knowledge.entries.max { $0.counter < $1.counter }.map { HLC(time: $0.counter, replica: $0.replica).text }
+            ?? ""
     }
 
-    private func replaceChildren(table: String, key: String, value: String, owner: String, _ values: [String], _ db: Database)
+    private func replaceChildren(
+        table: String, key: String, value: String, owner: String, _ values: [String], _ db: Database
+    )
         throws
     {
         try db.cachedStatement(sql: "DELETE FROM \(table) WHERE \(key) = ?").execute(arguments: [owner])
@@ -55,7 +59,8 @@ extension LocalStore {
 
     private func save(_ id: EntityID, _ contact: Contact, _ db: Database) throws {
         try saveBlob(id, contact, db)
-        let conflict = contact.name.hasConflict || contact.company.hasConflict || contact.title.hasConflict
+        let conflict =
+            contact.name.hasConflict || contact.company.hasConflict || contact.title.hasConflict
             || contact.owner.hasConflict || contact.status.hasConflict || contact.address.hasConflict
             || contact.lifecycle.hasConflict
         try db.cachedStatement(
@@ -66,12 +71,16 @@ extension LocalStore {
                 """
         ).execute(arguments: [
             id.text, contact.name.value ?? "", contact.company.value, contact.title.value, contact.owner.value,
-            contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(contact), conflict,
+            contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(contact),
+            conflict,
         ])
         let owner = id.text
-        try replaceChildren(table: "contact_phones", key: "contact_id", value: "phone", owner: owner, contact.phones.elements, db)
-        try replaceChildren(table: "contact_emails", key: "contact_id", value: "email", owner: owner, contact.emails.elements, db)
-        try replaceChildren(table: "contact_tags", key: "contact_id", value: "tag", owner: owner, contact.tags.elements, db)
+        try replaceChildren(
+            table: "contact_phones", key: "contact_id", value: "phone", owner: owner, contact.phones.elements, db)
+        try replaceChildren(
+            table: "contact_emails", key: "contact_id", value: "email", owner: owner, contact.emails.elements, db)
+        try replaceChildren(
+            table: "contact_tags", key: "contact_id", value: "tag", owner: owner, contact.tags.elements, db)
         try db.cachedStatement(sql: "DELETE FROM contact_fields WHERE contact_id = ?").execute(arguments: [owner])
         let field = try db.cachedStatement(sql: "INSERT INTO contact_fields (contact_id, key, value) VALUES (?, ?, ?)")
         for key in contact.customFields.sortedKeys {
@@ -88,7 +97,8 @@ extension LocalStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            id.text, note.contact.value?.id?.text, note.author.value, note.callTime.value, note.duration.value.map { Int64($0) },
+            id.text, note.contact.value?.id?.text, note.author.value, note.callTime.value,
+            note.duration.value.map { Int64($0) },
             note.direction.value?.rawValue, note.outcome.value?.rawValue, note.body.value, lifecycleName(note),
             newestStamp(note),
         ])
@@ -105,7 +115,8 @@ extension LocalStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            id.text, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end, interval?.timeZone,
+            id.text, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,
+            interval?.timeZone,
             entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue, lifecycleName(entry),
             newestStamp(entry),
         ])

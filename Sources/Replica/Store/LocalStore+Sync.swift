@@ -10,14 +10,18 @@ extension LocalStore {
         try Self.wrap("reading the outbox of \(path)") {
             try database.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT local_seq, change FROM outbox WHERE rejected_code IS NULL ORDER BY local_seq LIMIT ?",
+                    db,
+                    sql: "SELECT local_seq, change FROM outbox WHERE rejected_code IS NULL ORDER BY local_seq LIMIT ?",
                     arguments: [limit == .max ? -1 : limit]
                 ).map { row in
                     let data: Data = row["change"]
                     do {
-                        return PushChange(localSequence: UInt64(row["local_seq"] as Int64), change: try TenantState(blob: data))
+                        return PushChange(
+                            localSequence: UInt64(row["local_seq"] as Int64), change: try TenantState(blob: data))
                     } catch {
-                        throw StoreError(.corrupt, "outbox change \(row["local_seq"] as Int64) does not decode (\(error)); \(Self.recovery)")
+                        throw StoreError(
+                            .corrupt,
+                            "outbox change \(row["local_seq"] as Int64) does not decode (\(error)); \(Self.recovery)")
                     }
                 }
             }
@@ -29,9 +33,13 @@ extension LocalStore {
         try Self.wrap("reading the outbox of \(path)") {
             try database.read { db in
                 try Row.fetchAll(
-                    db, sql: "SELECT local_seq, rejected_code, rejected_reason FROM outbox WHERE rejected_code IS NOT NULL ORDER BY local_seq"
+                    db,
+                    sql:
+                        "SELECT local_seq, rejected_code, rejected_reason FROM outbox WHERE rejected_code IS NOT NULL ORDER BY local_seq"
                 ).map { row in
-                    Rejection(localSequence: UInt64(row["local_seq"] as Int64), code: row["rejected_code"], reason: row["rejected_reason"])
+                    Rejection(
+                        localSequence: UInt64(row["local_seq"] as Int64), code: row["rejected_code"],
+                        reason: row["rejected_reason"])
                 }
             }
         }
@@ -40,7 +48,9 @@ extension LocalStore {
     /// The number of changes waiting to be pushed.
     public func outboxCount() throws(StoreError) -> Int {
         try Self.wrap("reading the outbox of \(path)") {
-            try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL") ?? 0 }
+            try database.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL") ?? 0
+            }
         }
     }
 
@@ -49,7 +59,9 @@ extension LocalStore {
     ///
     /// `session` is the value after `receive(...)` returned `actions`; cursor advances requested
     /// by `.apply` actions are made here, inside the same transaction as the apply.
-    public func commit(session newSession: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64)
+    public func commit(
+        session newSession: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64
+    )
         throws(StoreError)
     {
         var session = newSession
@@ -82,7 +94,9 @@ extension LocalStore {
                         let mark = try db.cachedStatement(
                             sql: "UPDATE outbox SET rejected_code = ?, rejected_reason = ? WHERE local_seq = ?")
                         for rejection in rejections {
-                            try mark.execute(arguments: [rejection.code, rejection.reason, Int64(rejection.localSequence)])
+                            try mark.execute(arguments: [
+                                rejection.code, rejection.reason, Int64(rejection.localSequence),
+                            ])
                         }
                     case .apply, .repushEverything, .pullAgain:
                         break
@@ -92,7 +106,8 @@ extension LocalStore {
                     try persistEntities(of: applied, in: finalState, db)
                     try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", db)
                     try db.execute(
-                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text])
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
+                    )
                 }
                 if repush {
                     // The server was restored: everything we hold goes out again.
@@ -114,7 +129,9 @@ extension LocalStore {
     /// Records the server this replica syncs with.
     public func setServer(_ url: String) throws(StoreError) {
         try Self.wrap("writing to \(path)") {
-            try database.write { db in try db.execute(sql: "UPDATE sync_state SET server_url = ? WHERE id = 1", arguments: [url]) }
+            try database.write { db in
+                try db.execute(sql: "UPDATE sync_state SET server_url = ? WHERE id = 1", arguments: [url])
+            }
         }
         serverURL = url
     }

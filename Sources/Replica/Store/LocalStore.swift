@@ -95,16 +95,20 @@ public final class LocalStore {
 
     /// Creates a new replica store in `directory` (created if missing).
     public static func create(
-        in directory: String, identity: ReplicaIdentity, serverURL: String? = nil, options: StoreOptions = StoreOptions()
+        in directory: String, identity: ReplicaIdentity, serverURL: String? = nil,
+        options: StoreOptions = StoreOptions()
     ) throws(StoreError) -> LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
         if FileManager.default.fileExists(atPath: path) {
-            throw StoreError(.alreadyInitialized, "there already is a replica in \(directory); use it, or choose another --data directory")
+            throw StoreError(
+                .alreadyInitialized,
+                "there already is a replica in \(directory); use it, or choose another --data directory")
         }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw StoreError(.io, "cannot create the directory \(directory)", underlying: error as? (any Error & Sendable))
+            throw StoreError(
+                .io, "cannot create the directory \(directory)", underlying: error as? (any Error & Sendable))
         }
         let database = try connect(path: path, options: options)
         try migrate(database, path: path)
@@ -123,13 +127,16 @@ public final class LocalStore {
             }
         }
         return LocalStore(
-            path: path, identity: identity, options: options, database: database, state: TenantState(), session: session,
+            path: path, identity: identity, options: options, database: database, state: TenantState(),
+            session: session,
             clock: HybridLogicalClock(replica: identity.replica), serverURL: serverURL)
     }
 
     /// Opens the replica store in `directory`: checks its integrity, migrates an older schema,
     /// refuses a newer one, and loads the state.
-    public static func open(in directory: String, options: StoreOptions = StoreOptions()) throws(StoreError) -> LocalStore {
+    public static func open(
+        in directory: String, options: StoreOptions = StoreOptions()
+    ) throws(StoreError) -> LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory); create one with `replica-cli init`")
@@ -142,8 +149,11 @@ public final class LocalStore {
         return try wrap("loading \(path)") {
             try database.read { db in
                 var meta = [String: String]()
-                for row in try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta") { meta[row["key"]] = row["value"] }
-                guard let replicaHex = meta["replica_id"], let replica = ReplicaID(hex: replicaHex), let user = meta["user"],
+                for row in try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta") {
+                    meta[row["key"]] = row["value"]
+                }
+                guard let replicaHex = meta["replica_id"], let replica = ReplicaID(hex: replicaHex),
+                    let user = meta["user"],
                     let tenant = meta["tenant"], let last = meta["hlc_last"].flatMap({ HLC(text: $0) })
                 else { throw StoreError(.corrupt, "\(path) lacks its replica identity; \(recovery)") }
                 let identity = ReplicaIdentity(replica: replica, user: user, tenant: tenant)
@@ -154,7 +164,8 @@ public final class LocalStore {
                 let session = try decodeJSON(ReplicaSyncSession.self, sessionJSON)
                 let state = try loadState(db, path: path)
                 return LocalStore(
-                    path: path, identity: identity, options: options, database: database, state: state, session: session,
+                    path: path, identity: identity, options: options, database: database, state: state,
+                    session: session,
                     clock: HybridLogicalClock(replica: replica, last: last), serverURL: row["server_url"])
             }
         }
@@ -174,7 +185,9 @@ public final class LocalStore {
         }
         do {
             return try DatabaseQueue(path: path, configuration: configuration)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT {
+        } catch let error as DatabaseError
+            where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
+        {
             throw StoreError(.corrupt, "\(path) is not a readable replica database; \(recovery)", underlying: error)
         } catch {
             throw StoreError(.io, "cannot open \(path)", underlying: error as? (any Error & Sendable))
@@ -199,14 +212,17 @@ public final class LocalStore {
 
     /// Applies the migrations this build knows that the file lacks (`PRAGMA user_version` counts
     /// those applied), each in its own transaction; refuses a file from a newer build.
-    static func migrate(_ database: DatabaseQueue, path: String, upTo target: Int = schemaMigrations.count) throws(StoreError) {
+    static func migrate(
+        _ database: DatabaseQueue, path: String, upTo target: Int = schemaMigrations.count
+    ) throws(StoreError) {
         try wrap("migrating \(path)") {
             let version = try database.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
             if version > schemaMigrations.count {
                 throw StoreError(
                     .newerSchema,
                     "\(path) was written by a newer version of Kraliki Sync (schema \(version); this build knows up to "
-                        + "\(schemaMigrations.count)); upgrade replica-cli, or sync it from a newer build — it is left untouched")
+                        + "\(schemaMigrations.count)); upgrade replica-cli, or sync it from a newer build — it is left untouched"
+                )
             }
             for index in version..<target {
                 try database.write { db in
@@ -226,7 +242,9 @@ public final class LocalStore {
             let kind: String = row["kind"]
             let idText: String = row["id"]
             let blob: Data = row["state"]
-            guard let id = EntityID(text: idText) else { throw StoreError(.corrupt, "\(path): bad entity ID \(idText); \(recovery)") }
+            guard let id = EntityID(text: idText) else {
+                throw StoreError(.corrupt, "\(path): bad entity ID \(idText); \(recovery)")
+            }
             do throws(BinaryDecodingError) {
                 switch kind {
                 case EntityKind.contact.rawValue: contacts[id] = try decodeEntity(Contact.self, blob)
@@ -235,7 +253,8 @@ public final class LocalStore {
                 default: throw BinaryDecodingError(code: .wrongType, offset: 0, message: "unknown entity kind \(kind)")
                 }
             } catch {
-                throw StoreError(.corrupt, "\(path): the state of \(kind) \(idText) does not decode (\(error)); \(recovery)")
+                throw StoreError(
+                    .corrupt, "\(path): the state of \(kind) \(idText) does not decode (\(error)); \(recovery)")
             }
         }
         return TenantState(contacts: ORMap(contacts), notes: ORMap(notes), schedule: ORMap(schedule))
@@ -251,12 +270,15 @@ public final class LocalStore {
     /// Runs a command and commits its change durably, together with the outbox entry, the
     /// audit trail and the clock. Returns the change. An invalid command changes nothing.
     @discardableResult
-    public func write(wall: UInt64, _ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState)
+    public func write(
+        wall: UInt64, _ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState
+    )
         throws(WriteError) -> TenantState
     {
         var clock = self.clock
         let stamp = clock.now(wall: correctedTime(wall: wall))
-        let context = WriteContext(author: Author(user: identity.user, device: identity.replica), stamp: stamp, settings: options.settings)
+        let context = WriteContext(
+            author: Author(user: identity.user, device: identity.replica), stamp: stamp, settings: options.settings)
         // Validation happens before any mutation, so a refusal leaves the state untouched.
         let delta: TenantState
         do { delta = try command(&state, context) } catch { throw .invalid(error) }
@@ -269,7 +291,8 @@ public final class LocalStore {
                         sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)",
                         arguments: [Data(delta.encodedBlob()), stamp.text])
                     try audit(delta, stamp: stamp, user: identity.user, action: "write", db)
-                    try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [stamp.text])
+                    try db.execute(
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [stamp.text])
                 }
             }
         } catch {
@@ -335,7 +358,9 @@ extension LocalStore {
             return try body()
         } catch let error as StoreError {
             throw error
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
+        } catch let error as DatabaseError
+            where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
+        {
             throw StoreError(.corrupt, "the store is damaged while \(doing); \(recovery)", underlying: error)
         } catch {
             throw StoreError(.io, "failed while \(doing)", underlying: error as? (any Error & Sendable))

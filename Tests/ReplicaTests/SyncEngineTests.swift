@@ -1,0 +1,119 @@
+import CRDT
+import Domain
+import Foundation
+import Replica
+import Testing
+
+/// The store's sync loop against an in-process server ledger, with cuts at every phase.
+@Suite("Sync engine")
+struct SyncEngineTests {
+    static let wall: UInt64 = 1_764_000_000_000
+
+    func replica(_ directory: TempDirectory, _ name: String, _ id: UInt64) throws -> LocalStore {
+        try LocalStore.create(
+            in: directory.sub(name), identity: ReplicaIdentity(replica: ReplicaID(id), user: name, tenant: "acme"))
+    }
+
+    func populate(_ store: LocalStore, count: Int, prefix: String) throws {
+        for index in 0..<count {
+            try store.write(wall: Self.wall + UInt64(index)) { s, c throws(ValidationError) in
+                try s.createContact(
+                    ContactDraft(name: "\(prefix) \(index)", phones: ["+42060\(String(1_000_000 + index))"]), c)
+            }
+        }
+    }
+
+    @Test("two stores converge through the server; pushes and pulls are batched")
+    func converge() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        let petr = try replica(directory, "petr", 2)
+        try populate(jana, count: 450, prefix: "J")
+        try populate(petr, count: 30, prefix: "P")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let first = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        #expect(first.pushedChanges == 450)
+        #expect(first.pushBatches == 3)  // 200 per batch
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        #expect(jana.state == petr.state, "states differ")
+        #expect(jana.state == transport.ledger.state, "states differ")
+        #expect(try jana.outboxCount() == 0 && petr.outboxCount() == 0)
+        // A fresh replica pulls everything in bounded batches and can query it.
+        let eva = try replica(directory, "eva", 3)
+        let report = try await SyncEngine(store: eva, transport: transport, wall: { Self.wall }).sync()
+        #expect(report.pullBatches == 1 + 480 / 500)
+        #expect(try eva.contacts().count == 480)
+        // And it survives a restart with its cursor.
+        let reopened = try LocalStore.open(in: directory.sub("eva"))
+        #expect(reopened.session.pullCursor == transport.ledger.sequence)
+        #expect(reopened.state == eva.state, "states differ")
+    }
+
+    @Test(
+        "a cut at any phase loses nothing and duplicates nothing; the next attempt resumes",
+        arguments: [InProcessTransport.Fault.beforeRequest, .afterServerCommit, .midResponse], [0, 1, 2])
+    func cuts(fault: InProcessTransport.Fault, exchange: Int) async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        let petr = try replica(directory, "petr", 2)
+        try populate(jana, count: 250, prefix: "J")
+        try populate(petr, count: 10, prefix: "P")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        // Jana's sync is three exchanges: a push of 200 changes, a push of 50, a pull. Cut one.
+        transport.faults = Array(repeating: nil, count: exchange) + [fault]
+        await #expect(throws: (any Error).self) {
+            try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        }
+        #expect(try jana.integrityCheck() == ["ok"])
+        #expect(try LocalStore.open(in: directory.sub("jana")).state == jana.state, "memory ran ahead of the file")
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        #expect(jana.state == transport.ledger.state, "jana differs from the server")
+        #expect(petr.state == transport.ledger.state, "petr differs from the server")
+        #expect(transport.ledger.state.contacts.count == 260, "lost or duplicated contacts")
+        #expect(try jana.outboxCount() == 0)
+        // Re-sent changes changed nothing on the server: each contact got one sequence number.
+        #expect(transport.ledger.sequence == 260)
+    }
+
+    @Test("after a restore (new epoch) the replica pushes what the server lacks and ends identical")
+    func epochChange() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        try populate(jana, count: 20, prefix: "J")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        let backup = transport.ledger
+        try populate(jana, count: 5, prefix: "Later")
+        let doomed = jana.state.contacts.sortedKeys[0]
+        try jana.write(wall: Self.wall + 100) { s, c throws(ValidationError) in try s.delete(.contact, doomed, c) }
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 200 }).sync()
+        transport.ledger = backup
+        transport.ledger.startNewEpoch(ServerEpoch(rawValue: 8))
+        let report = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 300 }).sync()
+        #expect(report.epochChanged)
+        #expect(transport.ledger.state == jana.state, "states differ")
+        #expect(transport.ledger.state.contact(doomed)?.isActive == false)
+        #expect(jana.session.epoch == ServerEpoch(rawValue: 8))
+    }
+
+    @Test("a change the server refuses stays in the outbox, marked with the reason")
+    func rejectedChange() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        // Jana's clock is a day fast, and she has never synced.
+        try jana.write(wall: Self.wall + 86_400_000) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "From the future"), c)
+        }
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let report = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 86_400_000 }).sync()
+        #expect(report.rejectedChanges == 1)
+        #expect(try jana.outboxCount() == 0)
+        let rejected = try jana.rejectedChanges()
+        #expect(rejected.map(\.code) == ["clock-drift-exceeded"])
+        #expect(transport.ledger.state.contacts.count == 0)
+        #expect(jana.session.clockOffset < -86_000_000, "the offset hint says the clock is a day fast")
+    }
+}
