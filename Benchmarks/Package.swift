@@ -7,13 +7,22 @@ import PackageDescription
 let package = Package(
     name: "kraliki-sync-benchmarks",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "kraliki-sync", path: "..")],
+    dependencies: [
+        .package(name: "kraliki-sync", path: ".."),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
     targets: [
         // glibc's heap statistics (malloc.h is not in Swift's Glibc module).
         .target(name: "CHeapStats"),
         .executableTarget(
             name: "crdt-bench",
             dependencies: [.product(name: "CRDT", package: "kraliki-sync"), "CHeapStats"]
+        ),
+        .executableTarget(
+            name: "store-bench",
+            dependencies: [
+                .product(name: "Replica", package: "kraliki-sync"), .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ]
 )

@@ -206,3 +206,32 @@ struct StoreTests {
         #expect(throws: StoreError.self) { try LocalStore.open(in: other.path) }
     }
 }
+
+@Suite("Bulk import")
+struct ImportTests {
+    @Test("an import is all or nothing, and names the bad row")
+    func allOrNothing() throws {
+        let directory = TempDirectory()
+        let store = try LocalStore.create(in: directory.path, identity: StoreTests.jana)
+        let good = (0..<250).map { ContactDraft(name: "Contact \($0)", phones: ["+4206\(String(10_000_000 + $0))"]) }
+        var bad = good
+        bad[137].emails = ["broken"]
+        do {
+            try store.importContacts(bad, wall: StoreTests.wall)
+            Issue.record("imported a bad row")
+        } catch {
+            guard case .invalid(let validation) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            #expect(validation.message.hasPrefix("contact #138:"))
+            #expect(validation.field == "email")
+        }
+        #expect(store.state.contacts.count == 0)
+        #expect(try store.outboxCount() == 0)
+        let ids = try store.importContacts(good, wall: StoreTests.wall)
+        #expect(Set(ids).count == 250)
+        #expect(try store.outboxCount() == 3)  // 100 + 100 + 50
+        #expect(try LocalStore.open(in: directory.path).contacts().count == 250)
+    }
+}

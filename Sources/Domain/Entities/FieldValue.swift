@@ -145,9 +145,11 @@ public struct Authors: Mergeable, FieldCRDT {
 
 /// Describes one field of an entity type: how to reach it, merge it, encode it and inspect it,
 /// so merging, encoding, projection and conflict detection are written once for all entities.
-public struct FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
-    // @unchecked: key paths are immutable values; they are not marked Sendable in the stdlib
-    // for every generic instantiation.
+public final class FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
+    // A class: descriptors are iterated on every merge, and copying a struct of ten closures
+    // cost ten retains each time (it led the store benchmark's profile).
+    // @unchecked: every stored property is an immutable closure or value; key paths are not
+    // marked Sendable in the stdlib for every generic instantiation.
     public let name: String
     /// True for what people edit; false for bookkeeping (lifecycle, authors, acceptances).
     public let isContent: Bool
@@ -161,6 +163,31 @@ public struct FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
     let knowledge: (Record) -> VersionVector
     let rewriteSibling: (inout Record, String, Int, HLC) -> Record?
     let equals: (Record, Record) -> Bool
+
+    init(
+        name: String, isContent: Bool, merge: @escaping (inout Record, Record) -> Void,
+        isBottom: @escaping (Record) -> Bool,
+        copy: @escaping (inout Record, Record) -> Void, encode: @escaping (Record, inout BinaryWriter) -> Void,
+        decode: @escaping (inout Record, inout BinaryReader) throws(BinaryDecodingError) -> Void,
+        liveEvents: @escaping (Record) -> [FieldEvent],
+        registers: @escaping (Record) -> [(field: String, siblings: [FieldEvent])],
+        knowledge: @escaping (Record) -> VersionVector,
+        rewriteSibling: @escaping (inout Record, String, Int, HLC) -> Record?,
+        equals: @escaping (Record, Record) -> Bool
+    ) {
+        self.name = name
+        self.isContent = isContent
+        self.merge = merge
+        self.isBottom = isBottom
+        self.copy = copy
+        self.encode = encode
+        self.decode = decode
+        self.liveEvents = liveEvents
+        self.registers = registers
+        self.knowledge = knowledge
+        self.rewriteSibling = rewriteSibling
+        self.equals = equals
+    }
 
     public static func field<F: FieldCRDT>(
         _ name: String, _ path: WritableKeyPath<Record, F>, content: Bool = true

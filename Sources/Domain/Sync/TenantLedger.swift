@@ -166,6 +166,19 @@ extension TenantState {
         return newest.map { HLC(time: $0.counter, replica: $0.replica) }
     }
 
+    /// The entities `change` touches, each merged with its current state here: what a store
+    /// writes for them, without copying the whole state.
+    public func merged(with change: TenantState) -> TenantState {
+        func merge<E: Entity>(_ current: ORMap<EntityID, E>, _ delta: ORMap<EntityID, E>) -> ORMap<EntityID, E> {
+            var result = [EntityID: E]()
+            for (id, entity) in delta.valueByKey { result[id] = (current[id] ?? E()).merging(entity) }
+            return ORMap(result)
+        }
+        return TenantState(
+            contacts: merge(contacts, change.contacts), notes: merge(notes, change.notes),
+            schedule: merge(schedule, change.schedule))
+    }
+
     /// The given fields of one entity, as a change.
     public func projection(of entity: EntityRef, fields: FieldMask) -> TenantState {
         var result = TenantState()

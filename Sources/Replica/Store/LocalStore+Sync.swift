@@ -6,24 +6,29 @@ import GRDB
 extension LocalStore {
     /// The outbox: changes not yet acknowledged, oldest first. Refused ones are left out (they
     /// wait for the user; see ``rejectedChanges()``).
-    public func pendingChanges(limit: Int = .max) throws(StoreError) -> [PushChange] {
+    ///
+    /// At most `limit` changes and, past the first, about `maxBytes` encoded bytes: only what
+    /// the next push can carry is read and decoded.
+    public func pendingChanges(limit: Int = .max, maxBytes: Int = .max) throws(StoreError) -> [PushChange] {
         try Self.wrap("reading the outbox of \(path)") {
             try database.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: "SELECT local_seq, change FROM outbox WHERE rejected_code IS NULL ORDER BY local_seq LIMIT ?",
-                    arguments: [limit == .max ? -1 : limit]
-                ).map { row in
+                var result = [PushChange]()
+                var bytes = 0
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT local_seq, change FROM outbox WHERE rejected_code IS NULL ORDER BY local_seq")
+                while result.count < limit, let row = try rows.next() {
                     let data: Data = row["change"]
+                    if !result.isEmpty && bytes + data.count > maxBytes { break }
+                    bytes += data.count
+                    let sequence: Int64 = row["local_seq"]
                     do {
-                        return PushChange(
-                            localSequence: UInt64(row["local_seq"] as Int64), change: try TenantState(blob: data))
+                        result.append(PushChange(localSequence: UInt64(sequence), change: try TenantState(blob: data)))
                     } catch {
                         throw StoreError(
-                            .corrupt,
-                            "outbox change \(row["local_seq"] as Int64) does not decode (\(error)); \(Self.recovery)")
+                            .corrupt, "outbox change \(sequence) does not decode (\(error)); \(Self.recovery)")
                     }
                 }
+                return result
             }
         }
     }
@@ -65,12 +70,10 @@ extension LocalStore {
         throws(StoreError)
     {
         var session = newSession
-        var state = self.state
         var clock = self.clock
         var applied = TenantState()
         for action in actions {
             if case .apply(let change, let cursor) = action {
-                state.merge(change)
                 applied.merge(change)
                 session.didApplyPull(through: cursor)
                 if let newest = change.newestStamp {
@@ -80,8 +83,10 @@ extension LocalStore {
                 }
             }
         }
+        // Only the touched entities, merged, are built here; the whole state is merged in place
+        // after the commit (copying it per batch made a 100,000-contact sync quadratic).
+        let merged = state.merged(with: applied)
         let repush = actions.contains(.repushEverything)
-        let finalState = state
         let finalClock = clock
         try Self.wrap("committing a sync step to \(path)") {
             try database.write { db in
@@ -103,7 +108,7 @@ extension LocalStore {
                     }
                 }
                 if !applied.isBottom {
-                    try persistEntities(of: applied, in: finalState, db)
+                    try persistEntities(of: applied, in: merged, db)
                     try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", db)
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
@@ -111,8 +116,9 @@ extension LocalStore {
                 }
                 if repush {
                     // The server was restored: everything we hold goes out again.
+                    let everything = state.merging(applied)
                     let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
-                    for chunk in finalState.chunked(entitiesPerChange: 100) {
+                    for chunk in everything.chunked(entitiesPerChange: 100) {
                         try insert.execute(arguments: [Data(chunk.encodedBlob()), finalClock.last.text])
                     }
                 }
@@ -121,7 +127,7 @@ extension LocalStore {
                     arguments: [try encodeJSON(session), Int64(wall)])
             }
         }
-        self.state = finalState
+        state.merge(applied)
         self.session = session
         self.clock = finalClock
     }

@@ -7,9 +7,9 @@ import Foundation
 /// an in-process transport with injected faults.
 public protocol SyncTransport {
     /// Sends an encoded `PushBatch`, returns the encoded `PushAck`.
-    func push(_ batch: [UInt8]) async throws -> [UInt8]
+    nonisolated(nonsending) func push(_ batch: [UInt8]) async throws -> [UInt8]
     /// Sends an encoded `PullRequest`, returns the encoded `PullResponse`.
-    func pull(_ request: [UInt8]) async throws -> [UInt8]
+    nonisolated(nonsending) func pull(_ request: [UInt8]) async throws -> [UInt8]
 }
 
 /// What one sync moved.
@@ -47,11 +47,14 @@ public struct SyncEngine {
     }
 
     /// Pushes the whole outbox, then pulls until the server has nothing more.
-    public func sync() async throws -> SyncReport {
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): the store is not Sendable and
+    /// stays with its owner.
+    public nonisolated(nonsending) func sync() async throws -> SyncReport {
         var report = SyncReport()
         var rounds = 0
         while true {
-            let outbox = try store.pendingChanges(limit: store.session.limits.pushChanges)
+            let limits = store.session.limits
+            let outbox = try store.pendingChanges(limit: limits.pushChanges, maxBytes: limits.pushBytes)
             guard let batch = store.session.nextPush(outbox: outbox) else { break }
             let sentAt = wall()
             let answer = try await transport.push(batch.encodedBlob())

@@ -1,0 +1,67 @@
+import CRDT
+import Domain
+import Foundation
+import GRDB
+
+extension LocalStore {
+    /// Creates many contacts in ONE transaction (a CSV import, a migration from another CRM):
+    /// all or nothing. Each contact gets its own stamp and ID; the outbox gets one change per
+    /// `contactsPerChange` contacts so pushes stay bounded.
+    ///
+    /// - Throws: ``WriteError/invalid(_:)`` naming the first bad draft (by its position) and
+    ///   changing nothing; ``WriteError/storage(_:)`` when the commit fails.
+    @discardableResult
+    public func importContacts(
+        _ drafts: [ContactDraft], wall: UInt64, contactsPerChange: Int = 100
+    ) throws(WriteError)
+        -> [EntityID]
+    {
+        precondition(contactsPerChange > 0)
+        var scratch = state
+        var clock = self.clock
+        let author = Author(user: identity.user, device: identity.replica)
+        var changes = [TenantState]()
+        var current = TenantState()
+        var ids = [EntityID]()
+        ids.reserveCapacity(drafts.count)
+        let time = correctedTime(wall: wall)
+        for (index, draft) in drafts.enumerated() {
+            let context = WriteContext(author: author, stamp: clock.now(wall: time), settings: options.settings)
+            do {
+                let delta = try scratch.createContact(draft, context)
+                ids.append(delta.contacts.sortedKeys[0])
+                current.merge(delta)
+            } catch {
+                throw .invalid(
+                    ValidationError(
+                        field: error.field, code: error.code, message: "contact #\(index + 1): \(error.message)"))
+            }
+            if (index + 1) % contactsPerChange == 0 {
+                changes.append(current)
+                current = TenantState()
+            }
+        }
+        if !current.isBottom { changes.append(current) }
+        let finalState = scratch
+        let last = clock.last
+        do {
+            try Self.wrap("importing into \(path)") {
+                try database.write { db in
+                    let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
+                    for change in changes {
+                        try persistEntities(of: change, in: finalState, db)
+                        try insert.execute(arguments: [Data(change.encodedBlob()), last.text])
+                        try audit(change, stamp: last, user: identity.user, action: "import", db)
+                    }
+                    try db.execute(
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [last.text])
+                }
+            }
+        } catch {
+            throw .storage(error)
+        }
+        state = finalState
+        self.clock = clock
+        return ids
+    }
+}
