@@ -22,7 +22,9 @@ func asyncSeconds(_ body: () async throws -> Void) async rethrows -> Double {
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-func percentile(_ values: [Double], _ p: Double) -> Double { values.sorted()[min(values.count - 1, Int(Double(values.count) * p))] }
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    values.sorted()[min(values.count - 1, Int(Double(values.count) * p))]
+}
 func micro(_ value: Double) -> String { String(format: "%.0f µs", value * 1e6) }
 func fmt(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
 
@@ -59,11 +61,13 @@ for durability in Durability.allCases {
     }
     var rawTimes = [Double]()
     for index in 0..<commits {
-        rawTimes.append(try seconds {
-            try raw.write { db in
-                try db.execute(sql: "UPDATE t SET v = ? WHERE id = ?", arguments: ["value \(index)", index % 1_000])
-            }
-        })
+        rawTimes.append(
+            try seconds {
+                try raw.write { db in
+                    try db.execute(
+                        sql: "UPDATE t SET v = ? WHERE id = ?", arguments: ["value \(index)", index % 1_000])
+                }
+            })
     }
     let store = try LocalStore.create(
         in: root + "/edit-\(durability)", identity: ReplicaIdentity(replica: ReplicaID(1), user: "bench", tenant: "t"),
@@ -74,12 +78,17 @@ for durability in Durability.allCases {
         var edit = ContactEdit()
         edit.title = "Title \(index)"
         let id = ids[index % ids.count]
-        storeTimes.append(try seconds {
-            try store.write(wall: wall + UInt64(index)) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
-        })
+        storeTimes.append(
+            try seconds {
+                try store.write(wall: wall + UInt64(index)) { s, c throws(ValidationError) in
+                    try s.editContact(id, edit, c)
+                }
+            })
     }
-    print("single edit, synchronous=\(durability.rawValue.uppercased()): store p50 \(micro(median(storeTimes))), p99 \(micro(percentile(storeTimes, 0.99))); "
-          + "raw single-row commit p50 \(micro(median(rawTimes))), p99 \(micro(percentile(rawTimes, 0.99))); ratio p50 \(fmt(median(storeTimes) / median(rawTimes)))×")
+    print(
+        "single edit, synchronous=\(durability.rawValue.uppercased()): store p50 \(micro(median(storeTimes))), p99 \(micro(percentile(storeTimes, 0.99))); "
+            + "raw single-row commit p50 \(micro(median(rawTimes))), p99 \(micro(percentile(rawTimes, 0.99))); ratio p50 \(fmt(median(storeTimes) / median(rawTimes)))×"
+    )
 }
 
 // MARK: 2. Bulk import of 100,000 contacts in one transaction
@@ -87,15 +96,18 @@ for durability in Durability.allCases {
 let drafts = (0..<contactCount).map(draft)
 let raw = try rawQueue("raw-bulk", .full)
 try raw.write { db in
-    try db.execute(sql: """
-        CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT NOT NULL, company TEXT, title TEXT, phone TEXT, email TEXT, tag TEXT)
-        """)
+    try db.execute(
+        sql: """
+            CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT NOT NULL, company TEXT, title TEXT, phone TEXT, email TEXT, tag TEXT)
+            """)
 }
 let rawImport = try seconds {
     try raw.write { db in
         let statement = try db.makeStatement(sql: "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?)")
         for (index, d) in drafts.enumerated() {
-            try statement.execute(arguments: [String(format: "%032x", index), d.name, d.company, d.title, d.phones[0], d.emails[0], d.tags[0]])
+            try statement.execute(arguments: [
+                String(format: "%032x", index), d.name, d.company, d.title, d.phones[0], d.emails[0], d.tags[0],
+            ])
         }
     }
 }
@@ -105,7 +117,9 @@ let rawBytes = (try FileManager.default.attributesOfItem(atPath: root + "/raw-bu
 let writer = try LocalStore.create(
     in: root + "/writer", identity: ReplicaIdentity(replica: ReplicaID(2), user: "bench", tenant: "t"))
 let storeImport = try seconds { try writer.importContacts(drafts, wall: wall) }
-print("bulk import of \(contactCount) contacts in one transaction: store \(fmt(storeImport)) s; raw SQLite rows \(fmt(rawImport)) s; ratio \(fmt(storeImport / rawImport))×")
+print(
+    "bulk import of \(contactCount) contacts in one transaction: store \(fmt(storeImport)) s; raw SQLite rows \(fmt(rawImport)) s; ratio \(fmt(storeImport / rawImport))×"
+)
 
 // MARK: 3. Initial sync to a fresh replica, then applying remote field changes
 
@@ -116,7 +130,8 @@ final class Transport: SyncTransport {
         ledger.receive(try PushBatch(blob: batch), wall: UInt64(Date().timeIntervalSince1970 * 1000)).encodedBlob()
     }
     func pull(_ request: [UInt8]) async throws -> [UInt8] {
-        ledger.respond(to: try PullRequest(blob: request), wall: UInt64(Date().timeIntervalSince1970 * 1000)).encodedBlob()
+        ledger.respond(to: try PullRequest(blob: request), wall: UInt64(Date().timeIntervalSince1970 * 1000))
+            .encodedBlob()
     }
 }
 let transport = Transport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 1)))
@@ -124,10 +139,13 @@ let pushSeconds = try await asyncSeconds { _ = try await SyncEngine(store: write
 let reader = try LocalStore.create(
     in: root + "/reader", identity: ReplicaIdentity(replica: ReplicaID(3), user: "reader", tenant: "t"))
 var initial = SyncReport()
-let initialSeconds = try await asyncSeconds { initial = try await SyncEngine(store: reader, transport: transport).sync() }
+let initialSeconds = try await asyncSeconds {
+    initial = try await SyncEngine(store: reader, transport: transport).sync()
+}
 print("push of \(contactCount) contacts from the writer (in-process server): \(fmt(pushSeconds)) s")
-print("initial sync of \(contactCount) contacts to a fresh replica (in-process server, no network), until queryable: "
-      + "\(fmt(initialSeconds)) s (\(initial.pullBatches) pulls)")
+print(
+    "initial sync of \(contactCount) contacts to a fresh replica (in-process server, no network), until queryable: "
+        + "\(fmt(initialSeconds)) s (\(initial.pullBatches) pulls)")
 
 // 100,000 field changes made elsewhere, arriving by pull.
 var editor = transport.ledger.state
@@ -144,16 +162,22 @@ for id in editor.contacts.sortedKeys {
 for chunk in edits.chunked(entitiesPerChange: 500) { transport.ledger.apply(chunk) }
 var applied = SyncReport()
 let applySeconds = try await asyncSeconds { applied = try await SyncEngine(store: reader, transport: transport).sync() }
-print("applying \(applied.pulledChanges) remote field changes (pulled in \(applied.pullBatches) batches, one transaction each): "
-      + "\(fmt(applySeconds)) s = \(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s")
+print(
+    "applying \(applied.pulledChanges) remote field changes (pulled in \(applied.pullBatches) batches, one transaction each): "
+        + "\(fmt(applySeconds)) s = \(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s")
 
 // MARK: 4. Reading all contacts, bytes on disk
 
 var rows = 0
 let readSeconds = try seconds { rows = try reader.contacts().count }
 print("reading all \(rows) contacts (displayed values, sorted by name): \(fmt(readSeconds, 3)) s")
-let rawRead = try seconds { _ = try raw.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY name") } }
+let rawRead = try seconds {
+    _ = try raw.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contacts ORDER BY name") }
+}
 print("  raw SQLite reading the same rows: \(fmt(rawRead, 3)) s")
-try DatabaseQueue(path: root + "/reader/replica.sqlite").writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-print("bytes on disk per contact: store \(reader.sizeOnDisk() / contactCount) B (CRDT state + query tables + indexes); "
-      + "raw SQLite row with the same values \(rawBytes / contactCount) B")
+try DatabaseQueue(path: root + "/reader/replica.sqlite").writeWithoutTransaction { db in
+    try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+}
+print(
+    "bytes on disk per contact: store \(reader.sizeOnDisk() / contactCount) B (CRDT state + query tables + indexes); "
+        + "raw SQLite row with the same values \(rawBytes / contactCount) B")

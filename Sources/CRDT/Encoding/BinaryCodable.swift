@@ -77,12 +77,12 @@ extension BinaryBlob {
 // MARK: - Scalars
 
 extension UInt64: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeVarint(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readVarint() }
 }
 
 extension UInt32: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 32-bit integer")
         guard let narrow = UInt32(exactly: value) else {
@@ -93,7 +93,7 @@ extension UInt32: BinaryCodable {
 }
 
 extension UInt16: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 16-bit integer")
         guard let narrow = UInt16(exactly: value) else {
@@ -104,17 +104,17 @@ extension UInt16: BinaryCodable {
 }
 
 extension UInt8: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeByte(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeByte(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readByte() }
 }
 
 extension Int64: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readSignedVarint() }
 }
 
 extension Int: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(Int64(self)) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(Int64(self)) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readSignedVarint()
         guard let narrow = Int(exactly: value) else {
@@ -125,7 +125,7 @@ extension Int: BinaryCodable {
 }
 
 extension Bool: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeByte(self ? 1 : 0) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeByte(self ? 1 : 0) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         switch try reader.readByte("a boolean") {
         case 0: self = false
@@ -136,29 +136,29 @@ extension Bool: BinaryCodable {
 }
 
 extension Double: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeFixed64(bitPattern) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeFixed64(bitPattern) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         self = Double(bitPattern: try reader.readFixed64("a 64-bit float"))
     }
 }
 
 extension String: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeString(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeString(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readString() }
 }
 
 extension Presence: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) {}
+    @inlinable public func encode(to writer: inout BinaryWriter) {}
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self.init() }
 }
 
 extension ReplicaID: BinaryCodable {
-    public func encode(to writer: inout BinaryWriter) { writer.writeReplica(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeReplica(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readReplica() }
 }
 
 extension HLC: BinaryCodable, BinaryBlob {
     public static var blobType: BlobType { .hlc }
-    public func encode(to writer: inout BinaryWriter) { writer.writeStamp(self) }
+    @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeStamp(self) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readStamp() }
 }

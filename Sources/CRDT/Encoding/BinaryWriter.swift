@@ -4,52 +4,61 @@
 /// referred to by index, because a record's fields are usually stamped by one replica, often in
 /// one event: that is what keeps a ten-field record under 200 bytes.
 public struct BinaryWriter: Sendable {
-    public private(set) var bytes: [UInt8]
-    private var replicaIndex: [ReplicaID: Int] = [:]
-    private var stampIndex: [HLC: Int] = [:]
+    public var bytes: [UInt8] { _bytes }
+    @usableFromInline var _bytes: [UInt8]
+    @usableFromInline var replicaIndex: [ReplicaID: Int] = [:]
+    @usableFromInline var stampIndex: [HLC: Int] = [:]
 
+    @inlinable
     public init(capacity: Int = 64) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        _bytes = []
+        _bytes.reserveCapacity(capacity)
     }
 
+    @inlinable
     public mutating func writeByte(_ byte: UInt8) {
-        bytes.append(byte)
+        _bytes.append(byte)
     }
 
+    @inlinable
     public mutating func writeBytes(_ data: some Sequence<UInt8>) {
-        bytes.append(contentsOf: data)
+        _bytes.append(contentsOf: data)
     }
 
     /// Unsigned LEB128: 7 bits per byte, high bit set on all but the last.
+    @inlinable
     public mutating func writeVarint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            _bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        bytes.append(UInt8(value))
+        _bytes.append(UInt8(value))
     }
 
     /// Signed integers as zig-zag varints, so small negative numbers stay small.
+    @inlinable
     public mutating func writeSignedVarint(_ value: Int64) {
         writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
+    @inlinable
     public mutating func writeFixed64(_ value: UInt64) {
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        for shift in stride(from: 0, to: 64, by: 8) { _bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 
     /// A length-prefixed UTF-8 string.
+    @inlinable
     public mutating func writeString(_ string: String) {
         var string = string
         string.withUTF8 { utf8 in
             writeVarint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
+            _bytes.append(contentsOf: utf8)
         }
     }
 
-    /// A replica ID: index+1 of one already written in this blob, or 0 and then its 8 bytes.
+    /// A replica ID: index+1 of one already written in this blob, or 0 and then its 8 _bytes.
+    @inlinable
     public mutating func writeReplica(_ replica: ReplicaID) {
         if let index = replicaIndex[replica] {
             writeVarint(UInt64(index) + 1)
@@ -62,6 +71,7 @@ public struct BinaryWriter: Sendable {
 
     /// A packed HLC time: `physical << 1 | hasLogical`, then the logical counter if non-zero
     /// (it almost always is zero, and then the stamp costs six bytes).
+    @inlinable
     public mutating func writeTime(_ time: UInt64) {
         let physical = time >> 16
         let logical = time & 0xFFFF
@@ -72,12 +82,14 @@ public struct BinaryWriter: Sendable {
     /// An HLC stamp. One tag varint says what follows:
     /// `0` a new stamp of a new replica (8 bytes, then the time); `2k+1` a new stamp of the
     /// k-th replica already written (then the time); `2k+2` the k-th stamp already written.
+    @inlinable
     public mutating func writeStamp(_ stamp: HLC) {
         writeStamp(stamp, flags: 0, flagBits: 0)
     }
 
     /// An HLC stamp whose tag varint also carries `flagBits` low bits of `flags`, saving a byte
     /// where a value would otherwise need a header of its own (see `DotKernel`'s encoding).
+    @inlinable
     public mutating func writeStamp(_ stamp: HLC, flags: UInt64, flagBits: Int) {
         precondition(
             flagBits >= 0 && flagBits < 8 && flags < 1 << UInt64(flagBits), "flags do not fit in \(flagBits) bits")

@@ -16,6 +16,7 @@
 extension VersionVector: BinaryCodable, BinaryBlob {
     public static var blobType: BlobType { .versionVector }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(UInt64(entries.count))
         for entry in entries {
@@ -44,6 +45,7 @@ extension VersionVector: BinaryCodable, BinaryBlob {
 }
 
 extension DotKernel: BinaryCodable where Payload: BinaryCodable {
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         if case .single(let stamp, let payload) = storage {
             writer.writeStamp(stamp, flags: 1, flagBits: 1)
@@ -108,6 +110,7 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
 extension MVRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
     public static var blobType: BlobType { .mvRegister }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) { kernel.encode(to: &writer) }
 
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
@@ -118,6 +121,7 @@ extension MVRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
 extension LWWRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
     public static var blobType: BlobType { .lwwRegister }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         guard let stamp, let value else {
             writer.writeByte(0)
@@ -142,6 +146,7 @@ extension LWWRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
 extension ORSet: BinaryCodable, BinaryBlob where Element: BinaryCodable {
     public static var blobType: BlobType { .orSet }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(UInt64(entries.count))
         for entry in entries {
@@ -171,6 +176,7 @@ extension ORSet: BinaryCodable, BinaryBlob where Element: BinaryCodable {
 extension ORMap: BinaryCodable, BinaryBlob where Key: BinaryCodable, Value: BinaryCodable {
     public static var blobType: BlobType { .orMap }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(UInt64(valueByKey.count))
         // Sorted so equal maps encode to equal bytes on every replica.

@@ -75,10 +75,14 @@ extension ORMap: Mergeable {
             _valueByKey = other._valueByKey
             return
         }
-        for (key, value) in other.valueByKey {
-            // Merge in place: `subscript(_:default:)` with a mutating call avoids a copy of the
-            // value (and of its storage) per merge.
-            _valueByKey[key, default: Value()].merge(value)
+        for (key, value) in other._valueByKey {
+            // Merge in place (no copy of the value's storage); a new key takes the value as it
+            // is, without building a bottom value to merge into.
+            if let index = _valueByKey.index(forKey: key) {
+                _valueByKey.values[index].merge(value)
+            } else {
+                _valueByKey[key] = value
+            }
         }
     }
 }

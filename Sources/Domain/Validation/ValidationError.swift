@@ -88,8 +88,9 @@ func validatedText(_ text: String, field: String, limit: Int, required: Bool = f
             field: field, code: .tooLong,
             message: "\(field) has \(trimmed.count) characters; at most \(limit) are allowed")
     }
-    if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" })
-    {
+    // The control characters (general category Cc) are exactly U+0000–001F and U+007F–009F.
+    let isControl = { (scalar: Unicode.Scalar) in scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) }
+    if trimmed.unicodeScalars.contains(where: { isControl($0) && $0 != "\n" && $0 != "\t" }) {
         throw ValidationError(field: field, code: .invalidFormat, message: "\(field) contains control characters")
     }
     return trimmed
