@@ -235,3 +235,45 @@ struct ImportTests {
         #expect(try LocalStore.open(in: directory.path).contacts().count == 250)
     }
 }
+
+@Suite("Query tables")
+struct QueryTableTests {
+    @Test("query rows follow edits, deletions and pulled changes")
+    func rowsFollowChanges() async throws {
+        let directory = TempDirectory()
+        let jana = try LocalStore.create(in: directory.sub("jana"), identity: StoreTests.jana)
+        let petr = try LocalStore.create(
+            in: directory.sub("petr"), identity: ReplicaIdentity(replica: ReplicaID(0xB2), user: "petr", tenant: "acme")
+        )
+        let id = try jana.write(wall: StoreTests.wall) { s, c throws(ValidationError) in
+            try s.createContact(
+                ContactDraft(name: "Jana", phones: ["601111111"], tags: ["lead"], customFields: ["crm": "1"]), c)
+        }.contacts.sortedKeys[0]
+        var edit = ContactEdit()
+        edit.removePhones = ["601111111"]
+        edit.addPhones = ["602222222"]
+        edit.addTags = ["vip"]
+        edit.customFields = ["crm": ""]
+        try jana.write(wall: StoreTests.wall + 1) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
+        #expect(try jana.contacts(search: "601111111").isEmpty)
+        #expect(try jana.contacts(search: "602 222 222").map(\.id) == [id.text])
+        #expect(try jana.contacts(tag: "vip").count == 1 && jana.contacts(tag: "lead").count == 1)
+
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 1)))
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { StoreTests.wall }).sync()
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { StoreTests.wall }).sync()
+        #expect(try petr.contacts(search: "602222222").count == 1)
+        #expect(try petr.contacts(search: "601111111").isEmpty)
+        var rename = ContactEdit()
+        rename.name = "Jana Nováková"
+        rename.removeTags = ["lead"]
+        try petr.write(wall: StoreTests.wall + 2) { s, c throws(ValidationError) in try s.editContact(id, rename, c) }
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { StoreTests.wall }).sync()
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { StoreTests.wall }).sync()
+        #expect(try jana.contacts(search: "nováková").count == 1)
+        #expect(try jana.contacts(tag: "lead").isEmpty)
+        try jana.write(wall: StoreTests.wall + 3) { s, c throws(ValidationError) in try s.delete(.contact, id, c) }
+        #expect(try jana.contacts().isEmpty)
+        #expect(try jana.contacts(includeDeleted: true).map(\.lifecycle) == ["deleted"])
+    }
+}

@@ -49,11 +49,15 @@ func rawQueue(_ name: String, _ durability: Durability) throws -> DatabaseQueue 
     return try DatabaseQueue(path: root + "/\(name).sqlite", configuration: configuration)
 }
 
+/// STORE_BENCH_ONLY=edit|import|sync runs one section (for profiling).
+let only = ProcessInfo.processInfo.environment["STORE_BENCH_ONLY"]
+func runs(_ section: String) -> Bool { only == nil || only == section }
+
 print("# store-bench — \(contactCount) contacts; single commits: \(commits) each")
 
 // MARK: 1. A single durable field edit vs a raw single-row commit
 
-for durability in Durability.allCases {
+for durability in Durability.allCases where runs("edit") {
     let raw = try rawQueue("raw-\(durability)", durability)
     try raw.write { db in
         try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -92,6 +96,8 @@ for durability in Durability.allCases {
 }
 
 // MARK: 2. Bulk import of 100,000 contacts in one transaction
+
+if only == "edit" { exit(0) }
 
 let drafts = (0..<contactCount).map(draft)
 let raw = try rawQueue("raw-bulk", .full)

@@ -123,7 +123,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     public mutating func write(_ payload: Payload, at stamp: HLC) -> DotKernel {
         precondition(!context.covers(stamp.dot), "stamp \(stamp) is not newer than what this replica has seen")
         // The delta's context names only the events it replaces: enough to remove them anywhere.
-        var deltaContext = VersionVector(live.map(\.stamp.dot))
+        var deltaContext = VersionVector(live.map { $0.stamp.dot })
         deltaContext.add(stamp.dot)
         let delta = DotKernel(normalizing: [Event(stamp: stamp, payload: payload)], deltaContext)
         merge(delta)
@@ -134,7 +134,7 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     /// has not seen survive the delta wherever it is merged.
     @inlinable @discardableResult
     public mutating func removeAll() -> DotKernel {
-        let delta = DotKernel(normalizing: [], VersionVector(live.map(\.stamp.dot)))
+        let delta = DotKernel(normalizing: [], VersionVector(live.map { $0.stamp.dot }))
         merge(delta)
         return delta
     }

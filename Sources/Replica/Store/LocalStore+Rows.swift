@@ -9,9 +9,9 @@ import GRDB
 extension LocalStore {
     /// Saves every entity `change` touched, as it is in `state` (after the change).
     func persistEntities(of change: TenantState, in state: TenantState, _ db: Database) throws {
-        for id in change.contacts.keys { try save(id, state.contacts[id]!, db) }
-        for id in change.notes.keys { try save(id, state.notes[id]!, db) }
-        for id in change.schedule.keys { try save(id, state.schedule[id]!, db) }
+        for (id, delta) in change.contacts.valueByKey { try save(id, state.contacts[id]!, delta: delta, db) }
+        for (id, delta) in change.notes.valueByKey { try save(id, state.notes[id]!, delta: delta, db) }
+        for (id, delta) in change.schedule.valueByKey { try save(id, state.schedule[id]!, delta: delta, db) }
     }
 
     func audit(_ change: TenantState, stamp: HLC, user: String, action: String, _ db: Database) throws {
@@ -57,7 +57,9 @@ extension LocalStore {
         for item in values { try insert.execute(arguments: [owner, item]) }
     }
 
-    private func save(_ id: EntityID, _ contact: Contact, _ db: Database) throws {
+    /// Saves a contact; `delta` is what changed, so child rows of untouched fields are left alone
+    /// (rewriting them dirtied pages for nothing on every edit).
+    private func save(_ id: EntityID, _ contact: Contact, delta: Contact, _ db: Database) throws {
         try saveBlob(id, contact, db)
         let conflict =
             contact.name.hasConflict || contact.company.hasConflict || contact.title.hasConflict
@@ -65,22 +67,35 @@ extension LocalStore {
             || contact.lifecycle.hasConflict
         try db.cachedStatement(
             sql: """
-                INSERT OR REPLACE INTO contacts
+                INSERT INTO contacts
                     (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                    name = excluded.name, company = excluded.company, title = excluded.title, owner = excluded.owner,
+                    status = excluded.status, address = excluded.address, lifecycle = excluded.lifecycle,
+                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict
                 """
         ).execute(arguments: [
             id.text, contact.name.value ?? "", contact.company.value, contact.title.value, contact.owner.value,
-            contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(contact),
+            contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(delta),
             conflict,
         ])
         let owner = id.text
-        try replaceChildren(
-            table: "contact_phones", key: "contact_id", value: "phone", owner: owner, contact.phones.elements, db)
-        try replaceChildren(
-            table: "contact_emails", key: "contact_id", value: "email", owner: owner, contact.emails.elements, db)
-        try replaceChildren(
-            table: "contact_tags", key: "contact_id", value: "tag", owner: owner, contact.tags.elements, db)
+        // Child rows only for the fields this change touched: rewriting untouched ones dirtied
+        // pages (and WAL frames) for nothing on every edit.
+        if !delta.phones.isBottom {
+            try replaceChildren(
+                table: "contact_phones", key: "contact_id", value: "phone", owner: owner, contact.phones.elements, db)
+        }
+        if !delta.emails.isBottom {
+            try replaceChildren(
+                table: "contact_emails", key: "contact_id", value: "email", owner: owner, contact.emails.elements, db)
+        }
+        if !delta.tags.isBottom {
+            try replaceChildren(
+                table: "contact_tags", key: "contact_id", value: "tag", owner: owner, contact.tags.elements, db)
+        }
+        if delta.customFields.isBottom { return }
         try db.cachedStatement(sql: "DELETE FROM contact_fields WHERE contact_id = ?").execute(arguments: [owner])
         let field = try db.cachedStatement(sql: "INSERT INTO contact_fields (contact_id, key, value) VALUES (?, ?, ?)")
         for key in contact.customFields.sortedKeys {
@@ -88,38 +103,51 @@ extension LocalStore {
         }
     }
 
-    private func save(_ id: EntityID, _ note: CallNote, _ db: Database) throws {
+    private func save(_ id: EntityID, _ note: CallNote, delta: CallNote, _ db: Database) throws {
         try saveBlob(id, note, db)
         try db.cachedStatement(
             sql: """
-                INSERT OR REPLACE INTO call_notes
+                INSERT INTO call_notes
                     (id, contact_id, author, call_time, duration, direction, outcome, body, lifecycle, updated_hlc)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                    contact_id = excluded.contact_id, author = excluded.author, call_time = excluded.call_time,
+                    duration = excluded.duration, direction = excluded.direction, outcome = excluded.outcome,
+                    body = excluded.body, lifecycle = excluded.lifecycle, updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
                 """
         ).execute(arguments: [
             id.text, note.contact.value?.id?.text, note.author.value, note.callTime.value,
             note.duration.value.map { Int64($0) },
             note.direction.value?.rawValue, note.outcome.value?.rawValue, note.body.value, lifecycleName(note),
-            newestStamp(note),
+            newestStamp(delta),
         ])
-        try replaceChildren(table: "note_tags", key: "note_id", value: "tag", owner: id.text, note.tags.elements, db)
+        if !delta.tags.isBottom {
+            try replaceChildren(
+                table: "note_tags", key: "note_id", value: "tag", owner: id.text, note.tags.elements, db)
+        }
     }
 
-    private func save(_ id: EntityID, _ entry: ScheduleEntry, _ db: Database) throws {
+    private func save(_ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, _ db: Database) throws {
         try saveBlob(id, entry, db)
         let interval = entry.interval.value
         try db.cachedStatement(
             sql: """
-                INSERT OR REPLACE INTO schedule_entries
+                INSERT INTO schedule_entries
                     (id, kind, title, start_ms, end_ms, time_zone, contact_id, location, status, lifecycle, updated_hlc)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                    kind = excluded.kind, title = excluded.title, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+                    time_zone = excluded.time_zone, contact_id = excluded.contact_id, location = excluded.location,
+                    status = excluded.status, lifecycle = excluded.lifecycle,
+                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
                 """
         ).execute(arguments: [
             id.text, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,
             interval?.timeZone,
             entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue, lifecycleName(entry),
-            newestStamp(entry),
+            newestStamp(delta),
         ])
+        if delta.assignees.isBottom && delta.interval.isBottom { return }
         try db.cachedStatement(sql: "DELETE FROM schedule_assignees WHERE entry_id = ?").execute(arguments: [id.text])
         if let interval {
             let insert = try db.cachedStatement(
