@@ -117,3 +117,104 @@ struct SyncEngineTests {
         #expect(jana.session.clockOffset < -86_000_000, "the offset hint says the clock is a day fast")
     }
 }
+
+@Suite("Retries")
+struct RetryTests {
+    @Test("backoff grows exponentially with full jitter, capped")
+    func backoff() {
+        let policy = RetryPolicy(initialDelay: .milliseconds(100), maximumDelay: .seconds(5))
+        var rng = SystemRandomNumberGenerator()
+        for attempt in 1...12 {
+            let ceiling = min(100 * (1 << (attempt - 1)), 5_000)
+            for _ in 0..<50 {
+                let delay = policy.delay(after: attempt, using: &rng)
+                #expect(delay >= .zero && delay <= .milliseconds(ceiling))
+            }
+        }
+        let delays = (0..<200).map { _ in policy.delay(after: 8, using: &rng) }
+        #expect(Set(delays).count > 50, "jitter should spread the retries")
+    }
+
+    @Test("failures that heal are retried until the sync completes; nothing is lost")
+    func retriesHealingFailures() async throws {
+        let directory = TempDirectory()
+        let store = try LocalStore.create(
+            in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(1), user: "jana", tenant: "acme"))
+        for index in 0..<5 {
+            try store.write(wall: SyncEngineTests.wall + UInt64(index)) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "C\(index)"), c)
+            }
+        }
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        transport.faults = [.beforeRequest, .afterServerCommit, .midResponse, nil, .beforeRequest]
+        var slept = [Duration]()
+        let report = try await SyncEngine(store: store, transport: transport, wall: { SyncEngineTests.wall })
+            .syncRetrying(policy: RetryPolicy(initialDelay: .milliseconds(10)), sleep: { slept.append($0) })
+        #expect(slept.count == 4)
+        #expect(report.pullBatches == 1)
+        #expect(try store.outboxCount() == 0)
+        #expect(transport.ledger.state.contacts.count == 5)
+    }
+
+    @Test(
+        "failures that cannot heal stop at once with what to do",
+        arguments: [
+            SyncFailure(.revokedDevice, "this device was revoked; ask an admin for a new enrolment code"),
+            SyncFailure(.incompatibleVersion, "the server speaks another protocol version; upgrade replica-cli"),
+        ])
+    func stopsOnPermanentFailure(failure: SyncFailure) async throws {
+        struct Failing: SyncTransport {
+            let failure: SyncFailure
+            func push(_ batch: [UInt8]) async throws -> [UInt8] { throw failure }
+            func pull(_ request: [UInt8]) async throws -> [UInt8] { throw failure }
+        }
+        let directory = TempDirectory()
+        let store = try LocalStore.create(
+            in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(1), user: "jana", tenant: "acme"))
+        var slept = 0
+        do {
+            _ = try await SyncEngine(store: store, transport: Failing(failure: failure)).syncRetrying(sleep: { _ in
+                slept += 1
+            })
+            Issue.record("a permanent failure was swallowed")
+        } catch let error as SyncFailure {
+            #expect(error.code == failure.code)
+        }
+        #expect(slept == 0)
+    }
+}
+
+@Suite("Clock offset")
+struct ClockOffsetTests {
+    @Test("the server's time hint corrects new stamps; stamps never go backwards, even when corrected back")
+    func adoptsOffset() async throws {
+        let directory = TempDirectory()
+        let store = try LocalStore.create(
+            in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(1), user: "jana", tenant: "acme"))
+        let wall = SyncEngineTests.wall
+        let before = try store.write(wall: wall) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "A"), c)
+        }
+        // This laptop's clock is an hour slow.
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        transport.wall = wall + 3_600_000
+        _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
+        #expect(store.session.clockOffset == 3_600_000)
+        let after = try store.write(wall: wall + 10) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "B"), c)
+        }
+        #expect(after.contacts.sortedKeys[0].time >> 16 == wall + 3_600_010)
+        // Now the server says the clock is an hour fast: stamps slow down, never go back.
+        transport.wall = wall - 3_600_000
+        _ = try await SyncEngine(store: store, transport: transport, wall: { wall + 20 }).sync()
+        let third = try store.write(wall: wall + 30) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "C"), c)
+        }
+        #expect(third.contacts.sortedKeys[0] > after.contacts.sortedKeys[0])
+        #expect(after.contacts.sortedKeys[0] > before.contacts.sortedKeys[0])
+        // And it persists: a restart keeps the offset and the clock.
+        let reopened = try LocalStore.open(in: directory.path)
+        #expect(reopened.session.clockOffset == store.session.clockOffset)
+        #expect(reopened.clock.last == store.clock.last)
+    }
+}

@@ -127,6 +127,8 @@ print(
     "bulk import of \(contactCount) contacts in one transaction: store \(fmt(storeImport)) s; raw SQLite rows \(fmt(rawImport)) s; ratio \(fmt(storeImport / rawImport))×"
 )
 
+if only == "import" { exit(0) }
+
 // MARK: 3. Initial sync to a fresh replica, then applying remote field changes
 
 final class Transport: SyncTransport {
