@@ -73,12 +73,17 @@ extension LocalStore {
             """
         return try Self.wrap("querying \(path)") {
             try database.read { db in
-                try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                    ContactRow(
-                        id: row["id"], name: row["name"], company: row["company"], owner: row["owner"],
-                        status: row["status"],
-                        lifecycle: row["lifecycle"], hasConflict: row["has_conflict"])
+                // A cursor read by column index: building a Row per result and looking columns up
+                // by name cost more than SQLite itself for 100,000 contacts.
+                var result = [ContactRow]()
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+                while let row = try rows.next() {
+                    result.append(
+                        ContactRow(
+                            id: row[0], name: row[1], company: row[2], owner: row[3], status: row[4], lifecycle: row[5],
+                            hasConflict: row[6]))
                 }
+                return result
             }
         }
     }
