@@ -78,12 +78,14 @@ extension BinaryBlob {
 
 extension UInt64: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readVarint() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.readVarint()
+    }
 }
 
 extension UInt32: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 32-bit integer")
         guard let narrow = UInt32(exactly: value) else {
             throw reader.error(.invalidValue, "expected a 32-bit integer, found \(value)")
@@ -94,7 +96,7 @@ extension UInt32: BinaryCodable {
 
 extension UInt16: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeVarint(UInt64(self)) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readVarint("a 16-bit integer")
         guard let narrow = UInt16(exactly: value) else {
             throw reader.error(.invalidValue, "expected a 16-bit integer, found \(value)")
@@ -105,17 +107,19 @@ extension UInt16: BinaryCodable {
 
 extension UInt8: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeByte(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readByte() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readByte() }
 }
 
 extension Int64: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readSignedVarint() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.readSignedVarint()
+    }
 }
 
 extension Int: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeSignedVarint(Int64(self)) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let value = try reader.readSignedVarint()
         guard let narrow = Int(exactly: value) else {
             throw reader.error(.invalidValue, "expected a native integer, found \(value)")
@@ -126,7 +130,7 @@ extension Int: BinaryCodable {
 
 extension Bool: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeByte(self ? 1 : 0) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         switch try reader.readByte("a boolean") {
         case 0: self = false
         case 1: self = true
@@ -137,28 +141,34 @@ extension Bool: BinaryCodable {
 
 extension Double: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeFixed64(bitPattern) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         self = Double(bitPattern: try reader.readFixed64("a 64-bit float"))
     }
 }
 
 extension String: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeString(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readString() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.readString()
+    }
 }
 
 extension Presence: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) {}
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self.init() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self.init() }
 }
 
 extension ReplicaID: BinaryCodable {
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeReplica(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readReplica() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.readReplica()
+    }
 }
 
 extension HLC: BinaryCodable, BinaryBlob {
     public static var blobType: BlobType { .hlc }
     @inlinable public func encode(to writer: inout BinaryWriter) { writer.writeStamp(self) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) { self = try reader.readStamp() }
+    @inlinable public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        self = try reader.readStamp()
+    }
 }

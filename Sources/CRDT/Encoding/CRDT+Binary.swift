@@ -25,6 +25,7 @@ extension VersionVector: BinaryCodable, BinaryBlob {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let count = try reader.readCount("version vector entries", minimumElementSize: 2)
         var vector = VersionVector()
@@ -69,6 +70,7 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let start = reader.offset
         let head = try reader.readVarint("a causal kernel")
@@ -113,6 +115,7 @@ extension MVRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
     @inlinable
     public func encode(to writer: inout BinaryWriter) { kernel.encode(to: &writer) }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         self.init(kernel: try DotKernel(from: &reader))
     }
@@ -132,6 +135,7 @@ extension LWWRegister: BinaryCodable, BinaryBlob where Value: BinaryCodable {
         value.encode(to: &writer)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         switch try reader.readByte("a register presence flag") {
         case 0: self.init()
@@ -155,6 +159,7 @@ extension ORSet: BinaryCodable, BinaryBlob where Element: BinaryCodable {
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         self = try reader.nested { reader throws(BinaryDecodingError) in
             let count = try reader.readCount("set elements", minimumElementSize: 2)
@@ -186,6 +191,7 @@ extension ORMap: BinaryCodable, BinaryBlob where Key: BinaryCodable, Value: Bina
         }
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         self = try reader.nested { reader throws(BinaryDecodingError) in
             let count = try reader.readCount("map entries", minimumElementSize: 2)
