@@ -2,6 +2,10 @@ import CRDT
 import CRDTTestSupport
 import Domain
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The domain convergence fuzzer: 3–5 replicas and a server ledger exchange the real protocol
 /// messages (as encoded bytes) over a network that drops, duplicates, delays and reorders
 /// them, while the replicas make random edits: creates, edits, deletes, restores, notes,
@@ -69,6 +73,13 @@ public struct ProtocolSimulation {
 
     private mutating func count(_ key: String) { stats[key, default: 0] += 1 }
 
+    /// KRALIKI_TRACE=1 prints every step (with KRALIKI_SEED, to see how a seed fails).
+    private let tracing = getenv("KRALIKI_TRACE") != nil
+
+    private func trace(_ line: @autoclosure () -> String) {
+        if tracing { print("  [\(wall)] " + line()) }
+    }
+
     private mutating func step() {
         wall += UInt64(rng.int(1...2_000))
         switch rng.int(0...19) {
@@ -82,6 +93,7 @@ public struct ProtocolSimulation {
             if waiting[index] {
                 waiting[index] = false
                 count("timeouts")
+                trace("\(replicas[index].user) timed out")
             }
         case 18:
             if snapshot == nil || rng.chance(0.5) { snapshot = ledger }
@@ -91,6 +103,7 @@ public struct ProtocolSimulation {
                 ledger = old
                 ledger.startNewEpoch(ServerEpoch(rawValue: rng.next() | 1))
                 count("restores")
+                trace("server restored, epoch \(ledger.epoch), sequence \(ledger.sequence)")
             }
         }
     }
@@ -191,6 +204,7 @@ public struct ProtocolSimulation {
             }
             written.append(delta)
             count("writes")
+            trace("\(replicas[index].user) wrote #\(replicas[index].nextSequence - 1) (choice \(choice))")
         } catch {
             // A refused command (editing what another replica deleted, say) changes nothing.
             count("refused")
@@ -231,6 +245,9 @@ public struct ProtocolSimulation {
         let sentAt = replicas[index].localTime(wall)
         if let batch = replicas[index].session.nextPush(outbox: replicas[index].outbox), rng.chance(0.6) {
             toServer.append(InFlight(replica: index, request: .push(batch), bytes: batch.encodedBlob(), sentAt: sentAt))
+            trace(
+                "\(replicas[index].user) sends push \(batch.changes.map(\.localSequence)) epoch \(String(describing: batch.epoch))"
+            )
         } else {
             let request = replicas[index].session.nextPull()
             toServer.append(
@@ -258,6 +275,7 @@ public struct ProtocolSimulation {
         switch message.request {
         case .push:
             let batch = try! PushBatch(blob: message.bytes)
+            trace("server gets push \(batch.changes.map(\.localSequence)) from \(replicas[message.replica].user)")
             responseBytes = ledger.receive(batch, wall: wall).encodedBlob()
         case .pull:
             let request = try! PullRequest(blob: message.bytes)
@@ -281,11 +299,17 @@ public struct ProtocolSimulation {
         switch message.request {
         case .push(let batch):
             let ack = try! PushAck(blob: message.bytes)
+            trace(
+                "\(replicas[index].user) gets ack through \(ack.processedThrough) epoch \(ack.epoch) for \(batch.changes.map(\.localSequence)) (session epoch \(String(describing: replicas[index].session.epoch)))"
+            )
             let actions = replicas[index].session.receive(
                 ack, for: batch, sentAt: message.sentAt, receivedAt: receivedAt)
             replicas[index].perform(actions, wall: wall)
         case .pull(let request):
             let response = try! PullResponse(blob: message.bytes)
+            trace(
+                "\(replicas[index].user) gets pull answer: \(response.changes.count) changes, next \(response.nextCursor), epoch \(response.epoch) for cursor \(request.cursor) (session cursor \(replicas[index].session.pullCursor))"
+            )
             let before = replicas[index].session
             let actions = replicas[index].session.receive(
                 response, for: request, sentAt: message.sentAt, receivedAt: receivedAt)
@@ -335,6 +359,13 @@ public struct ProtocolSimulation {
         }
         for change in written where server.merging(change) != server {
             problems.append("a change made on a replica never reached the server")
+        }
+        for replica in replicas where !replica.rejected.isEmpty {
+            // With clocks within the drift bound, a refusal means a stamp was pushed ahead of
+            // real time: the clock-offset estimate went wrong.
+            problems.append(
+                "the server refused \(replica.rejected.count) changes of \(replica.user): \(replica.rejected[0].reason)"
+            )
         }
         for replica in replicas where !replica.outbox.isEmpty {
             problems.append("\(replica.user)'s outbox still holds \(replica.outbox.count) changes")

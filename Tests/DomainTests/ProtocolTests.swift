@@ -178,6 +178,51 @@ struct ProtocolTests {
         #expect(world.replicas.allSatisfy { $0.session.epoch == ServerEpoch(rawValue: 0xE2) })
     }
 
+    @Test("regression: an acknowledgement from the old epoch, arriving after a restore, keeps the changes")
+    func lateAckFromOldEpoch() throws {
+        // Found by the long fuzz tier (seed 48493887915990): push #1 is committed by epoch 1, its
+        // answer is delayed; the server is restored (epoch 2, without #1); the replica, which had
+        // never synced, adopts epoch 2 from a pull; then the late answer from epoch 1 arrives. It
+        // used to remove #1 from the outbox, so #1 never reached the restored server.
+        var ledger = TenantLedger(epoch: ServerEpoch(rawValue: 1))
+        let snapshot = ledger
+        var replica = SimulatedReplica(replica: ReplicaID(1), user: "petr")
+        try replica.write(wall: Self.wall) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "A"), c)
+        }
+        let firstPush = try #require(replica.session.nextPush(outbox: replica.outbox))
+        let lateAck = ledger.receive(firstPush, wall: Self.wall)
+        ledger = snapshot
+        ledger.startNewEpoch(ServerEpoch(rawValue: 2))
+        let pull = replica.session.nextPull()
+        let pulled = replica.session.receive(
+            ledger.respond(to: pull, wall: Self.wall), for: pull, sentAt: Self.wall, receivedAt: Self.wall)
+        replica.perform(pulled, wall: Self.wall)
+        #expect(replica.session.epoch == ServerEpoch(rawValue: 2))
+        let actions = replica.session.receive(lateAck, for: firstPush, sentAt: Self.wall, receivedAt: Self.wall)
+        #expect(actions.isEmpty, "an answer from epoch 1 must not clear the outbox: \(actions)")
+        replica.perform(actions, wall: Self.wall)
+        #expect(replica.outbox.count == 1)
+        replica.sync(with: &ledger, wall: Self.wall)
+        #expect(ledger.state.contacts.count == 1)
+    }
+
+    @Test("regression: an answer that took longer than 10 s does not set the clock offset")
+    func slowAnswerKeepsOffset() {
+        var session = ReplicaSyncSession(replica: ReplicaID(1))
+        let ack = PushAck(
+            epoch: ServerEpoch(rawValue: 1), processedThrough: 0, rejected: [], serverTime: Self.wall + 60_000)
+        let batch = PushBatch(replica: ReplicaID(1), epoch: nil, changes: [])
+        _ = session.receive(ack, for: batch, sentAt: Self.wall, receivedAt: Self.wall + 120_000)
+        #expect(session.clockOffset == 0)
+        let quick = PushAck(
+            epoch: ServerEpoch(rawValue: 1), processedThrough: 0, rejected: [], serverTime: Self.wall + 5_050)
+        _ = session.receive(
+            quick, for: PushBatch(replica: ReplicaID(1), epoch: session.epoch, changes: []), sentAt: Self.wall,
+            receivedAt: Self.wall + 100)
+        #expect(session.clockOffset == 5_000)
+    }
+
     @Test("messages round-trip through the binary and JSON encodings")
     func messageEncodings() throws {
         var world = SyncWorld(users: ["jana"])

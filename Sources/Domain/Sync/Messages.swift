@@ -73,6 +73,13 @@ public struct PushAck: Equatable, Sendable, Codable {
     public let rejected: [Rejection]
     /// The server's wall clock (ms) when it answered: the replica's clock-offset hint.
     public let serverTime: UInt64
+
+    public init(epoch: ServerEpoch, processedThrough: UInt64, rejected: [Rejection], serverTime: UInt64) {
+        self.epoch = epoch
+        self.processedThrough = processedThrough
+        self.rejected = rejected
+        self.serverTime = serverTime
+    }
 }
 
 /// Replica → server: "changes after my cursor", bounded in count and bytes.
@@ -100,6 +107,11 @@ public struct PullRequest: Equatable, Sendable, Codable {
 public struct PulledChange: Equatable, Sendable, Codable {
     public let sequence: UInt64
     public let change: TenantState
+
+    public init(sequence: UInt64, change: TenantState) {
+        self.sequence = sequence
+        self.change = change
+    }
 }
 
 /// Server → replica: changes after the cursor, the cursor to ask from next, whether more remain.
@@ -109,6 +121,14 @@ public struct PullResponse: Equatable, Sendable, Codable {
     public let nextCursor: UInt64
     public let hasMore: Bool
     public let serverTime: UInt64
+
+    public init(epoch: ServerEpoch, changes: [PulledChange], nextCursor: UInt64, hasMore: Bool, serverTime: UInt64) {
+        self.epoch = epoch
+        self.changes = changes
+        self.nextCursor = nextCursor
+        self.hasMore = hasMore
+        self.serverTime = serverTime
+    }
 }
 
 extension BlobType {

@@ -76,8 +76,8 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
     /// around the round trip, for the clock offset.
     ///
     /// An answer to a batch sent under an epoch the session has since left is stale (it arrived
-    /// late): its changes are still durably processed, so they leave the outbox, but its epoch
-    /// and clock are ignored.
+    /// late): its epoch and clock are ignored, and its changes leave the outbox only if the
+    /// answer comes from the epoch the session is in now.
     public mutating func receive(_ ack: PushAck, for batch: PushBatch, sentAt: UInt64, receivedAt: UInt64) -> [Action] {
         let stale = batch.epoch != epoch
         var actions = [Action]()
@@ -85,6 +85,11 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
             updateOffset(serverTime: ack.serverTime, sentAt: sentAt, receivedAt: receivedAt)
             if observe(ack.epoch) { actions.append(.repushEverything) }
         }
+        // An acknowledgement from a server epoch we are not in says nothing about the current
+        // server, which may be a restore that lacks those changes: they stay in the outbox and
+        // go again (harmlessly, if they were not needed). The long fuzz tier found a change lost
+        // this way: acknowledged by the old epoch after the replica had moved to the new one.
+        guard ack.epoch == epoch else { return actions }
         let rejected = Set(ack.rejected.map(\.localSequence))
         let done = batch.changes.map(\.localSequence).filter { $0 <= ack.processedThrough && !rejected.contains($0) }
         if !done.isEmpty { actions.append(.removeFromOutbox(done)) }
@@ -137,7 +142,14 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         return true
     }
 
+    /// The longest round trip (ms) whose answer may set the clock offset. The estimate is off by
+    /// up to half the round trip, so an answer that took minutes (a retry, a stalled link) would
+    /// skew new stamps by minutes — enough for the server to refuse them. The domain fuzzer's
+    /// long tier found exactly that.
+    public static let maxRoundTripForOffset: UInt64 = 10_000
+
     private mutating func updateOffset(serverTime: UInt64, sentAt: UInt64, receivedAt: UInt64) {
+        guard receivedAt >= sentAt, receivedAt - sentAt <= Self.maxRoundTripForOffset else { return }
         let midpoint = Int64(sentAt / 2 + receivedAt / 2)
         clockOffset = Int64(serverTime) - midpoint
     }
