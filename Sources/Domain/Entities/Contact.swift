@@ -25,19 +25,19 @@ public struct Contact: Entity {
     public init() {}
 
     public static let fields: [FieldDescriptor<Contact>] = [
-        .field("lifecycle", \.lifecycle, content: false),
-        .field("authors", \.authors, content: false),
-        .field("name", \.name),
-        .field("company", \.company),
-        .field("title", \.title),
-        .field("owner", \.owner),
-        .field("status", \.status),
-        .field("address", \.address),
-        .field("field", \.customFields),
-        .field("phones", \.phones),
-        .field("emails", \.emails),
-        .field("tags", \.tags),
-        .field("not-duplicate-of", \.notDuplicateOf, content: false),
+        .field("lifecycle", { $0.lifecycle }, { $1(&$0.lifecycle) }, content: false),
+        .field("authors", { $0.authors }, { $1(&$0.authors) }, content: false),
+        .field("name", { $0.name }, { $1(&$0.name) }),
+        .field("company", { $0.company }, { $1(&$0.company) }),
+        .field("title", { $0.title }, { $1(&$0.title) }),
+        .field("owner", { $0.owner }, { $1(&$0.owner) }),
+        .field("status", { $0.status }, { $1(&$0.status) }),
+        .field("address", { $0.address }, { $1(&$0.address) }),
+        .field("field", { $0.customFields }, { $1(&$0.customFields) }),
+        .field("phones", { $0.phones }, { $1(&$0.phones) }),
+        .field("emails", { $0.emails }, { $1(&$0.emails) }),
+        .field("tags", { $0.tags }, { $1(&$0.tags) }),
+        .field("not-duplicate-of", { $0.notDuplicateOf }, { $1(&$0.notDuplicateOf) }, content: false),
     ]
 }
 
@@ -63,17 +63,17 @@ public struct CallNote: Entity {
     public init() {}
 
     public static let fields: [FieldDescriptor<CallNote>] = [
-        .field("lifecycle", \.lifecycle, content: false),
-        .field("authors", \.authors, content: false),
-        .field("contact", \.contact),
-        .field("author", \.author),
-        .field("call-time", \.callTime),
-        .field("duration", \.duration),
-        .field("direction", \.direction),
-        .field("outcome", \.outcome),
-        .field("tags", \.tags),
-        .field("body", \.body),
-        .field("orphan-accepted", \.orphanAccepted, content: false),
+        .field("lifecycle", { $0.lifecycle }, { $1(&$0.lifecycle) }, content: false),
+        .field("authors", { $0.authors }, { $1(&$0.authors) }, content: false),
+        .field("contact", { $0.contact }, { $1(&$0.contact) }),
+        .field("author", { $0.author }, { $1(&$0.author) }),
+        .field("call-time", { $0.callTime }, { $1(&$0.callTime) }),
+        .field("duration", { $0.duration }, { $1(&$0.duration) }),
+        .field("direction", { $0.direction }, { $1(&$0.direction) }),
+        .field("outcome", { $0.outcome }, { $1(&$0.outcome) }),
+        .field("tags", { $0.tags }, { $1(&$0.tags) }),
+        .field("body", { $0.body }, { $1(&$0.body) }),
+        .field("orphan-accepted", { $0.orphanAccepted }, { $1(&$0.orphanAccepted) }, content: false),
     ]
 }
 
@@ -95,15 +95,15 @@ public struct ScheduleEntry: Entity {
     public init() {}
 
     public static let fields: [FieldDescriptor<ScheduleEntry>] = [
-        .field("lifecycle", \.lifecycle, content: false),
-        .field("authors", \.authors, content: false),
-        .field("kind", \.entryKind),
-        .field("title", \.title),
-        .field("interval", \.interval),
-        .field("assignees", \.assignees),
-        .field("contact", \.contact),
-        .field("location", \.location),
-        .field("status", \.status),
-        .field("accepted-overlaps", \.acceptedOverlaps, content: false),
+        .field("lifecycle", { $0.lifecycle }, { $1(&$0.lifecycle) }, content: false),
+        .field("authors", { $0.authors }, { $1(&$0.authors) }, content: false),
+        .field("kind", { $0.entryKind }, { $1(&$0.entryKind) }),
+        .field("title", { $0.title }, { $1(&$0.title) }),
+        .field("interval", { $0.interval }, { $1(&$0.interval) }),
+        .field("assignees", { $0.assignees }, { $1(&$0.assignees) }),
+        .field("contact", { $0.contact }, { $1(&$0.contact) }),
+        .field("location", { $0.location }, { $1(&$0.location) }),
+        .field("status", { $0.status }, { $1(&$0.status) }),
+        .field("accepted-overlaps", { $0.acceptedOverlaps }, { $1(&$0.acceptedOverlaps) }, content: false),
     ]
 }

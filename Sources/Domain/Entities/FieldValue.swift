@@ -189,33 +189,41 @@ public final class FieldDescriptor<Record: Mergeable>: @unchecked Sendable {
         self.equals = equals
     }
 
+    /// A field reached through two closures, `{ $0.name }` to read and `{ $1(&$0.name) }` to
+    /// change in place. (Key paths read better but cost a runtime projection per access, and
+    /// merges touch every field of every entity: they were a tenth of the store's profile.)
     public static func field<F: FieldCRDT>(
-        _ name: String, _ path: WritableKeyPath<Record, F>, content: Bool = true
-    )
-        -> FieldDescriptor
-    {
+        _ name: String, _ get: @escaping (Record) -> F, _ modify: @escaping (inout Record, (inout F) -> Void) -> Void,
+        content: Bool = true
+    ) -> FieldDescriptor {
         FieldDescriptor(
             name: name, isContent: content,
-            merge: { entity, other in entity[keyPath: path].merge(other[keyPath: path]) },
-            isBottom: { $0[keyPath: path].isBottom },
-            copy: { entity, other in entity[keyPath: path] = other[keyPath: path] },
-            encode: { entity, writer in entity[keyPath: path].encode(to: &writer) },
-            decode: { (entity: inout Record, reader: inout BinaryReader) throws(BinaryDecodingError) in
-                entity[keyPath: path] = try F(from: &reader)
+            merge: { entity, other in
+                let value = get(other)
+                modify(&entity) { $0.merge(value) }
             },
-            liveEvents: { $0[keyPath: path].liveEvents(field: name) },
-            registers: { $0[keyPath: path].registers(field: name) },
-            knowledge: { $0[keyPath: path].knowledge },
+            isBottom: { get($0).isBottom },
+            copy: { entity, other in
+                let value = get(other)
+                modify(&entity) { $0 = value }
+            },
+            encode: { entity, writer in get(entity).encode(to: &writer) },
+            decode: { (entity: inout Record, reader: inout BinaryReader) throws(BinaryDecodingError) in
+                let value = try F(from: &reader)
+                modify(&entity) { $0 = value }
+            },
+            liveEvents: { get($0).liveEvents(field: name) },
+            registers: { get($0).registers(field: name) },
+            knowledge: { get($0).knowledge },
             rewriteSibling: { entity, field, index, stamp in
-                guard
-                    let delta = entity[keyPath: path].rewriteSibling(
-                        field: field, prefix: name, index: index, at: stamp)
-                else { return nil }
+                var delta: F?
+                modify(&entity) { delta = $0.rewriteSibling(field: field, prefix: name, index: index, at: stamp) }
+                guard let delta else { return nil }
                 var result = Record()
-                result[keyPath: path] = delta
+                modify(&result) { $0 = delta }
                 return result
             },
-            equals: { $0[keyPath: path] == $1[keyPath: path] })
+            equals: { get($0) == get($1) })
     }
 }
 
