@@ -271,9 +271,7 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.contact = note.contact.write(Reference(contact), at: context.stamp)
-        var state = TenantState()
-        state.notes = ORMap([noteID: delta])
-        return apply(state)
+        return apply(noteDelta(noteID, delta))
     }
 
     private mutating func acceptOrphan(_ noteID: EntityID, deletion: HLC, _ context: WriteContext) -> TenantState {
@@ -281,8 +279,6 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.orphanAccepted = note.orphanAccepted.write(deletion, at: context.stamp)
-        var state = TenantState()
-        state.notes = ORMap([noteID: delta])
-        return apply(state)
+        return apply(noteDelta(noteID, delta))
     }
 }

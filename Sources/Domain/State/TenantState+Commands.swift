@@ -202,9 +202,13 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.body = note.body.write(text, at: context.stamp)
+        return apply(noteDelta(id, delta))
+    }
+
+    func noteDelta(_ id: EntityID, _ delta: CallNote) -> TenantState {
         var state = TenantState()
-        state.notes = ORMap([id: delta])
-        return apply(state)
+        if !delta.isBottom { state.notes = ORMap([id: delta]) }
+        return state
     }
 
     // MARK: Schedule
