@@ -30,7 +30,10 @@ let package = Package(
         .target(
             name: "Replica", dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings),
-        .target(name: "SyncServer", dependencies: ["Domain"], swiftSettings: swiftSettings),
+        .target(
+            name: "SyncServer",
+            dependencies: ["Domain", "Replica", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
         .executableTarget(name: "sync-server", dependencies: ["SyncServer"], swiftSettings: swiftSettings),
         .executableTarget(name: "replica-cli", dependencies: ["Replica"], swiftSettings: swiftSettings),
 
@@ -49,6 +52,9 @@ let package = Package(
         // A child process for the crash tests: writes to a store until it is killed.
         .executableTarget(
             name: "store-torture", dependencies: ["Replica"], path: "Tests/StoreTorture", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SyncServerTests", dependencies: ["SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],
             swiftSettings: swiftSettings),

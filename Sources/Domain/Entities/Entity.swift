@@ -39,6 +39,16 @@ extension Entity {
         return result
     }
 
+    /// The fields `delta` holds whose value differs between `before` and `after`: what a server
+    /// gives a new sequence number to.
+    public static func changedFields(touchedBy delta: Self, from before: Self, to after: Self) -> FieldMask {
+        var changed = FieldMask()
+        for (index, field) in fields.enumerated() where !field.isBottom(delta) && !field.equals(before, after) {
+            changed.insert(.field(index))
+        }
+        return changed
+    }
+
     /// Everything seen of this entity, over all fields.
     public var knowledge: VersionVector {
         Self.fields.reduce(into: VersionVector()) { $0.merge($1.knowledge(self)) }

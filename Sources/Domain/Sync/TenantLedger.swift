@@ -87,11 +87,7 @@ public struct TenantLedger: Sendable {
             let entityDelta = delta[id]!
             let before = state[keyPath: path][id] ?? E()
             let after = before.merging(entityDelta)
-            var changed = FieldMask()
-            for (index, field) in E.fields.enumerated()
-            where !field.isBottom(entityDelta) && !field.equals(before, after) {
-                changed.insert(.field(index))
-            }
+            let changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
             if changed.isEmpty { continue }
             sequence += 1
             state[keyPath: path].merge(ORMap([id: entityDelta]))

@@ -322,8 +322,9 @@ func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
     try JSONDecoder().decode(type, from: Data(text.utf8))
 }
 
-/// An entity's state blob: `[0x30 + kind][version 1][entity]`.
-func entityBlob<E: Entity>(_ entity: E) -> Data {
+/// An entity's state blob: `[0x30 + kind][version 1][entity]` (the replica and the server store
+/// entities this way).
+public func entityBlob<E: Entity>(_ entity: E) -> Data {
     var writer = BinaryWriter(capacity: 256)
     writer.writeByte(entityBlobType(E.kind))
     writer.writeByte(1)
@@ -331,7 +332,7 @@ func entityBlob<E: Entity>(_ entity: E) -> Data {
     return Data(writer.bytes)
 }
 
-func entityBlobType(_ kind: EntityKind) -> UInt8 {
+public func entityBlobType(_ kind: EntityKind) -> UInt8 {
     switch kind {
     case .contact: 0x30
     case .note: 0x31
@@ -339,7 +340,7 @@ func entityBlobType(_ kind: EntityKind) -> UInt8 {
     }
 }
 
-func decodeEntity<E: Entity>(_ type: E.Type, _ data: Data) throws(BinaryDecodingError) -> E {
+public func decodeEntity<E: Entity>(_ type: E.Type, _ data: Data) throws(BinaryDecodingError) -> E {
     var reader = BinaryReader(bytes: data)
     let tag = try reader.readByte("an entity type")
     guard tag == entityBlobType(E.kind) else {

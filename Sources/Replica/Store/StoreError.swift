@@ -32,7 +32,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let underlying: (any Error & Sendable)?
 
-    init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying

@@ -1,0 +1,308 @@
+import CRDT
+import Domain
+import Foundation
+import GRDB
+import Replica
+
+/// The server's durable ledgers: the `TenantLedger` bookkeeping of every tenant (merged entity
+/// state, per-tenant sequence, the sequence that last changed each field, the change log) in
+/// one SQLite file, WAL, `synchronous=FULL`.
+///
+/// `receive(_:tenant:wall:)` applies a push batch in ONE transaction and returns its
+/// acknowledgement only after the commit is durable; `respond(to:tenant:wall:)` answers a pull
+/// from the log. Behaviour is the same as `TenantLedger` (a differential test checks it); the
+/// HTTP/2 layer (issue #5) puts authentication and tenants in front of it.
+///
+/// Not thread-safe by itself; the server serializes calls (GRDB serializes the writes anyway).
+public final class ServerStore {
+    public static let fileName = "server.sqlite"
+
+    public let path: String
+    public var maxForwardDrift: UInt64
+    public var maxPullChanges = 1_000
+    let database: DatabaseQueue
+
+    private init(path: String, database: DatabaseQueue, maxForwardDrift: UInt64) {
+        self.path = path
+        self.database = database
+        self.maxForwardDrift = maxForwardDrift
+    }
+
+    /// Opens (or creates) the server store in `directory`.
+    public static func open(
+        in directory: String, maxForwardDrift: UInt64 = HybridLogicalClock.defaultMaxForwardDrift
+    )
+        throws(StoreError) -> ServerStore
+    {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.journalMode = .wal
+            configuration.busyMode = .timeout(5)
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            let database = try DatabaseQueue(path: path, configuration: configuration)
+            let version = try database.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+            guard version <= serverSchemaMigrations.count else {
+                throw StoreError(
+                    .newerSchema,
+                    "\(path) was written by a newer version of Kraliki Sync (schema \(version); this build knows up to "
+                        + "\(serverSchemaMigrations.count)); upgrade sync-server — the file is left untouched")
+            }
+            for index in version..<serverSchemaMigrations.count {
+                try database.write { db in
+                    try db.execute(sql: serverSchemaMigrations[index].sql)
+                    try db.execute(sql: "PRAGMA user_version = \(index + 1)")
+                }
+            }
+            return ServerStore(path: path, database: database, maxForwardDrift: maxForwardDrift)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.io, "cannot open the server store \(path)", underlying: error as? (any Error & Sendable))
+        }
+    }
+
+    // MARK: Ledger rows
+
+    private struct LedgerRow {
+        var epoch: ServerEpoch
+        var sequence: UInt64
+    }
+
+    private func ledger(_ tenant: String, _ db: Database) throws -> LedgerRow? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT epoch, sequence FROM tenant_ledger WHERE tenant = ?", arguments: [tenant])
+        else { return nil }
+        let epoch: String = row[0]
+        let sequence: Int64 = row[1]
+        return LedgerRow(epoch: ServerEpoch(rawValue: UInt64(epoch, radix: 16) ?? 0), sequence: UInt64(sequence))
+    }
+
+    private func ensureLedger(_ tenant: String, _ db: Database) throws -> LedgerRow {
+        if let row = try ledger(tenant, db) { return row }
+        var generator = SystemRandomNumberGenerator()
+        let row = LedgerRow(epoch: ServerEpoch.random(using: &generator), sequence: 0)
+        try db.execute(
+            sql: "INSERT INTO tenant_ledger (tenant, epoch, sequence) VALUES (?, ?, 0)",
+            arguments: [tenant, row.epoch.description])
+        return row
+    }
+
+    /// The tenant's epoch (created on first use).
+    public func epoch(of tenant: String) throws(StoreError) -> ServerEpoch {
+        try wrap { try database.write { db in try ensureLedger(tenant, db).epoch } }
+    }
+
+    /// The last sequence number given in the tenant's ledger.
+    public func sequence(of tenant: String) throws(StoreError) -> UInt64 {
+        try wrap { try database.read { db in try ledger(tenant, db)?.sequence ?? 0 } }
+    }
+
+    // MARK: Push
+
+    /// Applies `batch` for `tenant` in one durable transaction and returns the acknowledgement.
+    /// A change stamped beyond the drift bound is refused alone, with a reason.
+    public func receive(_ batch: PushBatch, tenant: String, wall: UInt64) throws(StoreError) -> PushAck {
+        let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
+        return try wrap {
+            try database.write { db in
+                var ledger = try ensureLedger(tenant, db)
+                var rejected = [Rejection]()
+                for change in batch.changes {
+                    if let newest = change.change.newestStamp {
+                        do throws(ClockError) {
+                            try clock.check(newest, wall: wall)
+                        } catch {
+                            rejected.append(
+                                Rejection(
+                                    localSequence: change.localSequence, code: error.code.description,
+                                    reason: error.message))
+                            continue
+                        }
+                    }
+                    try apply(change.change.contacts, tenant, &ledger.sequence, db)
+                    try apply(change.change.notes, tenant, &ledger.sequence, db)
+                    try apply(change.change.schedule, tenant, &ledger.sequence, db)
+                }
+                try db.execute(
+                    sql: "UPDATE tenant_ledger SET sequence = ? WHERE tenant = ?",
+                    arguments: [Int64(ledger.sequence), tenant])
+                return PushAck(
+                    epoch: ledger.epoch, processedThrough: batch.changes.map(\.localSequence).max() ?? 0,
+                    rejected: rejected,
+                    serverTime: wall)
+            }
+        }
+    }
+
+    private func apply<E: Entity>(
+        _ delta: ORMap<EntityID, E>, _ tenant: String, _ sequence: inout UInt64, _ db: Database
+    )
+        throws
+    {
+        for id in delta.sortedKeys {
+            let entityDelta = delta[id]!
+            let stored = try Row.fetchOne(
+                db, sql: "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?",
+                arguments: [tenant, E.kind.rawValue, id.text])
+            let before: E = try stored.map { row in try decodeEntity(E.self, row[0]) } ?? E()
+            var sequences = try stored.map { row in try Self.decodeSequences(row[1]) } ?? []
+            let after = before.merging(entityDelta)
+            let changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
+            if changed.isEmpty { continue }
+            sequence += 1
+            if sequences.count < E.fields.count {
+                sequences += Array(repeating: 0, count: E.fields.count - sequences.count)
+            }
+            for index in E.fields.indices where changed.contains(.field(index)) { sequences[index] = sequence }
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO server_entity (tenant, kind, id, state, field_sequences) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (tenant, kind, id) DO UPDATE SET state = excluded.state, field_sequences = excluded.field_sequences
+                    """
+            ).execute(arguments: [tenant, E.kind.rawValue, id.text, entityBlob(after), Self.encodeSequences(sequences)])
+            try db.cachedStatement(
+                sql: "INSERT INTO server_log (tenant, sequence, kind, id, fields) VALUES (?, ?, ?, ?, ?)"
+            )
+            .execute(arguments: [
+                tenant, Int64(sequence), E.kind.rawValue, id.text, Int64(bitPattern: changed.rawValue),
+            ])
+        }
+    }
+
+    // MARK: Pull
+
+    /// The current state of what changed after the request's cursor (see `TenantLedger.respond`).
+    public func respond(to request: PullRequest, tenant: String, wall: UInt64) throws(StoreError) -> PullResponse {
+        try wrap {
+            try database.write { db in
+                let ledger = try ensureLedger(tenant, db)
+                let cursor = request.epoch == ledger.epoch ? request.cursor : 0
+                let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
+                var changes = [PulledChange]()
+                var bytes = 0
+                var next = cursor
+                var more = false
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql:
+                        "SELECT sequence, kind, id, fields FROM server_log WHERE tenant = ? AND sequence > ? ORDER BY sequence",
+                    arguments: [tenant, Int64(clamping: cursor)])  // a peer may send any UInt64
+                while let row = try rows.next() {
+                    let sequence = UInt64(row[0] as Int64)
+                    let kindName: String = row[1]
+                    let idText: String = row[2]
+                    let fields = FieldMask(rawValue: UInt64(bitPattern: row[3] as Int64))
+                    guard let kind = EntityKind(rawValue: kindName), let id = EntityID(text: idText) else {
+                        throw StoreError(.corrupt, "\(path): bad log entry \(sequence)")
+                    }
+                    let change = try projection(kind, id, tenant, fields: fields, at: sequence, db)
+                    if let change {
+                        let size = change.encodedBlob().count
+                        if !changes.isEmpty && (changes.count >= maxChanges || bytes + size > request.maxBytes) {
+                            more = true
+                            break
+                        }
+                        changes.append(PulledChange(sequence: sequence, change: change))
+                        bytes += size
+                    }
+                    next = sequence
+                }
+                if !more { more = next < ledger.sequence }
+                return PullResponse(
+                    epoch: ledger.epoch, changes: changes, nextCursor: next, hasMore: more, serverTime: wall)
+            }
+        }
+    }
+
+    /// The fields of `fields` that `sequence` still holds the latest change of, as a change.
+    private func projection(
+        _ kind: EntityKind, _ id: EntityID, _ tenant: String, fields: FieldMask, at sequence: UInt64, _ db: Database
+    )
+        throws -> TenantState?
+    {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"),
+                arguments: [tenant, kind.rawValue, id.text])
+        else { return nil }
+        let sequences = try Self.decodeSequences(row[1])
+        var live = FieldMask()
+        for (index, last) in sequences.enumerated() where fields.contains(.field(index)) && last == sequence {
+            live.insert(.field(index))
+        }
+        if live.isEmpty { return nil }
+        func project<E: Entity>(_ type: E.Type) throws -> ORMap<EntityID, E> {
+            ORMap([id: try decodeEntity(E.self, row[0]).restricted(to: live)])
+        }
+        switch kind {
+        case .contact: return TenantState(contacts: try project(Contact.self))
+        case .note: return TenantState(notes: try project(CallNote.self))
+        case .schedule: return TenantState(schedule: try project(ScheduleEntry.self))
+        }
+    }
+
+    /// The tenant's whole merged state (for backups, checks and tests).
+    public func state(of tenant: String) throws(StoreError) -> TenantState {
+        try wrap {
+            try database.read { db in
+                var contacts = [EntityID: Contact]()
+                var notes = [EntityID: CallNote]()
+                var schedule = [EntityID: ScheduleEntry]()
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT kind, id, state FROM server_entity WHERE tenant = ?", arguments: [tenant])
+                while let row = try rows.next() {
+                    let kind: String = row[0]
+                    let idText: String = row[1]
+                    guard let id = EntityID(text: idText) else {
+                        throw StoreError(.corrupt, "\(path): bad entity ID \(idText)")
+                    }
+                    switch kind {
+                    case EntityKind.contact.rawValue: contacts[id] = try decodeEntity(Contact.self, row[2])
+                    case EntityKind.note.rawValue: notes[id] = try decodeEntity(CallNote.self, row[2])
+                    default: schedule[id] = try decodeEntity(ScheduleEntry.self, row[2])
+                    }
+                }
+                return TenantState(contacts: ORMap(contacts), notes: ORMap(notes), schedule: ORMap(schedule))
+            }
+        }
+    }
+
+    /// `PRAGMA integrity_check` ("ok" when sound).
+    public func integrityCheck() throws(StoreError) -> [String] {
+        try wrap { try database.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") } }
+    }
+
+    // MARK: Helpers
+
+    static func encodeSequences(_ sequences: [UInt64]) -> Data {
+        var writer = BinaryWriter(capacity: sequences.count * 3)
+        for sequence in sequences { writer.writeVarint(sequence) }
+        return Data(writer.bytes)
+    }
+
+    static func decodeSequences(_ data: Data) throws -> [UInt64] {
+        var reader = BinaryReader(bytes: data)
+        var result = [UInt64]()
+        while !reader.isAtEnd { result.append(try reader.readVarint("a field sequence")) }
+        return result
+    }
+
+    private func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
+        do {
+            return try body()
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError
+            where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
+        {
+            throw StoreError(
+                .corrupt, "the server store \(path) is damaged; restore it from a backup", underlying: error)
+        } catch {
+            throw StoreError(.io, "the server store \(path) failed", underlying: error as? (any Error & Sendable))
+        }
+    }
+}

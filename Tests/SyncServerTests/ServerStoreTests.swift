@@ -1,0 +1,158 @@
+import CRDT
+import CRDTTestSupport
+import Domain
+import DomainTestSupport
+import Foundation
+import Replica
+import SyncServer
+import Testing
+
+final class TempDir {
+    let path = NSTemporaryDirectory() + "kraliki-server-\(UUID().uuidString)"
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The durable server ledger against the in-memory reference (`TenantLedger`).
+@Suite("Server store")
+struct ServerStoreTests {
+    static let wall: UInt64 = 1_764_000_000_000
+
+    /// Random commands on three replicas, as push batches (some repeated, as retries are).
+    static func batches(seed: UInt64) -> [PushBatch] {
+        var rng = SeededRandom(seed: seed)
+        var replicas = (1...3).map { SimulatedReplica(replica: ReplicaID(UInt64($0)), user: "user\($0)") }
+        var batches = [PushBatch]()
+        for step in 0..<60 {
+            let index = rng.int(0...2)
+            let wall = Self.wall + UInt64(step) * 1_000
+            let contacts = replicas[index].state.contacts.sortedKeys
+            let name = rng.pick(["Jana", "Petr", "Eva", "Zoë"])
+            let phone = rng.pick(["601111111", "602222222", "603333333"])
+            let choice = rng.int(0...5)
+            _ = try? replicas[index].write(wall: wall) { s, c throws(ValidationError) in
+                switch choice {
+                case 0, 1: return try s.createContact(ContactDraft(name: name, phones: [phone]), c)
+                case 2 where !contacts.isEmpty:
+                    var edit = ContactEdit()
+                    edit.name = name
+                    return try s.editContact(contacts[step % contacts.count], edit, c)
+                case 3 where !contacts.isEmpty:
+                    return try s.addNote(NoteDraft(contact: contacts[step % contacts.count], text: "note \(step)"), c)
+                case 4 where !contacts.isEmpty:
+                    return try s.delete(.contact, contacts[step % contacts.count], c)
+                default:
+                    return try s.addScheduleEntry(ScheduleDraft(title: name, start: 1_000, end: 2_000 + Int64(step)), c)
+                }
+            }
+            if rng.chance(0.3), let batch = replicas[index].session.nextPush(outbox: replicas[index].outbox) {
+                batches.append(batch)
+                if rng.chance(0.3) { batches.append(batch) }  // a retry
+                // Let the replica see what others did, through a throwaway ledger of everything so far.
+                var everything = TenantLedger(epoch: ServerEpoch(rawValue: 1))
+                for earlier in batches { _ = everything.receive(earlier, wall: wall) }
+                replicas[index].state.merge(everything.state)
+            }
+        }
+        return batches
+    }
+
+    @Test("pushes and pulls answer exactly as the in-memory reference ledger", arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func matchesReference(seed: UInt64) throws {
+        let directory = TempDir()
+        let store = try ServerStore.open(in: directory.path)
+        var reference = TenantLedger(epoch: try store.epoch(of: "acme"))
+        for batch in Self.batches(seed: seed) {
+            let expected = reference.receive(batch, wall: Self.wall + 100_000)
+            let actual = try store.receive(batch, tenant: "acme", wall: Self.wall + 100_000)
+            #expect(actual == expected, "seed \(seed)")
+        }
+        #expect(try store.sequence(of: "acme") == reference.sequence)
+        let same = try store.state(of: "acme") == reference.state
+        #expect(same, "seed \(seed): states differ")
+        for (cursor, maxChanges, maxBytes) in [
+            (0, 1_000, 1 << 20), (0, 7, 1 << 20), (5, 3, 1 << 20), (0, 100, 300), (UInt64.max, 10, 10),
+        ]
+            as [(UInt64, Int, Int)]
+        {
+            let request = PullRequest(
+                epoch: reference.epoch, cursor: cursor, maxChanges: maxChanges, maxBytes: maxBytes)
+            let equal =
+                try store.respond(to: request, tenant: "acme", wall: 0) == reference.respond(to: request, wall: 0)
+            #expect(equal, "seed \(seed): pull from \(cursor) (\(maxChanges) changes, \(maxBytes) bytes) differs")
+        }
+        // Tenants are separate ledgers.
+        #expect(try store.state(of: "other").isBottom)
+        #expect(try store.epoch(of: "other") != store.epoch(of: "acme"))
+    }
+
+    @Test("what was acknowledged survives closing and reopening")
+    func durable() throws {
+        let directory = TempDir()
+        var reference = TenantLedger(epoch: ServerEpoch(rawValue: 1))
+        var epoch: ServerEpoch
+        do {
+            let store = try ServerStore.open(in: directory.path)
+            epoch = try store.epoch(of: "acme")
+            for batch in Self.batches(seed: 9) {
+                _ = try store.receive(batch, tenant: "acme", wall: Self.wall + 100_000)
+                _ = reference.receive(batch, wall: Self.wall + 100_000)
+            }
+        }
+        let reopened = try ServerStore.open(in: directory.path)
+        #expect(try reopened.epoch(of: "acme") == epoch)
+        #expect(try reopened.sequence(of: "acme") == reference.sequence)
+        let same = try reopened.state(of: "acme") == reference.state
+        #expect(same, "the reopened store differs")
+        #expect(try reopened.integrityCheck() == ["ok"])
+    }
+
+    @Test("two replica stores converge through the durable server")
+    func replicasConverge() async throws {
+        final class Transport: SyncTransport {
+            let store: ServerStore
+            init(store: ServerStore) { self.store = store }
+            func push(_ batch: [UInt8]) async throws -> [UInt8] {
+                try store.receive(PushBatch(blob: batch), tenant: "acme", wall: ServerStoreTests.wall).encodedBlob()
+            }
+            func pull(_ request: [UInt8]) async throws -> [UInt8] {
+                try store.respond(to: PullRequest(blob: request), tenant: "acme", wall: ServerStoreTests.wall)
+                    .encodedBlob()
+            }
+        }
+        let directory = TempDir()
+        let server = try ServerStore.open(in: directory.path + "/server")
+        let transport = Transport(store: server)
+        let jana = try LocalStore.create(
+            in: directory.path + "/jana", identity: ReplicaIdentity(replica: ReplicaID(1), user: "jana", tenant: "acme")
+        )
+        let petr = try LocalStore.create(
+            in: directory.path + "/petr", identity: ReplicaIdentity(replica: ReplicaID(2), user: "petr", tenant: "acme")
+        )
+        try jana.importContacts((0..<700).map { ContactDraft(name: "J\($0)") }, wall: Self.wall)
+        try petr.importContacts((0..<30).map { ContactDraft(name: "P\($0)") }, wall: Self.wall)
+        for store in [jana, petr, jana] {
+            _ = try await SyncEngine(store: store, transport: transport, wall: { Self.wall }).sync()
+        }
+        let converged = jana.state == petr.state
+        let onServer = try server.state(of: "acme") == jana.state
+        #expect(converged && onServer, "replicas and server differ")
+        #expect(try server.sequence(of: "acme") == 730)
+    }
+}
+
+@Test("the embedded server migrations are exactly the files in schema/server/")
+func serverSchemaMatchesFiles() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let folder = root.path + "/schema/server"
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
+    let embedded = try String(
+        contentsOfFile: root.path + "/Sources/SyncServer/Store/ServerSchema.swift", encoding: .utf8)
+    #expect(files == ["0001_initial.sql"])
+    for file in files {
+        let sql = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
+        #expect(
+            embedded.contains("\"\(file)\",\n        #\"\"\"\n\(sql)\"\"\"#"),
+            "\(file) differs; run scripts/embed-schema.py")
+    }
+}
