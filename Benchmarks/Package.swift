@@ -21,7 +21,8 @@ let package = Package(
         .executableTarget(
             name: "store-bench",
             dependencies: [
-                .product(name: "Replica", package: "kraliki-sync"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]
