@@ -92,7 +92,10 @@ public final class ServerStore {
 
     /// The tenant's epoch (created on first use).
     public func epoch(of tenant: String) throws(StoreError) -> ServerEpoch {
-        try wrap { try database.write { db in try ensureLedger(tenant, db).epoch } }
+        try wrap {
+            if let row = try database.read({ db in try ledger(tenant, db) }) { return row.epoch }
+            return try database.write { db in try ensureLedger(tenant, db).epoch }
+        }
     }
 
     /// The last sequence number given in the tenant's ledger.
@@ -176,9 +179,14 @@ public final class ServerStore {
 
     /// The current state of what changed after the request's cursor (see `TenantLedger.respond`).
     public func respond(to request: PullRequest, tenant: String, wall: UInt64) throws(StoreError) -> PullResponse {
-        try wrap {
-            try database.write { db in
-                let ledger = try ensureLedger(tenant, db)
+        // Pulls only read (so they do not queue behind pushes); a tenant's first request creates
+        // its ledger row first.
+        _ = try epoch(of: tenant)
+        return try wrap {
+            try database.read { db in
+                guard let ledger = try ledger(tenant, db) else {
+                    throw StoreError(.corrupt, "\(path): tenant \(tenant) vanished")
+                }
                 let cursor = request.epoch == ledger.epoch ? request.cursor : 0
                 let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
                 var changes = [PulledChange]()
