@@ -108,7 +108,7 @@ public final class LocalStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw StoreError(
-                .io, "cannot create the directory \(directory)", underlying: error as? (any Error & Sendable))
+                .io, "cannot create the directory \(directory)", underlying: error)
         }
         let database = try connect(path: path, options: options)
         try migrate(database, path: path)
@@ -190,7 +190,7 @@ public final class LocalStore {
         {
             throw StoreError(.corrupt, "\(path) is not a readable replica database; \(recovery)", underlying: error)
         } catch {
-            throw StoreError(.io, "cannot open \(path)", underlying: error as? (any Error & Sendable))
+            throw StoreError(.io, "cannot open \(path)", underlying: error)
         }
     }
 
@@ -203,7 +203,7 @@ public final class LocalStore {
             result = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
             try database.close()
         } catch {
-            throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error as? (any Error & Sendable))
+            throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
         }
         guard result == ["ok"] else {
             throw StoreError(.corrupt, "\(path) is damaged (\(result.prefix(3).joined(separator: "; "))); \(recovery)")
@@ -364,7 +364,7 @@ extension LocalStore {
         {
             throw StoreError(.corrupt, "the store is damaged while \(doing); \(recovery)", underlying: error)
         } catch {
-            throw StoreError(.io, "failed while \(doing)", underlying: error as? (any Error & Sendable))
+            throw StoreError(.io, "failed while \(doing)", underlying: error)
         }
     }
 }

@@ -30,9 +30,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let message: String
-    public let underlying: (any Error & Sendable)?
+    public let underlying: (any Error)?
 
-    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying

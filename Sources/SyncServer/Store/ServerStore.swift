@@ -59,7 +59,7 @@ public final class ServerStore {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(.io, "cannot open the server store \(path)", underlying: error as? (any Error & Sendable))
+            throw StoreError(.io, "cannot open the server store \(path)", underlying: error)
         }
     }
 
@@ -310,7 +310,7 @@ public final class ServerStore {
             throw StoreError(
                 .corrupt, "the server store \(path) is damaged; restore it from a backup", underlying: error)
         } catch {
-            throw StoreError(.io, "the server store \(path) failed", underlying: error as? (any Error & Sendable))
+            throw StoreError(.io, "the server store \(path) failed", underlying: error)
         }
     }
 }
