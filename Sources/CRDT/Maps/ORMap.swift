@@ -27,7 +27,9 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
     /// A map holding `valueByKey`; bottom values are dropped.
     @inlinable
     public init(_ valueByKey: [Key: Value]) {
-        _valueByKey = valueByKey.filter { !$0.value.isBottom }
+        // Filtering copies the whole dictionary; most callers pass no bottom values at all.
+        _valueByKey =
+            valueByKey.values.contains(where: \.isBottom) ? valueByKey.filter { !$0.value.isBottom } : valueByKey
     }
 
     @inlinable
