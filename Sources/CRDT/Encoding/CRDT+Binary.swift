@@ -206,7 +206,7 @@ extension ORMap: BinaryCodable, BinaryBlob where Key: BinaryCodable, Value: Bina
                 let value = try Value(from: &reader)
                 if !value.isBottom { valueByKey[key] = value }
             }
-            return ORMap(valueByKey)
+            return ORMap(uncheckedValueByKey: valueByKey)  // bottom values were skipped above
         }
     }
 }

@@ -28,8 +28,7 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
     @inlinable
     public init(_ valueByKey: [Key: Value]) {
         // Filtering copies the whole dictionary; most callers pass no bottom values at all.
-        _valueByKey =
-            valueByKey.values.contains(where: \.isBottom) ? valueByKey.filter { !$0.value.isBottom } : valueByKey
+        _valueByKey = valueByKey.values.contains { $0.isBottom } ? valueByKey.filter { !$0.value.isBottom } : valueByKey
     }
 
     @inlinable
