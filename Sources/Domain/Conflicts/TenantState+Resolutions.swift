@@ -142,7 +142,7 @@ extension TenantState {
             } else {
                 delta.location = entry.location.write(value, at: context.stamp)
             }
-            return apply(scheduleDelta(target.id, delta))
+            return apply(change(target.id, delta))
         case (.schedule, "status"):
             return try setScheduleStatus(target.id, ScheduleStatus(parsing: text), context)
         default:
@@ -271,7 +271,7 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.contact = note.contact.write(Reference(contact), at: context.stamp)
-        return apply(noteDelta(noteID, delta))
+        return apply(change(noteID, delta))
     }
 
     private mutating func acceptOrphan(_ noteID: EntityID, deletion: HLC, _ context: WriteContext) -> TenantState {
@@ -279,6 +279,6 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.orphanAccepted = note.orphanAccepted.write(deletion, at: context.stamp)
-        return apply(noteDelta(noteID, delta))
+        return apply(change(noteID, delta))
     }
 }

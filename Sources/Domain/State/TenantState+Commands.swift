@@ -69,9 +69,7 @@ extension TenantState {
         for (key, value) in custom where !value.isEmpty {
             contact.customFields.update(key) { $0.write(value, at: stamp) }
         }
-        var delta = TenantState()
-        delta.contacts = ORMap([id: contact])
-        return apply(delta)
+        return apply(change(id, contact))
     }
 
     /// Edits a contact that exists and is not deleted.
@@ -145,13 +143,7 @@ extension TenantState {
                 delta.customFields.merge(contact.customFields.update(key) { $0.write(value, at: stamp) })
             }
         }
-        return apply(contactDelta(id, delta))
-    }
-
-    func contactDelta(_ id: EntityID, _ delta: Contact) -> TenantState {
-        var state = TenantState()
-        if !delta.isBottom { state.contacts = ORMap([id: delta]) }
-        return state
+        return apply(change(id, delta))
     }
 
     // MARK: Call notes
@@ -184,9 +176,7 @@ extension TenantState {
         note.outcome.write(outcome, at: stamp)
         for tag in tags { note.tags.insert(tag, at: stamp) }
         note.body.write(text, at: stamp)
-        var delta = TenantState()
-        delta.notes = ORMap([EntityID(creation: stamp): note])
-        return apply(delta)
+        return apply(change(EntityID(creation: stamp), note))
     }
 
     /// Replaces the body of a note.
@@ -202,13 +192,7 @@ extension TenantState {
         var delta = CallNote()
         delta.authors = note.authors.record(context.author, at: context.stamp)
         delta.body = note.body.write(text, at: context.stamp)
-        return apply(noteDelta(id, delta))
-    }
-
-    func noteDelta(_ id: EntityID, _ delta: CallNote) -> TenantState {
-        var state = TenantState()
-        if !delta.isBottom { state.notes = ORMap([id: delta]) }
-        return state
+        return apply(change(id, delta))
     }
 
     // MARK: Schedule
@@ -242,9 +226,7 @@ extension TenantState {
         entry.contact.write(Reference(draft.contact), at: stamp)
         if let location, !location.isEmpty { entry.location.write(location, at: stamp) }
         entry.status.write(.planned, at: stamp)
-        var delta = TenantState()
-        delta.schedule = ORMap([EntityID(creation: stamp): entry])
-        return apply(delta)
+        return apply(change(EntityID(creation: stamp), entry))
     }
 
     /// Moves an entry to a new interval (one write: start, end and zone together).
@@ -258,7 +240,7 @@ extension TenantState {
         var delta = ScheduleEntry()
         delta.authors = entry.authors.record(context.author, at: context.stamp)
         delta.interval = entry.interval.write(interval, at: context.stamp)
-        return apply(scheduleDelta(id, delta))
+        return apply(change(id, delta))
     }
 
     /// Marks an entry done or cancelled (or planned again).
@@ -272,7 +254,7 @@ extension TenantState {
         var delta = ScheduleEntry()
         delta.authors = entry.authors.record(context.author, at: context.stamp)
         delta.status = entry.status.write(status, at: context.stamp)
-        return apply(scheduleDelta(id, delta))
+        return apply(change(id, delta))
     }
 
     func activeEntry(_ id: EntityID) throws(ValidationError) -> ScheduleEntry {
@@ -283,9 +265,16 @@ extension TenantState {
         return entry
     }
 
-    func scheduleDelta(_ id: EntityID, _ delta: ScheduleEntry) -> TenantState {
+    /// The change that holds `delta` for entity `id` (empty when `delta` is bottom).
+    func change<E: Entity>(_ id: EntityID, _ delta: E) -> TenantState {
         var state = TenantState()
-        if !delta.isBottom { state.schedule = ORMap([id: delta]) }
+        guard !delta.isBottom else { return state }
+        switch delta {
+        case let contact as Contact: state.contacts = ORMap([id: contact])
+        case let note as CallNote: state.notes = ORMap([id: note])
+        case let entry as ScheduleEntry: state.schedule = ORMap([id: entry])
+        default: preconditionFailure("\(E.self) is not an entity of a tenant")
+        }
         return state
     }
 

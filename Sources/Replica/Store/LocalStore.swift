@@ -212,52 +212,14 @@ public final class LocalStore {
 
     /// Applies the migrations this build knows that the file lacks (`PRAGMA user_version` counts
     /// those applied), each in its own transaction; refuses a file from a newer build.
-    static func migrate(
-        _ database: DatabaseQueue, path: String, upTo target: Int = schemaMigrations.count
-    ) throws(StoreError) {
-        try wrap("migrating \(path)") {
-            let version = try database.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
-            if version > schemaMigrations.count {
-                throw StoreError(
-                    .newerSchema,
-                    "\(path) was written by a newer version of Kraliki Sync (schema \(version); this build knows up to "
-                        + "\(schemaMigrations.count)); upgrade replica-cli, or sync it from a newer build — it is left untouched"
-                )
-            }
-            for index in version..<target {
-                try database.write { db in
-                    try db.execute(sql: schemaMigrations[index].sql)
-                    try db.execute(sql: "PRAGMA user_version = \(index + 1)")
-                }
-            }
-        }
+    static func migrate(_ database: DatabaseQueue, path: String, upTo target: Int? = nil) throws(StoreError) {
+        try SQLiteFile.migrate(
+            database, migrations: schemaMigrations, path: path, upgrade: "replica-cli, or sync it from a newer build",
+            upTo: target)
     }
 
     private static func loadState(_ db: Database, path: String) throws -> TenantState {
-        var contacts = [EntityID: Contact]()
-        var notes = [EntityID: CallNote]()
-        var schedule = [EntityID: ScheduleEntry]()
-        let rows = try Row.fetchCursor(db, sql: "SELECT kind, id, state FROM entity_state")
-        while let row = try rows.next() {
-            let kind: String = row["kind"]
-            let idText: String = row["id"]
-            let blob: Data = row["state"]
-            guard let id = EntityID(text: idText) else {
-                throw StoreError(.corrupt, "\(path): bad entity ID \(idText); \(recovery)")
-            }
-            do throws(BinaryDecodingError) {
-                switch kind {
-                case EntityKind.contact.rawValue: contacts[id] = try decodeEntity(Contact.self, blob)
-                case EntityKind.note.rawValue: notes[id] = try decodeEntity(CallNote.self, blob)
-                case EntityKind.schedule.rawValue: schedule[id] = try decodeEntity(ScheduleEntry.self, blob)
-                default: throw BinaryDecodingError(code: .wrongType, offset: 0, message: "unknown entity kind \(kind)")
-                }
-            } catch {
-                throw StoreError(
-                    .corrupt, "\(path): the state of \(kind) \(idText) does not decode (\(error)); \(recovery)")
-            }
-        }
-        return TenantState(contacts: ORMap(contacts), notes: ORMap(notes), schedule: ORMap(schedule))
+        try SQLiteFile.tenantState(db, sql: "SELECT kind, id, state FROM entity_state", path: path, recovery: recovery)
     }
 
     // MARK: Local writes
@@ -355,16 +317,6 @@ public func decodeEntity<E: Entity>(_ type: E.Type, _ data: Data) throws(BinaryD
 
 extension LocalStore {
     static func wrap<T>(_ doing: String, _ body: () throws -> T) throws(StoreError) -> T {
-        do {
-            return try body()
-        } catch let error as StoreError {
-            throw error
-        } catch let error as DatabaseError
-            where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
-        {
-            throw StoreError(.corrupt, "the store is damaged while \(doing); \(recovery)", underlying: error)
-        } catch {
-            throw StoreError(.io, "failed while \(doing)", underlying: error)
-        }
+        try SQLiteFile.wrap(doing, recovery: recovery, body)
     }
 }

@@ -42,19 +42,7 @@ public final class ServerStore {
             configuration.busyMode = .timeout(5)
             configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             let database = try DatabaseQueue(path: path, configuration: configuration)
-            let version = try database.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
-            guard version <= serverSchemaMigrations.count else {
-                throw StoreError(
-                    .newerSchema,
-                    "\(path) was written by a newer version of Kraliki Sync (schema \(version); this build knows up to "
-                        + "\(serverSchemaMigrations.count)); upgrade sync-server — the file is left untouched")
-            }
-            for index in version..<serverSchemaMigrations.count {
-                try database.write { db in
-                    try db.execute(sql: serverSchemaMigrations[index].sql)
-                    try db.execute(sql: "PRAGMA user_version = \(index + 1)")
-                }
-            }
+            try SQLiteFile.migrate(database, migrations: serverSchemaMigrations, path: path, upgrade: "sync-server")
             return ServerStore(path: path, database: database, maxForwardDrift: maxForwardDrift)
         } catch let error as StoreError {
             throw error
@@ -257,24 +245,10 @@ public final class ServerStore {
     public func state(of tenant: String) throws(StoreError) -> TenantState {
         try wrap {
             try database.read { db in
-                var contacts = [EntityID: Contact]()
-                var notes = [EntityID: CallNote]()
-                var schedule = [EntityID: ScheduleEntry]()
-                let rows = try Row.fetchCursor(
-                    db, sql: "SELECT kind, id, state FROM server_entity WHERE tenant = ?", arguments: [tenant])
-                while let row = try rows.next() {
-                    let kind: String = row[0]
-                    let idText: String = row[1]
-                    guard let id = EntityID(text: idText) else {
-                        throw StoreError(.corrupt, "\(path): bad entity ID \(idText)")
-                    }
-                    switch kind {
-                    case EntityKind.contact.rawValue: contacts[id] = try decodeEntity(Contact.self, row[2])
-                    case EntityKind.note.rawValue: notes[id] = try decodeEntity(CallNote.self, row[2])
-                    default: schedule[id] = try decodeEntity(ScheduleEntry.self, row[2])
-                    }
-                }
-                return TenantState(contacts: ORMap(contacts), notes: ORMap(notes), schedule: ORMap(schedule))
+                try SQLiteFile.tenantState(
+                    db, sql: "SELECT kind, id, state FROM server_entity WHERE tenant = ?", arguments: [tenant],
+                    path: path,
+                    recovery: Self.recovery)
             }
         }
     }
@@ -299,18 +273,9 @@ public final class ServerStore {
         return result
     }
 
+    static let recovery = "restore the server from its last backup (a new epoch; replicas re-push what they hold)"
+
     private func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
-        do {
-            return try body()
-        } catch let error as StoreError {
-            throw error
-        } catch let error as DatabaseError
-            where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
-        {
-            throw StoreError(
-                .corrupt, "the server store \(path) is damaged; restore it from a backup", underlying: error)
-        } catch {
-            throw StoreError(.io, "the server store \(path) failed", underlying: error)
-        }
+        try SQLiteFile.wrap("using the server store \(path)", recovery: Self.recovery, body)
     }
 }
