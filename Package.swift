@@ -3,7 +3,7 @@
 //
 // Dependencies point one way: CRDT ← Domain ← Replica / SyncServer ← executables.
 // CRDT depends on nothing outside the Swift toolchain. External packages come only from the
-// machine's local mirror (see DEVELOPERS.md); later issues add Hummingbird, GRDB and friends.
+// machine's local mirror (see DEVELOPERS.md); Hummingbird (HTTP/2), async-http-client, GRDB and friends.
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -22,20 +22,60 @@ let package = Package(
         .executable(name: "replica-cli", targets: ["replica-cli"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0")
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CRDT", swiftSettings: swiftSettings),
         .target(name: "Domain", dependencies: ["CRDT"], swiftSettings: swiftSettings),
         .target(
-            name: "Replica", dependencies: ["Domain", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "Replica",
+            dependencies: [
+                "Domain", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings),
         .target(
             name: "SyncServer",
-            dependencies: ["Domain", "Replica", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Domain", "Replica", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings),
-        .executableTarget(name: "sync-server", dependencies: ["SyncServer"], swiftSettings: swiftSettings),
-        .executableTarget(name: "replica-cli", dependencies: ["Replica"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "sync-server",
+            dependencies: ["SyncServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "replica-cli",
+            dependencies: ["Replica", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings),
 
         // Test support is its own target: seeded generators, the lattice-law checker and the
         // naive reference model used by the convergence fuzzer.
@@ -52,8 +92,23 @@ let package = Package(
         // A child process for the crash tests: writes to a store until it is killed.
         .executableTarget(
             name: "store-torture", dependencies: ["Replica"], path: "Tests/StoreTorture", swiftSettings: swiftSettings),
+        // A real server on loopback for tests: start, enrol replicas, send raw requests.
+        .target(
+            name: "ServerTestSupport",
+            dependencies: [
+                "SyncServer", "Replica", "DomainTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/ServerTestSupport", swiftSettings: swiftSettings),
         .testTarget(
-            name: "SyncServerTests", dependencies: ["SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport"],
+            name: "SyncServerTests",
+            dependencies: [
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],

@@ -1,6 +1,7 @@
 import CRDT
 import CRDTTestSupport
 import Domain
+import DomainTestSupport
 import Foundation
 import Replica
 import Testing

@@ -1,5 +1,6 @@
 import CRDT
 import Domain
+import DomainTestSupport
 import Foundation
 import GRDB
 import Replica

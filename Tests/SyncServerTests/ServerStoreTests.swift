@@ -7,11 +7,6 @@ import Replica
 import SyncServer
 import Testing
 
-final class TempDir {
-    let path = NSTemporaryDirectory() + "kraliki-server-\(UUID().uuidString)"
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// The durable server ledger against the in-memory reference (`TenantLedger`).
 @Suite("Server store")
 struct ServerStoreTests {
@@ -58,7 +53,7 @@ struct ServerStoreTests {
 
     @Test("pushes and pulls answer exactly as the in-memory reference ledger", arguments: [1, 2, 3, 4, 5] as [UInt64])
     func matchesReference(seed: UInt64) throws {
-        let directory = TempDir()
+        let directory = TempDirectory("server")
         let store = try ServerStore.open(in: directory.path)
         var reference = TenantLedger(epoch: try store.epoch(of: "acme"))
         for batch in Self.batches(seed: seed) {
@@ -87,7 +82,7 @@ struct ServerStoreTests {
 
     @Test("what was acknowledged survives closing and reopening")
     func durable() throws {
-        let directory = TempDir()
+        let directory = TempDirectory("server")
         var reference = TenantLedger(epoch: ServerEpoch(rawValue: 1))
         var epoch: ServerEpoch
         do {
@@ -119,7 +114,7 @@ struct ServerStoreTests {
                     .encodedBlob()
             }
         }
-        let directory = TempDir()
+        let directory = TempDirectory("server")
         let server = try ServerStore.open(in: directory.path + "/server")
         let transport = Transport(store: server)
         let jana = try LocalStore.create(
@@ -148,7 +143,7 @@ func serverSchemaMatchesFiles() throws {
     let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
     let embedded = try String(
         contentsOfFile: root.path + "/Sources/SyncServer/Store/ServerSchema.swift", encoding: .utf8)
-    #expect(files == ["0001_initial.sql"])
+    #expect(files == ["0001_initial.sql", "0002_devices.sql"])
     for file in files {
         let sql = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
         #expect(

@@ -17,6 +17,22 @@ public struct ServerEpoch: RawRepresentable, Hashable, Sendable, Codable, Custom
         ServerEpoch(rawValue: .random(in: 1...UInt64.max, using: &generator))
     }
     public var description: String { ReplicaID(rawValue).hex }
+
+    /// JSON carries epochs as 16 hex digits: a JavaScript client (the PWA) would round a
+    /// 64-bit number.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard text.count == 16, let value = UInt64(text, radix: 16) else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "an epoch is 16 hex digits"))
+        }
+        rawValue = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 }
 
 /// One change from a replica's outbox: a delta, keyed by (replica, local sequence) so that

@@ -26,7 +26,7 @@ public enum SQLiteFile {
     /// refuses (and leaves untouched) a file written by a build that knows more migrations.
     /// `upgrade` says what to upgrade ("replica-cli").
     public static func migrate(
-        _ database: DatabaseQueue, migrations: [(name: String, sql: String)], path: String, upgrade: String,
+        _ database: some DatabaseWriter, migrations: [(name: String, sql: String)], path: String, upgrade: String,
         upTo target: Int? = nil
     ) throws(StoreError) {
         try wrap("migrating \(path)", recovery: "restore the file from a backup") {

@@ -54,6 +54,11 @@ public struct SyncFailure: Error, CustomStringConvertible, Sendable {
             case revokedDevice = "revoked-device"
             case incompatibleVersion = "incompatible-version"
             case rejectedRequest = "rejected-request"
+            case untrustedServer = "untrusted-server"
+            case staleCursor = "stale-cursor"
+            case notEnrolled = "not-enrolled"
+            case notPermitted = "not-permitted"
+            case notFound = "not-found"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -68,6 +73,16 @@ public struct SyncFailure: Error, CustomStringConvertible, Sendable {
         public static let incompatibleVersion = Code(.incompatibleVersion)
         /// The server refused the request as malformed (4xx). Does not heal.
         public static let rejectedRequest = Code(.rejectedRequest)
+        /// The server's certificate is not the one pinned at enrolment. Does not heal.
+        public static let untrustedServer = Code(.untrustedServer)
+        /// This replica was offline past the server's retention. Does not heal by retrying.
+        public static let staleCursor = Code(.staleCursor)
+        /// This replica has no enrolment. Does not heal: run `replica-cli init`.
+        public static let notEnrolled = Code(.notEnrolled)
+        /// The device's role does not allow this (403). Does not heal.
+        public static let notPermitted = Code(.notPermitted)
+        /// The object does not exist in this tenant (404). Does not heal.
+        public static let notFound = Code(.notFound)
 
         public var description: String { base.rawValue }
     }

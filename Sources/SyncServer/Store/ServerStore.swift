@@ -8,29 +8,32 @@ import Replica
 /// state, per-tenant sequence, the sequence that last changed each field, the change log) in
 /// one SQLite file, WAL, `synchronous=FULL`.
 ///
-/// `receive(_:tenant:wall:)` applies a push batch in ONE transaction and returns its
-/// acknowledgement only after the commit is durable; `respond(to:tenant:wall:)` answers a pull
-/// from the log. Behaviour is the same as `TenantLedger` (a differential test checks it); the
-/// HTTP/2 layer (issue #5) puts authentication and tenants in front of it.
+/// `receive(_:wall:)` applies a GROUP of push batches (of any tenants) in ONE transaction and
+/// returns their acknowledgements only after the commit is durable — the HTTP layer gathers
+/// concurrent pushes into one group so durability costs one fsync per group, not per request;
+/// `respond(to:tenant:wall:)` answers a pull from the log on a reader connection, so pulls never
+/// queue behind pushes. Behaviour is the same as `TenantLedger` (a differential test checks it).
 ///
-/// Not thread-safe by itself; the server serializes calls (GRDB serializes the writes anyway).
-public final class ServerStore {
+/// Thread-safe: a GRDB `DatabasePool` (one writer, concurrent WAL readers).
+public final class ServerStore: Sendable {
     public static let fileName = "server.sqlite"
 
     public let path: String
-    public var maxForwardDrift: UInt64
-    public var maxPullChanges = 1_000
-    let database: DatabaseQueue
+    public let maxForwardDrift: UInt64
+    public let maxPullChanges: Int
+    let database: DatabasePool
 
-    private init(path: String, database: DatabaseQueue, maxForwardDrift: UInt64) {
+    private init(path: String, database: DatabasePool, maxForwardDrift: UInt64, maxPullChanges: Int) {
         self.path = path
         self.database = database
         self.maxForwardDrift = maxForwardDrift
+        self.maxPullChanges = maxPullChanges
     }
 
     /// Opens (or creates) the server store in `directory`.
     public static func open(
-        in directory: String, maxForwardDrift: UInt64 = HybridLogicalClock.defaultMaxForwardDrift
+        in directory: String, maxForwardDrift: UInt64 = HybridLogicalClock.defaultMaxForwardDrift,
+        maxPullChanges: Int = 1_000, readOnly: Bool = false
     )
         throws(StoreError) -> ServerStore
     {
@@ -39,11 +42,16 @@ public final class ServerStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var configuration = Configuration()
             configuration.journalMode = .wal
-            configuration.busyMode = .timeout(5)
-            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            let database = try DatabaseQueue(path: path, configuration: configuration)
+            configuration.busyMode = .timeout(10)
+            configuration.maximumReaderCount = 4
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.execute(sql: "PRAGMA foreign_keys = ON")
+            }
+            let database = try DatabasePool(path: path, configuration: configuration)
             try SQLiteFile.migrate(database, migrations: serverSchemaMigrations, path: path, upgrade: "sync-server")
-            return ServerStore(path: path, database: database, maxForwardDrift: maxForwardDrift)
+            return ServerStore(
+                path: path, database: database, maxForwardDrift: maxForwardDrift, maxPullChanges: maxPullChanges)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -93,39 +101,78 @@ public final class ServerStore {
 
     // MARK: Push
 
+    /// One push of a group: a batch and the tenant (and device) it comes from.
+    public struct Push: Sendable {
+        public let batch: PushBatch
+        public let tenant: String
+        /// The pushing device, whose health columns the same transaction updates.
+        public let device: String?
+
+        public init(batch: PushBatch, tenant: String, device: String? = nil) {
+            self.batch = batch
+            self.tenant = tenant
+            self.device = device
+        }
+    }
+
+    /// What a push changed: its acknowledgement and the tenant's last sequence after it (for
+    /// the live stream).
+    public struct Receipt: Sendable {
+        public let ack: PushAck
+        public let sequence: UInt64
+    }
+
     /// Applies `batch` for `tenant` in one durable transaction and returns the acknowledgement.
     /// A change stamped beyond the drift bound is refused alone, with a reason.
     public func receive(_ batch: PushBatch, tenant: String, wall: UInt64) throws(StoreError) -> PushAck {
-        let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
-        return try wrap {
+        try receive([Push(batch: batch, tenant: tenant)], wall: wall)[0].ack
+    }
+
+    /// Applies every push of `group` in ONE durable transaction (in order) and returns their
+    /// receipts, in the same order, after the commit.
+    public func receive(_ group: [Push], wall: UInt64) throws(StoreError) -> [Receipt] {
+        try wrap {
             try database.write { db in
-                var ledger = try ensureLedger(tenant, db)
-                var rejected = [Rejection]()
-                for change in batch.changes {
-                    if let newest = change.change.newestStamp {
-                        do throws(ClockError) {
-                            try clock.check(newest, wall: wall)
-                        } catch {
-                            rejected.append(
-                                Rejection(
-                                    localSequence: change.localSequence, code: error.code.description,
-                                    reason: error.message))
-                            continue
-                        }
+                try group.map { push in
+                    let ack = try receive(push.batch, tenant: push.tenant, wall: wall, db)
+                    if let device = push.device {
+                        try db.cachedStatement(
+                            sql: "UPDATE device SET last_push_ms = ?, last_seen_ms = ? WHERE id = ?"
+                        ).execute(arguments: [Int64(wall), Int64(wall), device])
                     }
-                    try apply(change.change.contacts, tenant, &ledger.sequence, db)
-                    try apply(change.change.notes, tenant, &ledger.sequence, db)
-                    try apply(change.change.schedule, tenant, &ledger.sequence, db)
+                    return Receipt(ack: ack, sequence: try ledger(push.tenant, db)?.sequence ?? 0)
                 }
-                try db.execute(
-                    sql: "UPDATE tenant_ledger SET sequence = ? WHERE tenant = ?",
-                    arguments: [Int64(ledger.sequence), tenant])
-                return PushAck(
-                    epoch: ledger.epoch, processedThrough: batch.changes.map(\.localSequence).max() ?? 0,
-                    rejected: rejected,
-                    serverTime: wall)
             }
         }
+    }
+
+    private func receive(_ batch: PushBatch, tenant: String, wall: UInt64, _ db: Database) throws -> PushAck {
+        let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
+        var ledger = try ensureLedger(tenant, db)
+        var rejected = [Rejection]()
+        for change in batch.changes {
+            if let newest = change.change.newestStamp {
+                do throws(ClockError) {
+                    try clock.check(newest, wall: wall)
+                } catch {
+                    rejected.append(
+                        Rejection(
+                            localSequence: change.localSequence, code: error.code.description,
+                            reason: error.message))
+                    continue
+                }
+            }
+            try apply(change.change.contacts, tenant, &ledger.sequence, db)
+            try apply(change.change.notes, tenant, &ledger.sequence, db)
+            try apply(change.change.schedule, tenant, &ledger.sequence, db)
+        }
+        try db.execute(
+            sql: "UPDATE tenant_ledger SET sequence = ? WHERE tenant = ?",
+            arguments: [Int64(ledger.sequence), tenant])
+        return PushAck(
+            epoch: ledger.epoch, processedThrough: batch.changes.map(\.localSequence).max() ?? 0,
+            rejected: rejected,
+            serverTime: wall)
     }
 
     private func apply<E: Entity>(
@@ -275,7 +322,7 @@ public final class ServerStore {
 
     static let recovery = "restore the server from its last backup (a new epoch; replicas re-push what they hold)"
 
-    private func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
+    func wrap<T>(_ body: () throws -> T) throws(StoreError) -> T {
         try SQLiteFile.wrap("using the server store \(path)", recovery: Self.recovery, body)
     }
 }

@@ -1,10 +1,10 @@
 import Foundation
 
 /// A fresh directory under the system's temporary directory, removed when the test ends.
-final class TempDirectory {
-    let path: String
+public final class TempDirectory: @unchecked Sendable {
+    public let path: String
 
-    init(_ name: String = "replica") {
+    public init(_ name: String = "replica") {
         path = NSTemporaryDirectory() + "kraliki-\(name)-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -13,5 +13,5 @@ final class TempDirectory {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    func sub(_ name: String) -> String { path + "/" + name }
+    public func sub(_ name: String) -> String { path + "/" + name }
 }

@@ -1,0 +1,263 @@
+import AsyncHTTPClient
+import CRDT
+import Domain
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// What enrolment gave this replica, kept in `device.json` beside the store (mode 0600: the
+/// token is a password).
+public struct DeviceCredentials: Codable, Sendable, Equatable {
+    public let server: String
+    public let deviceId: String
+    public let tenant: String
+    public let user: String
+    public let role: String
+    public let token: String
+
+    public static let fileName = "device.json"
+    /// The pinned server certificate (or the CA given at enrolment).
+    public static let certificateFileName = "server-cert.pem"
+
+    public init(server: String, deviceId: String, tenant: String, user: String, role: String, token: String) {
+        self.server = server
+        self.deviceId = deviceId
+        self.tenant = tenant
+        self.user = user
+        self.role = role
+        self.token = token
+    }
+
+    public static func load(from directory: String) throws(SyncFailure) -> DeviceCredentials {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SyncFailure(
+                .notEnrolled, "this replica is not enrolled (no \(path)); run `replica-cli init ENROLMENT`")
+        }
+        do { return try JSONDecoder().decode(DeviceCredentials.self, from: data) } catch {
+            throw SyncFailure(.notEnrolled, "\(path) is damaged; enrol again with `replica-cli init`")
+        }
+    }
+
+    /// Writes the file with mode 0600 (created that way, never readable by others), fsynced.
+    public func write(to directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try PrivateFile.write(try encoder.encode(self), to: path)
+    }
+}
+
+/// Files only their owner may read, written atomically and fsynced.
+public enum PrivateFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw StoreError(.io, "cannot create \(temporary) (errno \(errno))") }
+        let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        close(descriptor)
+        guard written == data.count, synced == 0, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw StoreError(.io, "cannot write \(path) (errno \(errno))")
+        }
+    }
+}
+
+/// The replica's HTTP/2 client: TLS trusting exactly the pinned certificate (or a CA file),
+/// bearer token, problem documents mapped to `SyncFailure`s that say what to do. Implements
+/// `SyncTransport` with the binary protocol encoding.
+public final class HTTPSyncClient: SyncTransport, Sendable {
+    public let server: String
+    let token: String?
+    let client: HTTPClient
+    let requestTimeout: TimeAmount
+
+    /// `trustPEM`: the certificate(s) to trust as roots; nil uses the system store (a server
+    /// with a public certificate) or nothing for `http://` (h2c is not supported by this client).
+    public init(server: String, token: String?, trustPEM: String?, requestTimeout: TimeAmount = .seconds(60)) throws {
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.token = token
+        self.requestTimeout = requestTimeout
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if let trustPEM {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(trustPEM.utf8)))
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.httpVersion = .automatic
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(10), read: requestTimeout)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// A client for an enrolled replica in `directory`.
+    public static func enrolled(in directory: String) throws -> HTTPSyncClient {
+        let credentials = try DeviceCredentials.load(from: directory)
+        let pem = try? String(
+            contentsOfFile: (directory as NSString).appendingPathComponent(DeviceCredentials.certificateFileName),
+            encoding: .utf8)
+        return try HTTPSyncClient(server: credentials.server, token: credentials.token, trustPEM: pem)
+    }
+
+    /// Closes connections; call before dropping the client.
+    public func shutdown() async throws { try await client.shutdown() }
+
+    // MARK: SyncTransport
+
+    public nonisolated(nonsending) func push(_ batch: [UInt8]) async throws -> [UInt8] {
+        try await exchange("/v1/sync/push", body: batch)
+    }
+
+    public nonisolated(nonsending) func pull(_ request: [UInt8]) async throws -> [UInt8] {
+        try await exchange("/v1/sync/pull", body: request)
+    }
+
+    static let binaryContentType = "application/vnd.kraliki.sync"
+
+    func exchange(_ path: String, body: [UInt8]) async throws -> [UInt8] {
+        var request = HTTPClientRequest(url: server + path)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: Self.binaryContentType)
+        request.headers.add(name: "accept", value: Self.binaryContentType)
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let buffer = try await send(request, limit: 64 * 1024 * 1024)
+        return Array(buffer.readableBytesView)
+    }
+
+    // MARK: JSON routes
+
+    /// Sends a JSON request (or none) and decodes a JSON answer.
+    public func json<Answer: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: (some Encodable)? = Optional<[String: String]>.none,
+        as type: Answer.Type
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: server + path)
+        request.method = method
+        request.headers.add(name: "accept", value: "application/json")
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        }
+        let buffer = try await send(request, limit: 64 * 1024 * 1024)
+        do {
+            return try JSONDecoder().decode(Answer.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw SyncFailure(
+                .incompatibleVersion, "the server's answer to \(path) is not what this client understands; upgrade it")
+        }
+    }
+
+    private func send(_ original: HTTPClientRequest, limit: Int) async throws -> ByteBuffer {
+        var request = original
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: requestTimeout)
+        } catch {
+            throw Self.classify(error, server: server)
+        }
+        let body = try await response.body.collect(upTo: limit)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw Self.failure(status: Int(response.status.code), body: body, server: server)
+        }
+        return body
+    }
+
+    /// The problem document of an error answer, as a `SyncFailure` that says what to do.
+    static func failure(status: Int, body: ByteBuffer, server: String) -> SyncFailure {
+        struct ProblemDocument: Decodable {
+            let type: String?
+            let detail: String?
+        }
+        let problem = try? JSONDecoder().decode(ProblemDocument.self, from: Data(body.readableBytesView))
+        let slug = problem?.type?.split(separator: "/").last.map(String.init) ?? ""
+        let detail = problem?.detail ?? "HTTP \(status)"
+        switch (status, slug) {
+        case (401, "device-revoked"):
+            return SyncFailure(.revokedDevice, "this device was revoked by an admin; local data is kept — \(detail)")
+        case (401, _):
+            return SyncFailure(
+                .revokedDevice, "the server does not accept this device's token (\(detail)); enrol it again")
+        case (403, _): return SyncFailure(.notPermitted, "not permitted: \(detail)")
+        case (404, _): return SyncFailure(.notFound, detail)
+        case (_, "unsupported-protocol-version"): return SyncFailure(.incompatibleVersion, detail)
+        case (410, _): return SyncFailure(.staleCursor, detail)
+        case (429, _), (503, _): return SyncFailure(.busy, "the server is busy (\(detail)); retrying")
+        case (400..<500, _): return SyncFailure(.rejectedRequest, "the server refused the request: \(detail)")
+        default: return SyncFailure(.unreachable, "the server failed (HTTP \(status)): \(detail)")
+        }
+    }
+
+    /// Transport errors: TLS trust failures do not heal; everything else is "unreachable".
+    static func classify(_ error: any Error, server: String) -> any Error {
+        if error is SyncFailure { return error }
+        let text = String(describing: error)
+        if error is NIOSSLError || text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return SyncFailure(
+                .untrustedServer,
+                "the server at \(server) did not present the certificate pinned at enrolment (\(text)); "
+                    + "if an admin replaced it, enrol again")
+        }
+        return SyncFailure(.unreachable, "the server at \(server) is unreachable (\(text)); local work is safe")
+    }
+
+    // MARK: Live
+
+    /// The tenant's newest sequence numbers as the server announces them (server-sent events),
+    /// until the stream drops (then it throws; the caller reconnects).
+    public func liveSequences() async throws -> AsyncThrowingStream<UInt64, any Error> {
+        var request = HTTPClientRequest(url: server + "/v1/sync/live")
+        request.headers.add(name: "accept", value: "text/event-stream")
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .hours(24 * 365))
+        } catch {
+            throw Self.classify(error, server: server)
+        }
+        guard response.status == .ok else {
+            let body = try await response.body.collect(upTo: 1 << 20)
+            throw Self.failure(status: Int(response.status.code), body: body, server: server)
+        }
+        let server = self.server
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var parser = ServerSentEvents()
+                do {
+                    for try await buffer in response.body {
+                        for sequence in parser.feed(buffer.readableBytesView) { continuation.yield(sequence) }
+                    }
+                    continuation.finish(throwing: SyncFailure(.unreachable, "the live stream from \(server) ended"))
+                } catch {
+                    continuation.finish(throwing: Self.classify(error, server: server))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// Parses the server's `event: changes` / `data: {"sequence": N}` stream.
+struct ServerSentEvents {
+    private struct Event: Decodable { let sequence: UInt64 }
+    private var line = [UInt8]()
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [UInt64] {
+        var sequences = [UInt64]()
+        for byte in bytes {
+            if byte != UInt8(ascii: "\n") {
+                line.append(byte)
+                continue
+            }
+            defer { line.removeAll(keepingCapacity: true) }
+            let text = String(decoding: line, as: UTF8.self)
+            guard text.hasPrefix("data:") else { continue }
+            if let data = try? JSONDecoder().decode(Event.self, from: Data(text.dropFirst(5).utf8)) {
+                sequences.append(data.sequence)
+            }
+        }
+        return sequences
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// Everything an operator can set. Sources, strongest first: command-line flags, environment
+/// variables (`KRALIKI_*`), the JSON config file (`--config FILE`), the defaults below. Every
+/// option is documented in docs/deployment/configuration.md and deploy/sync-server.json.
+public struct ServerConfig: Codable, Sendable, Equatable {
+    /// Address to listen on. Loopback by default.
+    public var host = "127.0.0.1"
+    public var port = 8443
+    /// The URL replicas use to reach this server (put in enrolment strings); defaults to
+    /// `https://host:port`. Set it when clients reach the server through another name.
+    public var publicURL: String?
+    /// Where server.sqlite, the generated certificate and the secrets live.
+    public var dataDirectory = "./data"
+    /// PEM files; when both are unset the server generates a self-signed certificate in
+    /// `<data>/tls/` on first start (refused in production).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// Cleartext HTTP/2 (h2c) instead of TLS, for h2load and curl; only on a loopback address.
+    public var cleartextHTTP2 = false
+    /// Refuse to start with development settings (generated certificate, placeholder secrets,
+    /// readable key files, cleartext).
+    public var production = false
+    /// The secrets file (JSON, mode 0600, written by `sync-server secrets generate`).
+    public var secretsFile: String?
+    public var logLevel = "info"
+    /// Whether `/metrics` answers without the metrics token.
+    public var metricsPublic = true
+
+    public var limits = Limits()
+    /// How far in the future (seconds) a pushed stamp may be before it is refused.
+    public var driftBoundSeconds = 300
+    /// How long an enrolment code stays valid.
+    public var enrolmentCodeHours = 24
+
+    public struct Limits: Codable, Sendable, Equatable {
+        public var maxBodyBytes = 8 * 1024 * 1024
+        public var maxChangesPerBatch = 1_000
+        public var maxPullChanges = 1_000
+        public var maxPullBytes = 4 * 1024 * 1024
+        public var maxJSONDepth = 64
+        /// Per-device token bucket: sustained requests per second and burst.
+        public var requestsPerSecond = 200.0
+        public var burst = 400.0
+        public init() {}
+    }
+
+    public init() {}
+
+    public var dataURL: URL { URL(fileURLWithPath: dataDirectory) }
+    public var defaultCertificatePath: String { dataURL.appendingPathComponent("tls/server-cert.pem").path }
+    public var defaultKeyPath: String { dataURL.appendingPathComponent("tls/server-key.pem").path }
+    public var certificatePath: String { tlsCertificate ?? defaultCertificatePath }
+    public var keyPath: String { tlsKey ?? defaultKeyPath }
+    public var secretsPath: String { secretsFile ?? dataURL.appendingPathComponent("secrets.json").path }
+    public var usesGeneratedCertificate: Bool { tlsCertificate == nil && tlsKey == nil }
+
+    /// `https://127.0.0.1:8443` (or `http://` for h2c).
+    public var url: String {
+        if let publicURL { return publicURL }
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return "\(cleartextHTTP2 ? "http" : "https")://\(hostPart):\(port)"
+    }
+
+    // MARK: Loading
+
+    /// A config problem, naming the setting.
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public let setting: String
+        public let message: String
+        public var description: String { "\(setting): \(message)" }
+
+        public init(setting: String, message: String) {
+            self.setting = setting
+            self.message = message
+        }
+    }
+
+    /// Reads a JSON config file; unknown keys are refused (a typo must not be silently ignored).
+    public static func load(file: String) throws(Problem) -> ServerConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+            throw Problem(setting: "--config", message: "cannot read \(file): \(error.localizedDescription)")
+        }
+        do {
+            let config = try JSONDecoder().decode(ServerConfig.self, from: data)
+            let unknown = try JSONKeys.unknownKeys(in: data, knownBy: config)
+            if let first = unknown.first {
+                throw Problem(
+                    setting: first, message: "unknown setting in \(file); see docs/deployment/configuration.md")
+            }
+            return config
+        } catch let problem as Problem {
+            throw problem
+        } catch {
+            throw Problem(setting: "--config", message: "\(file) is not a valid config: \(JSONKeys.describe(error))")
+        }
+    }
+
+    /// Applies `KRALIKI_*` environment variables.
+    public mutating func applyEnvironment(_ environment: [String: String]) throws(Problem) {
+        func int(_ key: String) throws(Problem) -> Int? {
+            guard let text = environment[key] else { return nil }
+            guard let value = Int(text) else {
+                throw Problem(setting: key, message: "must be a whole number, not \(text)")
+            }
+            return value
+        }
+        func bool(_ key: String) throws(Problem) -> Bool? {
+            guard let text = environment[key] else { return nil }
+            switch text.lowercased() {
+            case "1", "true", "yes": return true
+            case "0", "false", "no": return false
+            default: throw Problem(setting: key, message: "must be true or false, not \(text)")
+            }
+        }
+        if let value = environment["KRALIKI_HOST"] { host = value }
+        if let value = try int("KRALIKI_PORT") { port = value }
+        if let value = environment["KRALIKI_PUBLIC_URL"] { publicURL = value }
+        if let value = environment["KRALIKI_DATA"] { dataDirectory = value }
+        if let value = environment["KRALIKI_TLS_CERT"] { tlsCertificate = value }
+        if let value = environment["KRALIKI_TLS_KEY"] { tlsKey = value }
+        if let value = try bool("KRALIKI_H2C") { cleartextHTTP2 = value }
+        if let value = try bool("KRALIKI_PRODUCTION") { production = value }
+        if let value = environment["KRALIKI_SECRETS_FILE"] { secretsFile = value }
+        if let value = environment["KRALIKI_LOG_LEVEL"] { logLevel = value }
+        if let value = try bool("KRALIKI_METRICS_PUBLIC") { metricsPublic = value }
+        if let value = try int("KRALIKI_DRIFT_SECONDS") { driftBoundSeconds = value }
+        if let value = try int("KRALIKI_MAX_BODY_BYTES") { limits.maxBodyBytes = value }
+    }
+
+    /// Checks ranges and combinations that can be checked without touching files.
+    public func validate() throws(Problem) {
+        guard (0...65_535).contains(port) else {
+            throw Problem(setting: "port", message: "must be 0–65535, not \(port)")
+        }
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw Problem(setting: "logLevel", message: "must be one of trace debug info notice warning error critical")
+        }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw Problem(
+                setting: "tlsCertificate/tlsKey", message: "set both files, or neither to use a generated one")
+        }
+        if cleartextHTTP2 && !Self.isLoopback(host) {
+            throw Problem(
+                setting: "cleartextHTTP2",
+                message: "cleartext HTTP/2 is allowed only on a loopback address, not \(host)")
+        }
+        guard driftBoundSeconds >= 1 else { throw Problem(setting: "driftBoundSeconds", message: "must be at least 1") }
+        guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
+            limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1
+        else {
+            throw Problem(setting: "limits", message: "a limit is out of range; see docs/deployment/configuration.md")
+        }
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
+    }
+}

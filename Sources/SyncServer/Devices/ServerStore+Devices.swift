@@ -1,0 +1,316 @@
+import CRDT
+import Crypto
+import Domain
+import Foundation
+import GRDB
+import Replica
+
+/// An enrolled device as the server knows it.
+public struct DeviceRecord: Codable, Sendable, Equatable {
+    public let id: String
+    public let tenant: String
+    public let user: String
+    public let role: Role
+    public let createdMs: UInt64
+    public let revokedMs: UInt64?
+    public let lastSeenMs: UInt64?
+    public let lastPushMs: UInt64?
+    public let lastPullMs: UInt64?
+    /// The newest cursor it pulled to.
+    public let cursor: UInt64
+    /// Server time minus the device's clock at its last request, ms.
+    public let clockOffsetMs: Int64?
+
+    public var replica: ReplicaID { ReplicaID(UInt64(id, radix: 16) ?? 0) }
+    public var isRevoked: Bool { revokedMs != nil }
+}
+
+/// A fresh one-time enrolment code (shown once; stored only as its hash).
+public struct EnrolmentCode: Codable, Sendable {
+    public let code: String
+    public let tenant: String
+    public let user: String
+    public let role: Role
+    public let expiresMs: UInt64
+}
+
+/// What a device receives when it exchanges a code: its identity and its token (once).
+public struct Enrolment: Codable, Sendable {
+    public let deviceId: String
+    public let tenant: String
+    public let user: String
+    public let role: Role
+    public let token: String
+}
+
+/// Why an enrolment or an admin action was refused.
+public struct DeviceError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case invalidCode = "invalid-code"
+        case invalidName = "invalid-name"
+        case notFound = "not-found"
+    }
+    public let code: Code
+    public let field: String
+    public let message: String
+    public var description: String { message }
+}
+
+/// A device's latest activity, gathered in memory and written in batches (pulls do not write).
+public struct DeviceActivity: Sendable {
+    public var lastSeenMs: UInt64
+    public var lastPullMs: UInt64?
+    public var cursor: UInt64?
+    public var clockOffsetMs: Int64?
+
+    public init(lastSeenMs: UInt64, lastPullMs: UInt64? = nil, cursor: UInt64? = nil, clockOffsetMs: Int64? = nil) {
+        self.lastSeenMs = lastSeenMs
+        self.lastPullMs = lastPullMs
+        self.cursor = cursor
+        self.clockOffsetMs = clockOffsetMs
+    }
+}
+
+extension ServerStore {
+    /// How long an enrolment code stays valid by default: one day.
+    public static let defaultCodeLifetimeMs: UInt64 = 24 * 3_600_000
+
+    /// Creates (or updates the role of) `user` in `tenant` and a one-time enrolment code for them.
+    /// Works while a server runs on the same file (SQLite serializes the writers).
+    public func createEnrolmentCode(
+        tenant: String, user: String, role: Role, wall: UInt64, lifetimeMs: UInt64 = ServerStore.defaultCodeLifetimeMs,
+        actor: String
+    ) throws -> EnrolmentCode {
+        if let reason = Names.checkTenant(tenant) {
+            throw DeviceError(code: .invalidName, field: "tenant", message: reason)
+        }
+        if let reason = Names.checkUser(user) { throw DeviceError(code: .invalidName, field: "user", message: reason) }
+        let code = Self.makeCode()
+        let expires = wall + lifetimeMs
+        try wrapDevices {
+            try database.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO server_user (tenant, name, role, created_ms) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (tenant, name) DO UPDATE SET role = excluded.role
+                        """, arguments: [tenant, user, role.rawValue, Int64(wall)])
+                try db.execute(
+                    sql: """
+                        INSERT INTO enrolment_code (code_sha256, tenant, user, created_ms, expires_ms)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [Self.digest(Self.normalizedCode(code)), tenant, user, Int64(wall), Int64(expires)])
+                try Self.audit(
+                    db, wall: wall, tenant: tenant, actor: actor, action: "enrolment-code",
+                    detail: ["user": user, "role": role.rawValue, "expires_ms": String(expires)])
+            }
+        }
+        return EnrolmentCode(code: code, tenant: tenant, user: user, role: role, expiresMs: expires)
+    }
+
+    /// Exchanges a one-time code for a new device and its token. The code is spent in the same
+    /// transaction that creates the device, so it cannot enrol twice.
+    public func enrol(code: String, wall: UInt64) throws -> Enrolment {
+        let hash = Self.digest(Self.normalizedCode(code))
+        let token = Self.makeToken()
+        return try wrapDevices {
+            try database.write { db -> Enrolment in
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: """
+                            SELECT c.tenant, c.user, c.expires_ms, c.used_ms, u.role FROM enrolment_code c
+                            JOIN server_user u ON u.tenant = c.tenant AND u.name = c.user WHERE c.code_sha256 = ?
+                            """, arguments: [hash]),
+                    (row[3] as Int64?) == nil, UInt64(row[2] as Int64) > wall
+                else {
+                    throw DeviceError(
+                        code: .invalidCode, field: "code",
+                        message: "the enrolment code is unknown, already used or expired; ask an admin for a new one")
+                }
+                let tenant: String = row[0]
+                let user: String = row[1]
+                let role = Role(rawValue: row[4]) ?? .agent
+                var id: String
+                repeat {
+                    id = ReplicaID.random().hex
+                } while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE id = ?", arguments: [id]) == true
+                try db.execute(
+                    sql: "INSERT INTO device (id, tenant, user, token_sha256, created_ms) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [id, tenant, user, Self.digest(token), Int64(wall)])
+                try db.execute(
+                    sql: "UPDATE enrolment_code SET used_ms = ?, device = ? WHERE code_sha256 = ?",
+                    arguments: [Int64(wall), id, hash])
+                try Self.audit(
+                    db, wall: wall, tenant: tenant, actor: id, action: "enrol", detail: ["user": user, "device": id])
+                return Enrolment(deviceId: id, tenant: tenant, user: user, role: role, token: token)
+            }
+        }
+    }
+
+    /// The device a bearer token belongs to (revoked ones included; the caller refuses them).
+    public func device(token: String) throws(StoreError) -> DeviceRecord? {
+        let hash = Self.digest(token)
+        return try wrap {
+            try database.read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: Self.deviceSelect + " WHERE d.token_sha256 = ?"), arguments: [hash]
+                )
+                .map(Self.deviceRecord)
+            }
+        }
+    }
+
+    /// The tenant's devices, newest first.
+    public func devices(tenant: String) throws(StoreError) -> [DeviceRecord] {
+        try wrap {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: Self.deviceSelect + " WHERE d.tenant = ? ORDER BY d.created_ms DESC, d.id",
+                    arguments: [tenant]
+                ).map(Self.deviceRecord)
+            }
+        }
+    }
+
+    /// Every tenant's devices (for metrics).
+    public func allDevices() throws(StoreError) -> [DeviceRecord] {
+        try wrap { try database.read { db in try Row.fetchAll(db, sql: Self.deviceSelect).map(Self.deviceRecord) } }
+    }
+
+    /// Revokes `device` of `tenant`; its token stops working at its next request. A device of
+    /// another tenant is "not found" (never revealed).
+    @discardableResult
+    public func revoke(device: String, tenant: String, actor: String, wall: UInt64) throws -> DeviceRecord {
+        try wrapDevices {
+            try database.write { db in
+                try db.execute(
+                    sql: "UPDATE device SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ? AND tenant = ?",
+                    arguments: [Int64(wall), device, tenant])
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: Self.deviceSelect + " WHERE d.id = ? AND d.tenant = ?", arguments: [device, tenant])
+                else {
+                    throw DeviceError(
+                        code: .notFound, field: "id", message: "there is no device \(device) in this tenant")
+                }
+                try Self.audit(
+                    db, wall: wall, tenant: tenant, actor: actor, action: "revoke", detail: ["device": device])
+                return Self.deviceRecord(row)
+            }
+        }
+    }
+
+    /// The tenant's users and roles.
+    public func users(tenant: String) throws(StoreError) -> [(name: String, role: Role)] {
+        try wrap {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT name, role FROM server_user WHERE tenant = ? ORDER BY name", arguments: [tenant]
+                )
+                .map { (name: $0[0], role: Role(rawValue: $0[1]) ?? .agent) }
+            }
+        }
+    }
+
+    /// Writes gathered device activity in one transaction.
+    public func record(activity: [String: DeviceActivity]) throws(StoreError) {
+        if activity.isEmpty { return }
+        try wrap {
+            try database.write { db in
+                for (device, seen) in activity {
+                    try db.cachedStatement(
+                        sql: """
+                            UPDATE device SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?),
+                                last_pull_ms = COALESCE(?, last_pull_ms), cursor = COALESCE(?, cursor),
+                                clock_offset_ms = COALESCE(?, clock_offset_ms)
+                            WHERE id = ?
+                            """
+                    ).execute(arguments: [
+                        Int64(seen.lastSeenMs), seen.lastPullMs.map(Int64.init),
+                        seen.cursor.map { Int64(clamping: $0) },
+                        seen.clockOffsetMs, device,
+                    ])
+                }
+            }
+        }
+    }
+
+    /// The admin audit log of `tenant` (oldest first).
+    public func auditLog(
+        tenant: String
+    ) throws(StoreError) -> [(atMs: UInt64, actor: String, action: String, detail: String)] {
+        try wrap {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT at_ms, actor, action, detail FROM admin_audit WHERE tenant = ? ORDER BY id",
+                    arguments: [tenant]
+                ).map { (atMs: UInt64($0[0] as Int64), actor: $0[1], action: $0[2], detail: $0[3]) }
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    static let deviceSelect = """
+        SELECT d.id, d.tenant, d.user, u.role, d.created_ms, d.revoked_ms, d.last_seen_ms, d.last_push_ms,
+            d.last_pull_ms, d.cursor, d.clock_offset_ms
+        FROM device d JOIN server_user u ON u.tenant = d.tenant AND u.name = d.user
+        """
+
+    static func deviceRecord(_ row: Row) -> DeviceRecord {
+        DeviceRecord(
+            id: row[0], tenant: row[1], user: row[2], role: Role(rawValue: row[3]) ?? .agent,
+            createdMs: UInt64(row[4] as Int64), revokedMs: (row[5] as Int64?).map(UInt64.init),
+            lastSeenMs: (row[6] as Int64?).map(UInt64.init), lastPushMs: (row[7] as Int64?).map(UInt64.init),
+            lastPullMs: (row[8] as Int64?).map(UInt64.init), cursor: UInt64(row[9] as Int64), clockOffsetMs: row[10])
+    }
+
+    static func audit(
+        _ db: Database, wall: UInt64, tenant: String, actor: String, action: String, detail: [String: String]
+    )
+        throws
+    {
+        let json = String(
+            decoding: try JSONSerialization.data(withJSONObject: detail, options: [.sortedKeys]), as: UTF8.self)
+        try db.execute(
+            sql: "INSERT INTO admin_audit (at_ms, tenant, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+            arguments: [Int64(wall), tenant, actor, action, json])
+    }
+
+    /// Crockford base32 without I, L, O, U: readable over the phone.
+    static let codeAlphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+    /// 20 random symbols (100 bits) in groups of four: `K7QD-2M9X-…`.
+    static func makeCode() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let symbols = (0..<20).map { _ in codeAlphabet[Int.random(in: 0..<32, using: &generator)] }
+        return stride(from: 0, to: 20, by: 4).map { String(symbols[$0..<$0 + 4]) }.joined(separator: "-")
+    }
+
+    static func normalizedCode(_ code: String) -> String {
+        code.uppercased().filter { $0 != "-" && $0 != " " }
+    }
+
+    /// `kst_` and 256 random bits, base64url.
+    static func makeToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let base64 = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return "kst_" + base64
+    }
+
+    static func digest(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
+
+    private func wrapDevices<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DeviceError {
+            throw error
+        } catch {
+            return try SQLiteFile.wrap("using the server store \(path)", recovery: Self.recovery) { throw error }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+
+/// Strict JSON checks the Codable decoder does not make: nesting depth before decoding, and
+/// keys the decoded type does not know (a client must not believe it set a field — tenant,
+/// owner, sequence — that the server ignored).
+enum JSONKeys {
+    /// The deepest nesting of arrays and objects in `bytes` (strings skipped), stopping early
+    /// once `limit` is exceeded.
+    static func depth(of bytes: some Collection<UInt8>, limit: Int) -> Int {
+        var depth = 0
+        var deepest = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > limit { return deepest }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return deepest
+    }
+
+    /// Paths (`changes[0].tenant`) of keys in `data` that encoding `value` does not write.
+    /// A key whose input value is `null` counts as known when absent (optional fields).
+    static func unknownKeys(in data: Data, knownBy value: some Encodable) throws -> [String] {
+        let input = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        let known = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+        var unknown = [String]()
+        compare(input, known, path: "", into: &unknown)
+        return unknown
+    }
+
+    private static func compare(_ input: Any, _ known: Any, path: String, into unknown: inout [String]) {
+        if let object = input as? [String: Any] {
+            let knownObject = known as? [String: Any] ?? [:]
+            for key in object.keys.sorted() {
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                if let knownChild = knownObject[key] {
+                    compare(object[key]!, knownChild, path: child, into: &unknown)
+                } else if !(object[key] is NSNull) {
+                    unknown.append(child)
+                }
+            }
+        } else if let array = input as? [Any], let knownArray = known as? [Any] {
+            for (index, element) in array.enumerated() where index < knownArray.count {
+                compare(element, knownArray[index], path: "\(path)[\(index)]", into: &unknown)
+            }
+        }
+    }
+
+    /// A one-line, field-naming description of a decoding error.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context, _ last: (any CodingKey)? = nil) -> String {
+            let keys = context.codingPath + (last.map { [$0] } ?? [])
+            var text = ""
+            for key in keys {
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return text.isEmpty ? "the body" : text
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context, key)) is missing"
+        case .typeMismatch(let type, let context): return "\(path(context)) must be \(typeName(type))"
+        case .valueNotFound(let type, let context): return "\(path(context)) must be \(typeName(type)), not null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    /// The field path of a decoding error, for the problem document's `errors`.
+    static func field(of error: any Error) -> String? {
+        guard let error = error as? DecodingError else { return nil }
+        let context: DecodingError.Context
+        var last: (any CodingKey)?
+        switch error {
+        case .keyNotFound(let key, let ctx):
+            context = ctx
+            last = key
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx), .dataCorrupted(let ctx): context = ctx
+        @unknown default: return nil
+        }
+        let keys = context.codingPath + (last.map { [$0] } ?? [])
+        return keys.isEmpty ? nil : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is Int.Type, is UInt64.Type, is Int64.Type, is UInt8.Type, is UInt32.Type: return "a whole number"
+        case is Double.Type: return "a number"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "a \(name)"
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Prometheus
+
+/// The server's Prometheus metrics, in one registry per server (so tests can run several servers
+/// in one process). `GET /metrics` emits them in the text exposition format. Names are listed in
+/// docs/api/README.md and used by deploy/prometheus rules.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    let changesIngested: Counter
+    let changesRejected: Counter
+    let pushBatches: Counter
+    let pullBatches: Counter
+    let changesServed: Counter
+    let groupCommits: Counter
+    let ingestErrors: Counter
+    let liveStreamsOpen: Gauge
+    let startTime: Gauge
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: Self.name(name, help))
+        }
+        changesIngested = counter("kraliki_changes_ingested_total", "Pushed changes accepted and committed durably.")
+        changesRejected = counter("kraliki_changes_rejected_total", "Pushed changes refused with a per-change reason.")
+        pushBatches = counter("kraliki_push_batches_total", "Push batches acknowledged.")
+        pullBatches = counter("kraliki_pull_batches_total", "Pull responses served.")
+        changesServed = counter("kraliki_changes_served_total", "Changes sent in pull responses.")
+        groupCommits = counter("kraliki_group_commits_total", "Transactions that committed one or more pushes.")
+        ingestErrors = counter("kraliki_ingest_errors_total", "Push groups that failed in the store (5xx).")
+        liveStreamsOpen = registry.makeGauge(
+            descriptor: Self.name("kraliki_live_streams_open", "Open live change streams."))
+        startTime = registry.makeGauge(
+            descriptor: Self.name("kraliki_start_time_seconds", "When this server process started (Unix time)."))
+        startTime.set(Date().timeIntervalSince1970)
+    }
+
+    /// Counts one answered request and its latency, by route template and status code.
+    func observe(route: String, method: String, status: Int, duration: Duration) {
+        let labels = [("route", route), ("method", method), ("status", String(status))]
+        registry.makeCounter(
+            descriptor: Self.name("kraliki_http_requests_total", "HTTP requests answered, by route and status."),
+            labels: labels
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.name("kraliki_http_request_duration_seconds", "Time to answer a request."),
+            labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
+        ).record(duration)
+    }
+
+    /// Sets a gauge with labels (values computed at scrape time: lag, conflicts, backups).
+    func set(_ name: String, _ help: String, labels: [(String, String)] = [], to value: Double) {
+        registry.makeGauge(descriptor: Self.name(name, help), labels: labels).set(value)
+    }
+
+    /// Full names are written out (unit included) so they can be grepped in the alert rules.
+    static func name(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+}

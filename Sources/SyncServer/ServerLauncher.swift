@@ -1,0 +1,90 @@
+import Foundation
+import Hummingbird
+import Logging
+import Replica
+
+/// Prepares everything `sync-server serve` needs from a config: the data directory and its
+/// lock, the certificate (generated on first start), the secrets, the production checks, the
+/// store. Tests start real servers through it too.
+public struct ServerLauncher: Sendable {
+    public let config: ServerConfig
+    public let certificate: ServerCertificate?
+    public let secrets: ServerSecrets?
+    public let store: ServerStore
+    public let logger: Logger
+    /// Held while serving so `restore` cannot replace the file under a running server.
+    let lock: DataDirectoryLock
+
+    public init(config: ServerConfig, logger: Logger? = nil) throws {
+        try config.validate()
+        self.config = config
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        lock = try DataDirectoryLock(directory: config.dataDirectory)
+        certificate = config.cleartextHTTP2 ? nil : try ServerCertificate.prepare(config)
+        secrets = try ServerSecrets.load(config.secretsPath)
+        if config.production {
+            let problems = config.productionProblems(certificate: certificate, secrets: secrets)
+            if !problems.isEmpty { throw ProductionRefusal(problems: problems) }
+        }
+        store = try ServerStore.open(
+            in: config.dataDirectory, maxForwardDrift: UInt64(config.driftBoundSeconds) * 1000,
+            maxPullChanges: config.limits.maxPullChanges)
+        var logger = logger ?? Logger(label: "kraliki.sync-server")
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        self.logger = logger
+    }
+
+    /// The running service.
+    public func service() -> SyncService {
+        SyncService(
+            config: config, store: store, fingerprint: certificate?.fingerprint, secrets: secrets, logger: logger)
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the task is cancelled); `onRunning` gets the bound port.
+    public func serve(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = try SyncServerApp(service: service(), certificate: certificate).application(onRunning: onRunning)
+        try await app.runService()
+        withExtendedLifetime(lock) {}
+    }
+}
+
+/// Production mode found development settings; lists each with what to fix.
+public struct ProductionRefusal: Error, CustomStringConvertible {
+    public let problems: [ServerConfig.Problem]
+    public var description: String {
+        "refusing to start in production mode:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// An exclusive `flock` on `<data>/server.lock`.
+public final class DataDirectoryLock: Sendable {
+    let descriptor: Int32
+
+    init(directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent("server.lock")
+        descriptor = Glibc.open(path, O_RDWR | O_CREAT, 0o600)
+        guard descriptor >= 0 else {
+            throw ServerConfig.Problem(setting: "dataDirectory", message: "cannot create \(path) (errno \(errno))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(descriptor)
+            throw ServerConfig.Problem(
+                setting: "dataDirectory", message: "another sync-server is already serving \(directory)")
+        }
+    }
+
+    /// Whether a server holds the lock of `directory` now.
+    public static func isHeld(directory: String) -> Bool {
+        let path = (directory as NSString).appendingPathComponent("server.lock")
+        let descriptor = Glibc.open(path, O_RDWR)
+        guard descriptor >= 0 else { return false }
+        defer { Glibc.close(descriptor) }
+        if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
+            flock(descriptor, LOCK_UN)
+            return false
+        }
+        return true
+    }
+
+    deinit { Glibc.close(descriptor) }
+}

@@ -1,0 +1,591 @@
+import CRDT
+import Dispatch
+import Domain
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Replica
+import ServiceLifecycle
+
+/// The server's behaviour behind HTTP: every route, its access rule and its handler, over the
+/// durable `ServerStore`. `SyncServerApp` puts it on Hummingbird (HTTP/2 over TLS).
+///
+/// The route table is data (`routes`), so the OpenAPI test and the authorization matrix test
+/// can check every registered route.
+public final class SyncService: Sendable {
+    public let config: ServerConfig
+    public let store: ServerStore
+    public let metrics: ServerMetrics
+    /// The certificate fingerprint put in enrolment strings (nil with h2c).
+    public let fingerprint: String?
+    let secrets: ServerSecrets?
+    let committer: GroupCommitter
+    let notifier = ChangeNotifier()
+    let limiter: RateLimiter
+    let enrolLimiter = RateLimiter(rate: 5, burst: 20)
+    let activity = ActivityTracker()
+    let logger: Logger
+    let wall: @Sendable () -> UInt64
+
+    public init(
+        config: ServerConfig, store: ServerStore, fingerprint: String?, secrets: ServerSecrets? = nil, logger: Logger,
+        wall: @escaping @Sendable () -> UInt64 = SyncService.systemWall
+    ) {
+        self.config = config
+        self.store = store
+        self.fingerprint = fingerprint
+        self.secrets = secrets
+        self.logger = logger
+        self.wall = wall
+        let metrics = ServerMetrics()
+        self.metrics = metrics
+        self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
+        let notifier = self.notifier
+        self.committer = GroupCommitter(store: store, wall: wall) { group, receipts in
+            metrics.groupCommits.increment()
+            for (push, receipt) in zip(group, receipts) {
+                notifier.publish(tenant: push.tenant, sequence: receipt.sequence)
+            }
+        }
+    }
+
+    @Sendable public static func systemWall() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+
+    // MARK: Routes
+
+    /// Who may call a route.
+    public enum Access: String, Sendable, CaseIterable {
+        /// Anyone (health, readiness, enrolment; metrics when `metricsPublic`).
+        case open
+        /// Any enrolled, unrevoked device.
+        case device
+        /// Devices of supervisors and admins.
+        case supervisor
+        /// Devices of admins.
+        case admin
+    }
+
+    /// One request being handled: the context, the authenticated device, the server time.
+    public struct Call: Sendable {
+        public let context: BasicRequestContext
+        public let device: DeviceRecord?
+        public let wall: UInt64
+    }
+
+    public struct Route: Sendable {
+        public let method: HTTPRequest.Method
+        /// Hummingbird syntax (`:id`); OpenAPI writes `{id}`.
+        public let path: String
+        public let access: Access
+        let handler: @Sendable (Request, Call) async throws -> Response
+    }
+
+    public var routes: [Route] {
+        [
+            Route(method: .get, path: "/healthz", access: .open) { _, _ in
+                try Self.json(["status": "ok"])
+            },
+            Route(method: .get, path: "/readyz", access: .open) { [store] _, _ in
+                do {
+                    try await Self.offload { try store.checkWritable() }
+                } catch {
+                    throw Problem.unavailable("the store is not writable: \(error)")
+                }
+                return try Self.json(["status": "ready"])
+            },
+            Route(method: .get, path: "/metrics", access: .open) { [self] request, _ in
+                try await metricsResponse(request)
+            },
+            Route(
+                method: .post, path: "/v1/enroll", access: .open,
+                handler: { [self] request, call in
+                    try await enrol(request, call)
+                }),
+            Route(method: .get, path: "/v1/device", access: .device) { [self] _, call in
+                let device = call.device!
+                return try Self.json(
+                    DeviceInfo(
+                        device: device, epoch: try store.epoch(of: device.tenant).description, serverTime: call.wall,
+                        url: config.url))
+            },
+            Route(method: .post, path: "/v1/sync/push", access: .device) { [self] request, call in
+                try await push(request, call)
+            },
+            Route(method: .post, path: "/v1/sync/pull", access: .device) { [self] request, call in
+                try await pull(request, call)
+            },
+            Route(method: .get, path: "/v1/sync/live", access: .device) { [self] _, call in
+                live(call)
+            },
+            Route(method: .get, path: "/v1/admin/conflicts", access: .supervisor) { [store] _, call in
+                let tenant = call.device!.tenant
+                let state = try await Self.offload { try store.state(of: tenant) }
+                return try Self.json(ConflictList(conflicts: state.conflicts()))
+            },
+            Route(method: .get, path: "/v1/admin/devices", access: .admin) { [store] _, call in
+                let tenant = call.device!.tenant
+                let sequence = try store.sequence(of: tenant)
+                let devices = try store.devices(tenant: tenant).map { DeviceHealth($0, tenantSequence: sequence) }
+                return try Self.json(DeviceList(devices: devices))
+            },
+            Route(method: .post, path: "/v1/admin/devices/:id/revoke", access: .admin) { [store] request, call in
+                let id = call.context.parameters.get("id") ?? ""
+                let device = call.device!
+                do {
+                    let revoked = try store.revoke(device: id, tenant: device.tenant, actor: device.id, wall: call.wall)
+                    return try Self.json(DeviceHealth(revoked, tenantSequence: try store.sequence(of: device.tenant)))
+                } catch let error as DeviceError {
+                    throw Problem.notFound(error.message)
+                }
+            },
+            Route(method: .get, path: "/v1/admin/users", access: .admin) { [store] _, call in
+                let users = try store.users(tenant: call.device!.tenant).map { UserInfo(name: $0.name, role: $0.role) }
+                return try Self.json(UserList(users: users))
+            },
+            Route(method: .post, path: "/v1/admin/enrolments", access: .admin) { [self] request, call in
+                try await createEnrolment(request, call)
+            },
+            Route(method: .get, path: "/v1/admin/audit", access: .admin) { [store] _, call in
+                let entries = try store.auditLog(tenant: call.device!.tenant).map {
+                    AuditEntry(atMs: $0.atMs, actor: $0.actor, action: $0.action, detail: $0.detail)
+                }
+                return try Self.json(AuditLog(entries: entries))
+            },
+        ]
+    }
+
+    /// Runs a route: authentication, authorization and rate limit first, then the handler.
+    func run(_ route: Route, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let now = wall()
+        var device: DeviceRecord?
+        if route.access != .open {
+            let found = try authenticate(request)
+            switch route.access {
+            case .supervisor where !found.role.canReadConflicts:
+                throw Problem.forbidden("listing the tenant's conflicts needs a supervisor or admin device")
+            case .admin where !found.role.canManageDevices:
+                throw Problem.forbidden("this needs an admin device")
+            default: break
+            }
+            if let wait = limiter.take(found.id) { throw Problem.tooManyRequests(retryAfter: wait) }
+            activity.seen(found.id, wall: now)
+            device = found
+        }
+        return try await route.handler(request, Call(context: context, device: device, wall: now))
+    }
+
+    /// The device a request's bearer token belongs to; 401 otherwise.
+    func authenticate(_ request: Request) throws -> DeviceRecord {
+        guard let header = request.headers[.authorization] else {
+            throw Problem.unauthorized("send the device token as `Authorization: Bearer <token>`")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", parts[1].count <= 256 else {
+            throw Problem.unauthorized("the Authorization header must be `Bearer <token>`")
+        }
+        guard let device = try store.device(token: String(parts[1])) else {
+            throw Problem.unauthorized("the device token is not known to this server; enrol the device")
+        }
+        if device.isRevoked { throw Problem.revoked(device.id) }
+        return device
+    }
+
+    // MARK: Enrolment
+
+    struct EnrolRequest: Codable {
+        let code: String
+    }
+
+    struct EnrolResponse: Codable {
+        let deviceId: String
+        let tenant: String
+        let user: String
+        let role: Role
+        let token: String
+        let epoch: String
+        let serverTime: UInt64
+    }
+
+    func enrol(_ request: Request, _ call: Call) async throws -> Response {
+        if let wait = enrolLimiter.take("enrol") { throw Problem.tooManyRequests(retryAfter: wait) }
+        let body: EnrolRequest = try await decodeJSON(request, call)
+        guard body.code.count <= 64 else { throw Problem.badRequest("invalid-code", "code is too long", field: "code") }
+        let store = self.store
+        let wall = call.wall
+        do {
+            let enrolment = try await Self.offload { try store.enrol(code: body.code, wall: wall) }
+            logger.info(
+                "device enrolled",
+                metadata: [
+                    "device": "\(enrolment.deviceId)", "tenant": "\(enrolment.tenant)", "user": "\(enrolment.user)",
+                ])
+            return try Self.json(
+                EnrolResponse(
+                    deviceId: enrolment.deviceId, tenant: enrolment.tenant, user: enrolment.user, role: enrolment.role,
+                    token: enrolment.token, epoch: try store.epoch(of: enrolment.tenant).description,
+                    serverTime: wall),
+                status: .created)
+        } catch let error as DeviceError {
+            throw Problem.badRequest(error.code.rawValue, error.message, field: error.field)
+        }
+    }
+
+    struct EnrolmentRequest: Codable {
+        let user: String
+        let role: Role
+    }
+
+    struct EnrolmentResponse: Codable {
+        let code: String
+        let tenant: String
+        let user: String
+        let role: Role
+        let expiresMs: UInt64
+        let enrolment: String
+    }
+
+    func createEnrolment(_ request: Request, _ call: Call) async throws -> Response {
+        let body: EnrolmentRequest = try await decodeJSON(request, call)
+        let device = call.device!
+        do {
+            let code = try store.createEnrolmentCode(
+                tenant: device.tenant, user: body.user, role: body.role, wall: call.wall,
+                lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: device.id)
+            return try Self.json(
+                EnrolmentResponse(
+                    code: code.code, tenant: code.tenant, user: code.user, role: code.role, expiresMs: code.expiresMs,
+                    enrolment: EnrolmentLink(server: config.url, code: code.code, fingerprint: fingerprint).description),
+                status: .created)
+        } catch let error as DeviceError {
+            throw Problem.badRequest(error.code.rawValue, error.message, field: error.field)
+        }
+    }
+
+    // MARK: Sync
+
+    func push(_ request: Request, _ call: Call) async throws -> Response {
+        let device = call.device!
+        let (batch, format) = try await decodeMessage(PushBatch.self, request, call)
+        guard batch.protocolVersion == SyncProtocol.version else { throw Self.versionProblem(batch.protocolVersion) }
+        guard batch.changes.count <= config.limits.maxChangesPerBatch else {
+            throw Problem.tooLarge(
+                "a push holds at most \(config.limits.maxChangesPerBatch) changes; this one holds \(batch.changes.count)"
+            )
+        }
+        guard batch.replica == device.replica else {
+            throw Problem.badRequest(
+                "wrong-replica", "replica \(batch.replica.hex) is not this device's replica \(device.id)",
+                field: "replica")
+        }
+        let receipt: ServerStore.Receipt
+        do {
+            receipt = try await committer.submit(
+                ServerStore.Push(batch: batch, tenant: device.tenant, device: device.id))
+        } catch {
+            metrics.ingestErrors.increment()
+            logger.error("push failed in the store", metadata: ["device": "\(device.id)", "error": "\(error)"])
+            throw Problem.unavailable("the server could not store the push; it was not applied — retry")
+        }
+        metrics.pushBatches.increment()
+        metrics.changesIngested.increment(by: Int64(batch.changes.count - receipt.ack.rejected.count))
+        metrics.changesRejected.increment(by: Int64(receipt.ack.rejected.count))
+        return try Self.message(receipt.ack, format: format)
+    }
+
+    func pull(_ request: Request, _ call: Call) async throws -> Response {
+        let device = call.device!
+        let (asked, format) = try await decodeMessage(PullRequest.self, request, call)
+        guard asked.protocolVersion == SyncProtocol.version else { throw Self.versionProblem(asked.protocolVersion) }
+        guard asked.maxChanges >= 1, asked.maxBytes >= 1 else {
+            throw Problem.badRequest(
+                "invalid-limit", "maxChanges and maxBytes must be at least 1",
+                field: asked.maxChanges < 1 ? "maxChanges" : "maxBytes")
+        }
+        let bounded = PullRequest(
+            epoch: asked.epoch, cursor: asked.cursor, maxChanges: min(asked.maxChanges, config.limits.maxPullChanges),
+            maxBytes: min(asked.maxBytes, config.limits.maxPullBytes))
+        let store = self.store
+        let response = try await Self.offload { try store.respond(to: bounded, tenant: device.tenant, wall: call.wall) }
+        activity.pulled(device.id, wall: call.wall, cursor: response.nextCursor)
+        metrics.pullBatches.increment()
+        metrics.changesServed.increment(by: Int64(response.changes.count))
+        return try Self.message(response, format: format)
+    }
+
+    static func versionProblem(_ version: UInt8) -> Problem {
+        Problem(
+            .badRequest, "unsupported-protocol-version", "Unsupported protocol version",
+            "this server speaks sync protocol \(SyncProtocol.version), not \(version); upgrade the client")
+    }
+
+    /// Server-sent events: `event: changes` with the tenant's newest sequence whenever a push
+    /// commits, and a comment every 15 s so proxies and clients see the stream alive.
+    func live(_ call: Call) -> Response {
+        let device = call.device!
+        let notifier = self.notifier
+        let metrics = self.metrics
+        let store = self.store
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-store"
+        let body = ResponseBody { writer in
+            enum Event: Sendable {
+                case changes(UInt64)
+                case heartbeat
+            }
+            let (events, sink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(8))
+            let updates = notifier.subscribe(tenant: device.tenant)
+            let forward = Task {
+                for await sequence in updates { sink.yield(.changes(sequence)) }
+                sink.finish()
+            }
+            let heartbeat = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(15))
+                    sink.yield(.heartbeat)
+                }
+            }
+            metrics.liveStreamsOpen.increment()
+            defer {
+                forward.cancel()
+                heartbeat.cancel()
+                metrics.liveStreamsOpen.decrement()
+            }
+            let epoch = (try? store.epoch(of: device.tenant).description) ?? ""
+            let first = (try? store.sequence(of: device.tenant)) ?? 0
+            try await writer.write(ByteBuffer(string: Self.event(sequence: first, epoch: epoch)))
+            // The server's graceful shutdown waits for in-flight requests: end the stream then.
+            try await withGracefulShutdownHandler {
+                for await event in events {
+                    switch event {
+                    case .changes(let sequence):
+                        try await writer.write(ByteBuffer(string: Self.event(sequence: sequence, epoch: epoch)))
+                    case .heartbeat:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    }
+                }
+            } onGracefulShutdown: {
+                sink.finish()
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    static func event(sequence: UInt64, epoch: String) -> String {
+        "event: changes\ndata: {\"epoch\":\"\(epoch)\",\"sequence\":\(sequence)}\n\n"
+    }
+
+    /// Ends live streams (graceful shutdown: in-flight requests finish, streams close).
+    public func closeLiveStreams() { notifier.finishAll() }
+
+    /// Writes gathered device activity (called every few seconds and at shutdown).
+    public func flushActivity() throws(StoreError) { try activity.flush(to: store) }
+
+    // MARK: Metrics
+
+    func metricsResponse(_ request: Request) async throws -> Response {
+        if !config.metricsPublic {
+            let expected = "Bearer " + (secrets?.metricsToken ?? "")
+            guard secrets != nil, request.headers[.authorization] == expected else {
+                throw Problem.unauthorized(
+                    "/metrics needs `Authorization: Bearer <metricsToken>` from the secrets file")
+            }
+        }
+        let store = self.store
+        let metrics = self.metrics
+        try await Self.offload {
+            // Gauges computed from the store at scrape time.
+            try? self.flushActivity()
+            let devices = try store.allDevices()
+            var lagByTenant = [String: UInt64]()
+            for tenant in Set(devices.map(\.tenant)) {
+                let sequence = try store.sequence(of: tenant)
+                let lag = devices.filter { $0.tenant == tenant && !$0.isRevoked }.map {
+                    sequence - min(sequence, $0.cursor)
+                }
+                lagByTenant[tenant] = lag.max() ?? 0
+                let conflicts = try store.state(of: tenant).conflicts().count
+                metrics.set(
+                    "kraliki_conflicts_open", "Open conflicts of a tenant.", labels: [("tenant", tenant)],
+                    to: Double(conflicts))
+                metrics.set(
+                    "kraliki_tenant_sequence", "The last sequence number of a tenant.", labels: [("tenant", tenant)],
+                    to: Double(sequence))
+            }
+            for (tenant, lag) in lagByTenant {
+                metrics.set(
+                    "kraliki_replica_lag_changes",
+                    "Changes the furthest-behind active device of a tenant has not pulled.",
+                    labels: [("tenant", tenant)], to: Double(lag))
+            }
+            metrics.set(
+                "kraliki_devices", "Enrolled devices that are not revoked.",
+                to: Double(devices.filter { !$0.isRevoked }.count))
+            let backup = try store.lastBackup()
+            metrics.set(
+                "kraliki_last_backup_timestamp_seconds", "When the last successful backup finished (0: never).",
+                to: Double(backup?.atMs ?? 0) / 1000)
+            let size = (try? FileManager.default.attributesOfItem(atPath: store.path)[.size] as? Int) ?? 0
+            metrics.set("kraliki_store_bytes", "Size of server.sqlite (without WAL).", to: Double(size))
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+
+    // MARK: Bodies
+
+    enum Format: Sendable {
+        case json
+        case binary
+    }
+
+    /// The binary protocol content type (the `BinaryBlob` encoding of Domain's messages).
+    public static let binaryContentType = "application/vnd.kraliki.sync"
+
+    func readBody(_ request: Request) async throws -> ByteBuffer {
+        let limit = config.limits.maxBodyBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw Problem.tooLarge("the body is \(length) bytes; the limit is \(limit)")
+        }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch {
+            throw Problem.tooLarge("the body is larger than the limit of \(limit) bytes")
+        }
+    }
+
+    func format(of request: Request) throws -> Format {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
+            .lowercased()
+        switch type {
+        case "application/json": return .json
+        case Self.binaryContentType: return .binary
+        default:
+            throw Problem.unsupportedMediaType(
+                "send application/json or \(Self.binaryContentType), not \(type ?? "no Content-Type")")
+        }
+    }
+
+    func decodeMessage<M: BinaryBlob & Codable>(
+        _ type: M.Type, _ request: Request, _ call: Call
+    ) async throws -> (M, Format) {
+        let format = try format(of: request)
+        switch format {
+        case .json: return (try await decodeJSON(request, call), .json)
+        case .binary:
+            let body = try await readBody(request)
+            do {
+                return (try M(blob: body.readableBytesView), .binary)
+            } catch {
+                throw Problem.badRequest("malformed-body", "the binary body cannot be decoded: \(error)")
+            }
+        }
+    }
+
+    func decodeJSON<T: Codable>(_ request: Request, _ call: Call) async throws -> T {
+        let body = try await readBody(request)
+        if try format(of: request) != .json {
+            throw Problem.unsupportedMediaType("this route takes application/json")
+        }
+        let bytes = body.readableBytesView
+        if JSONKeys.depth(of: bytes, limit: config.limits.maxJSONDepth) > config.limits.maxJSONDepth {
+            throw Problem.badRequest("too-deep", "the JSON nests deeper than \(config.limits.maxJSONDepth) levels")
+        }
+        let data = Data(bytes)
+        let value: T
+        do {
+            value = try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw Problem.badRequest("malformed-body", JSONKeys.describe(error), field: JSONKeys.field(of: error))
+        }
+        if let unknown = try? JSONKeys.unknownKeys(in: data, knownBy: value), let first = unknown.first {
+            throw Problem.badRequest(
+                "unknown-field", "\(first) is not a field of this request (the server sets tenant, owner and sequence)",
+                field: first)
+        }
+        return value
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    static func message<M: BinaryBlob & Codable>(_ message: M, format: Format) throws -> Response {
+        switch format {
+        case .json: return try json(message)
+        case .binary:
+            var headers = HTTPFields()
+            headers[.contentType] = binaryContentType
+            return Response(
+                status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: message.encodedBlob())))
+        }
+    }
+
+    /// Runs blocking store work on a dispatch queue, off the event loops and the cooperative pool.
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+}
+
+// MARK: Response bodies
+
+struct DeviceInfo: Codable {
+    let device: DeviceRecord
+    let epoch: String
+    let serverTime: UInt64
+    let url: String
+}
+
+struct ConflictList: Codable {
+    let conflicts: [Conflict]
+}
+
+/// A device and how healthy its sync is.
+struct DeviceHealth: Codable {
+    let device: DeviceRecord
+    /// Changes of its tenant it has not pulled yet.
+    let lagChanges: UInt64
+
+    init(_ device: DeviceRecord, tenantSequence: UInt64) {
+        self.device = device
+        self.lagChanges = tenantSequence - min(tenantSequence, device.cursor)
+    }
+}
+
+struct DeviceList: Codable {
+    let devices: [DeviceHealth]
+}
+
+struct UserInfo: Codable {
+    let name: String
+    let role: Role
+}
+
+struct UserList: Codable {
+    let users: [UserInfo]
+}
+
+struct AuditEntry: Codable {
+    let atMs: UInt64
+    let actor: String
+    let action: String
+    let detail: String
+}
+
+struct AuditLog: Codable {
+    let entries: [AuditEntry]
+}

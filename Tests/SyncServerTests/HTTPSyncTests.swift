@@ -1,0 +1,130 @@
+import CRDT
+import Domain
+import DomainTestSupport
+import Foundation
+import Replica
+import ServerTestSupport
+import SyncServer
+import Testing
+
+/// Replicas and the real server over HTTP/2 with TLS on loopback.
+@Suite("Sync over HTTP/2")
+struct HTTPSyncTests {
+    static func addContacts(_ store: LocalStore, _ names: [String]) throws {
+        for name in names {
+            try store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+                try state.createContact(ContactDraft(name: name), context)
+            }
+        }
+    }
+
+    @Test("enrol, push, pull: two replicas and the server end identical")
+    func enrolPushPull() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana", role: .field)
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr", role: .agent)
+        #expect(jana.credentials.deviceId != petr.credentials.deviceId)
+        #expect(jana.store.identity.replica.hex == jana.credentials.deviceId)
+        // The token file is private.
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: directory.sub("jana") + "/device.json")[.posixPermissions]
+            as? Int
+        #expect(mode == 0o600)
+
+        try Self.addContacts(jana.store, (0..<250).map { "Jana's contact \($0)" })
+        try Self.addContacts(petr.store, ["Petr's contact"])
+        let pushed = try await jana.sync()
+        #expect(pushed.pushedChanges == 250)
+        #expect(try jana.store.outboxCount() == 0)
+        _ = try await petr.sync()
+        _ = try await jana.sync()
+        let same = jana.store.state == petr.store.state
+        #expect(same, "replicas differ after sync")
+        let serverState = try server.store.state(of: "acme")
+        let serverSame = serverState == jana.store.state
+        #expect(serverSame, "the server differs from the replicas")
+        #expect(try petr.store.contacts().count == 251)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
+    @Test("an enrolment code works once, a wrong fingerprint is refused before anything is written")
+    func enrolmentRules() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let link = try server.link(user: "eva")
+        _ = try await ReplicaEnrolment.enrol(link, directory: directory.sub("one"))
+        await #expect(throws: SyncFailure.self) {
+            _ = try await ReplicaEnrolment.enrol(link, directory: directory.sub("two"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("two") + "/device.json"))
+
+        let forged = EnrolmentLink(
+            server: server.url, code: try server.code(user: "eva"), fingerprint: String(repeating: "ab", count: 32))
+        do {
+            _ = try await ReplicaEnrolment.enrol(forged, directory: directory.sub("three"))
+            Issue.record("enrolled against a certificate that does not match the fingerprint")
+        } catch let failure as SyncFailure {
+            #expect(failure.code == .untrustedServer)
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("three")))
+        await server.stop()
+    }
+
+    @Test("the live stream tells a follower about a peer's push; it pulls it")
+    func live() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let (events, sink) = AsyncStream.makeStream(of: Int.self)
+        let follower = Task {
+            try await petr.engine.follow(
+                live: { try await petr.client.liveSequences() },
+                onEvent: { event in
+                    if case .synced(let report) = event { sink.yield(report.pulledChanges) }
+                })
+        }
+        var iterator = events.makeAsyncIterator()
+        _ = await iterator.next()  // the first sync after connecting
+        try Self.addContacts(jana.store, ["Live contact"])
+        _ = try await jana.sync()
+        var pulled = 0
+        while pulled == 0, let next = await iterator.next() { pulled += next }
+        #expect(pulled == 1)
+        #expect(try petr.store.contacts().map(\.name) == ["Live contact"])
+        follower.cancel()
+        _ = try? await follower.value
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
+    @Test("a revoked device's next sync fails with a message that says so; its local data stays")
+    func revoked() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let admin = try await server.enrolReplica(in: directory.sub("admin"), user: "boss", role: .admin)
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.addContacts(jana.store, ["Kept"])
+        struct Revoked: Decodable { struct Device: Decodable { let revokedMs: UInt64? }; let device: Device }
+        let answer = try await admin.client.json(
+            .POST, "/v1/admin/devices/\(jana.credentials.deviceId)/revoke", as: Revoked.self)
+        #expect(answer.device.revokedMs != nil)
+        do {
+            _ = try await jana.sync()
+            Issue.record("a revoked device synced")
+        } catch let failure as SyncFailure {
+            #expect(failure.code == .revokedDevice)
+            #expect(failure.message.contains("revoked"))
+            #expect(!RetryPolicy.canHeal(failure))
+        }
+        #expect(try jana.store.contacts().map(\.name) == ["Kept"])
+        #expect(try jana.store.outboxCount() == 1)
+        await admin.close()
+        await jana.close()
+        await server.stop()
+    }
+}
