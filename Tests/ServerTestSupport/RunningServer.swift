@@ -8,6 +8,7 @@ import NIOHTTP1
 import NIOSSL
 import Replica
 import ServiceLifecycle
+import Synchronization
 import SyncServer
 
 /// A real sync server (HTTP/2 over TLS with its generated certificate, real SQLite store) on
@@ -158,5 +159,38 @@ public final class RawClient: Sendable {
         try await send(method, path, token: token, body: Array(json.utf8))
     }
 
-    public func shutdown() async { try? await client.shutdown() }
+    /// The status and the first body chunk only (for streams that do not end).
+    public func head(_ method: HTTPMethod, _ path: String, token: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        var first = Data()
+        for try await chunk in response.body {
+            first = Data(chunk.readableBytesView)
+            break
+        }
+        return Answer(status: Int(response.status.code), headers: response.headers, body: first)
+    }
+
+    /// A device enrolled over HTTP with a fresh code: its ID and token.
+    public func enrol(_ server: RunningServer, tenant: String = "acme", user: String, role: Role) async throws -> (
+        id: String, token: String
+    ) {
+        let code = try server.code(tenant: tenant, user: user, role: role)
+        let answer = try await send(.POST, "/v1/enroll", json: #"{"code":"\#(code)"}"#)
+        guard answer.status == 201, let id = answer.json?["deviceId"] as? String, let token = answer.json?["token"] as? String
+        else { throw SyncFailure(.rejectedRequest, "enrolment failed: \(answer.status) \(answer.text)") }
+        return (id, token)
+    }
+
+    public func shutdown() async {
+        shutDown.withLock { $0 = true }
+        try? await client.shutdown()
+    }
+
+    private let shutDown = Mutex(false)
+
+    /// A test that throws before `shutdown()` must fail, not crash the test process.
+    deinit { if !shutDown.withLock({ $0 }) { try? client.syncShutdown() } }
 }

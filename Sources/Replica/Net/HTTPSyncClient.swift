@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// What enrolment gave this replica, kept in `device.json` beside the store (mode 0600: the
 /// token is a password).
@@ -102,7 +103,16 @@ public final class HTTPSyncClient: SyncTransport, Sendable {
     }
 
     /// Closes connections; call before dropping the client.
-    public func shutdown() async throws { try await client.shutdown() }
+    public func shutdown() async throws {
+        shutDown.withLock { $0 = true }
+        try await client.shutdown()
+    }
+
+    private let shutDown = Mutex(false)
+
+    /// A caller that fails before `shutdown()` (an early exit, a thrown error) must not crash:
+    /// async-http-client traps when a client is dropped still open.
+    deinit { if !shutDown.withLock({ $0 }) { try? client.syncShutdown() } }
 
     // MARK: SyncTransport
 

@@ -42,6 +42,9 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         /// Per-device token bucket: sustained requests per second and burst.
         public var requestsPerSecond = 200.0
         public var burst = 400.0
+        /// Enrolment attempts (code guesses) per second across the server, and burst.
+        public var enrolmentsPerSecond = 5.0
+        public var enrolmentBurst = 20.0
         public init() {}
     }
 
@@ -148,7 +151,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         }
         guard driftBoundSeconds >= 1 else { throw Problem(setting: "driftBoundSeconds", message: "must be at least 1") }
         guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
-            limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1
+            limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1,
+            limits.enrolmentsPerSecond > 0, limits.enrolmentBurst >= 1
         else {
             throw Problem(setting: "limits", message: "a limit is out of range; see docs/deployment/configuration.md")
         }

@@ -24,7 +24,7 @@ public final class SyncService: Sendable {
     let committer: GroupCommitter
     let notifier = ChangeNotifier()
     let limiter: RateLimiter
-    let enrolLimiter = RateLimiter(rate: 5, burst: 20)
+    let enrolLimiter: RateLimiter
     let activity = ActivityTracker()
     let logger: Logger
     let wall: @Sendable () -> UInt64
@@ -42,6 +42,7 @@ public final class SyncService: Sendable {
         let metrics = ServerMetrics()
         self.metrics = metrics
         self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
+        self.enrolLimiter = RateLimiter(rate: config.limits.enrolmentsPerSecond, burst: config.limits.enrolmentBurst)
         let notifier = self.notifier
         self.committer = GroupCommitter(store: store, wall: wall) { group, receipts in
             metrics.groupCommits.increment()
