@@ -110,6 +110,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings),
+        // The real replica-cli binary as a subprocess against a real server on loopback.
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["Replica", "SyncServer", "ServerTestSupport", "DomainTestSupport", "replica-cli", "sync-server"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],
             swiftSettings: swiftSettings),

@@ -71,6 +71,7 @@ struct SyncCommand: AsyncParsableCommand {
             let store = try console.openStore()
             let client = try HTTPSyncClient.enrolled(in: console.directory)
             do {
+                if !watch { try await ServerProbe.check(client.server) }
                 try await sync(console, store, client)
                 try? await client.shutdown()
             } catch {

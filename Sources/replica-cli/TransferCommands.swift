@@ -159,6 +159,7 @@ struct AdminCommand: ParsableCommand {
         }
         let client = try HTTPSyncClient.enrolled(in: console.directory)
         do {
+            try await ServerProbe.check(client.server)
             try await body(AdminClient(client: client))
             try? await client.shutdown()
         } catch {

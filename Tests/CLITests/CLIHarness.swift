@@ -1,0 +1,89 @@
+import CRDT
+import DomainTestSupport
+import Foundation
+import Replica
+import Testing
+
+/// Runs the real `replica-cli` binary (built beside the test bundle) as a subprocess.
+struct CLI {
+    struct Output: CustomStringConvertible {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+
+        var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
+        var object: [String: Any] { (json as? [String: Any]) ?? [:] }
+        var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    static var binary: String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+            + "/replica-cli"
+    }
+
+    let data: String
+    var environment: [String: String] = ["LANG": "C", "TZ": "Europe/Prague"]
+
+    init(data: String) { self.data = data }
+
+    /// Runs `replica-cli ARGS --data DATA`; output goes through files so no pipe can fill up.
+    func run(_ arguments: [String], input: String? = nil) async throws -> Output {
+        try await Self.run(arguments + ["--data", data], environment: environment)
+    }
+
+    static func run(_ arguments: [String], environment: [String: String]) async throws -> Output {
+        let scratch = NSTemporaryDirectory() + "cli-out-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
+        FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: scratch + ".out")
+            try? FileManager.default.removeItem(atPath: scratch + ".err")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for key in ["LANG", "LC_ALL", "LC_MESSAGES", "KRALIKI_REPLICA_HOME"] { env[key] = nil }
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".err"))
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        return Output(
+            status: status, stdout: (try? String(contentsOfFile: scratch + ".out", encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: scratch + ".err", encoding: .utf8)) ?? "")
+    }
+
+    /// Runs and expects success; returns the output.
+    @discardableResult
+    func ok(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> Output {
+        let output = try await run(arguments)
+        #expect(
+            output.status == 0, "replica-cli \(arguments.joined(separator: " ")): \(output)",
+            sourceLocation: sourceLocation)
+        return output
+    }
+
+    /// `--json` output of a command, parsed.
+    func json(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String: Any] {
+        try await ok(arguments + ["--json"], sourceLocation: sourceLocation).object
+    }
+
+    /// The ID a creating command printed with --json.
+    func create(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let id = try await json(arguments, sourceLocation: sourceLocation)["id"] as? String
+        return try #require(id, "no id from \(arguments)", sourceLocation: sourceLocation)
+    }
+}
+
+/// A replica store made directly (no server), for commands that never talk to one.
+func offlineReplica(_ directory: TempDirectory, user: String = "jana") throws -> CLI {
+    let path = directory.sub("replica")
+    _ = try LocalStore.create(
+        in: path, identity: ReplicaIdentity(replica: ReplicaID(0x5EED), user: user, tenant: "acme"))
+    return CLI(data: path)
+}

@@ -1,0 +1,154 @@
+import DomainTestSupport
+import Foundation
+import Replica
+import ServerTestSupport
+import Testing
+
+/// The day in the life of issue #6, with the real binary against a real server on loopback.
+@Suite("replica-cli scenarios", .serialized)
+struct ScenarioTests {
+    /// What every replica must show identically.
+    static func views(_ cli: CLI, contact: String) async throws -> [String] {
+        var result = [String]()
+        for command in [
+            ["contact", "list"], ["schedule", "list"], ["conflicts", "list"], ["note", "list", contact],
+            ["export", "json"],
+        ] {
+            result.append(try await cli.ok(command + ["--json"]).stdout)
+        }
+        return result
+    }
+
+    @Test func dayInTheLife() async throws {
+        let serverDirectory = TempDirectory("cli-server")
+        let server = ServerProcess(data: serverDirectory.sub("data"))
+        try await server.start()
+        let home = TempDirectory("cli-replicas")
+        let admin = CLI(data: home.sub("anna"))
+        let petr = CLI(data: home.sub("petr"))
+        let eva = CLI(data: home.sub("eva"))
+        try await admin.ok(["init", try await server.enrolment(user: "anna", role: "admin")])
+        try await petr.ok(["init", try await server.enrolment(user: "petr", role: "field")])
+        try await eva.ok(["init", try await server.enrolment(user: "eva", role: "field")])
+
+        // The admin sets up a contact; everyone syncs it.
+        let jana = try await admin.create([
+            "contact", "add", "--name", "Jana Nováková", "--phone", "601 234 567", "--company", "Acme",
+        ])
+        for replica in [admin, petr, eva] { try await replica.ok(["sync"]) }
+
+        // Both field replicas go offline: the server stops.
+        server.stop()
+        let started = Date()
+        let offline = try await petr.run(["sync"])
+        #expect(offline.status == 2, "\(offline)")
+        #expect(offline.stderr.contains("unreachable") && offline.stderr.contains("Local work is safe"))
+        #expect(Date().timeIntervalSince(started) < 15, "an unreachable server should be reported quickly")
+
+        // Offline work on both: the same field edited, the same assignee double-booked.
+        try await petr.ok(["contact", "edit", jana, "--company", "Acme s.r.o.", "--add-tag", "vip"])
+        try await eva.ok(["contact", "edit", jana, "--company", "ACME a.s.", "--title", "CFO"])
+        try await petr.create(["note", "add", jana, "--text", "Wants a visit", "--outcome", "reached"])
+        try await eva.create([
+            "note", "add", jana, "--text", "Called back", "--direction", "in", "--at", "2026-03-02T08:15:00+01:00",
+        ])
+        let karel = try await petr.create(["contact", "add", "--name", "Karel Dvořák", "--email", "karel@example.cz"])
+        try await eva.create(["contact", "add", "--name", "Lucie Malá", "--tag", "lead-fair"])
+        try await petr.create([
+            "schedule", "add", "--title", "Visit Jana", "--start", "2026-03-02T09:00:00+01:00", "--end",
+            "2026-03-02T10:00:00+01:00", "--assignee", "petr", "--contact", jana, "--kind", "appointment",
+        ])
+        try await eva.create([
+            "schedule", "add", "--title", "Fair shift", "--start", "2026-03-02T09:30:00+01:00", "--end",
+            "2026-03-02T12:00:00+01:00", "--assignee", "petr", "--kind", "shift",
+        ])
+        try await petr.ok(["contact", "edit", karel, "--status", "active"])
+        let pending = try await petr.json(["status"])
+        #expect((pending["pendingChanges"] as? Int ?? 0) >= 4)
+
+        // The server comes back on the same port; everyone syncs until quiet.
+        try await server.start()
+        for replica in [petr, eva, admin, petr] { try await replica.ok(["sync"]) }
+
+        let expected = try await Self.views(admin, contact: jana)
+        #expect(try await Self.views(petr, contact: jana) == expected)
+        #expect(try await Self.views(eva, contact: jana) == expected)
+
+        let conflicts = try #require(try await admin.json(["conflicts", "list"])["conflicts"] as? [[String: Any]])
+        let kinds = Set(conflicts.compactMap { $0["kind"] as? String })
+        #expect(kinds.contains("concurrent-values"), "\(conflicts)")
+        #expect(kinds.contains("double-booking"), "\(conflicts)")
+        // The server's view of the tenant's conflicts is the same list.
+        let fromServer = try await admin.ok(["admin", "conflicts", "--json"]).stdout
+        #expect(fromServer == expected[2])
+        // A field replica may not ask the server for it.
+        let refused = try await petr.run(["admin", "conflicts"])
+        #expect(refused.status == 1 && refused.stderr.contains("Not permitted"), "\(refused)")
+
+        // The admin resolves each conflict.
+        let show = try await admin.ok(["conflicts", "show", conflicts[0]["id"] as! String])
+        #expect(show.stdout.contains("Side 1") && show.stdout.contains("Side 2"), "\(show)")
+        for conflict in conflicts {
+            let id = conflict["id"] as! String
+            switch conflict["kind"] as! String {
+            case "concurrent-values": try await admin.ok(["conflicts", "resolve", id, "--pick", "1"])
+            case "double-booking":
+                try await admin.ok([
+                    "conflicts", "resolve", id, "--move-to", "2026-03-02T13:00:00+01:00", "2026-03-02T15:00:00+01:00",
+                ])
+            case "probable-duplicate": try await admin.ok(["conflicts", "resolve", id, "--not-duplicate"])
+            default: try await admin.ok(["conflicts", "resolve", id, "--accept"])
+            }
+        }
+        let afterResolving = try await admin.json(["conflicts", "list"])["conflicts"] as? [Any]
+        #expect(afterResolving?.isEmpty == true, "\(String(describing: afterResolving))")
+
+        // Another round: no conflicts anywhere, identical data.
+        for replica in [admin, petr, eva] { try await replica.ok(["sync"]) }
+        let settled = try await Self.views(admin, contact: jana)
+        for replica in [admin, petr, eva] {
+            let listed = try await replica.json(["conflicts", "list"])["conflicts"] as? [Any]
+            #expect(listed?.isEmpty == true, "\(replica.data): \(String(describing: listed))")
+        }
+        #expect(try await Self.views(petr, contact: jana) == settled)
+        #expect(try await Self.views(eva, contact: jana) == settled)
+        let shown = try await eva.json(["contact", "show", jana])
+        let contact = try #require(shown["contact"] as? [String: Any])
+        #expect(contact["title"] as? String == "CFO")
+        #expect((contact["tags"] as? [String]) == ["vip"])
+        #expect((shown["notes"] as? [Any])?.count == 2)
+        server.stop()
+    }
+
+    @Test func revokedDeviceKeepsLocalData() async throws {
+        let server = try await RunningServer.start()
+        let home = TempDirectory("cli-revoke")
+        let admin = CLI(data: home.sub("admin"))
+        let agent = CLI(data: home.sub("agent"))
+        try await admin.ok(["init", try server.link(user: "anna", role: .admin).description])
+        let enrolled = try await agent.json(["init", try server.link(user: "olga", role: .agent).description])
+        let device = try #require(enrolled["replica"] as? String)
+        try await agent.ok(["sync"])
+        try await agent.create(["contact", "add", "--name", "Written before revocation"])
+
+        let denied = try await agent.run(["admin", "revoke", device])
+        #expect(denied.status == 1 && denied.stderr.contains("Not permitted"), "\(denied)")
+        try await admin.ok(["admin", "revoke", device])
+        let devices = try #require(try await admin.json(["admin", "devices"])["devices"] as? [[String: Any]])
+        #expect(devices.contains { ($0["device"] as? [String: Any])?["revokedMs"] is Int })
+
+        let failed = try await agent.run(["sync"])
+        #expect(failed.status == 2, "\(failed)")
+        #expect(failed.stderr.contains("This device was revoked by an admin"), "\(failed)")
+        #expect(failed.stderr.contains("Local data is kept"))
+        let failedJSON = try await agent.run(["sync", "--json"])
+        #expect((failedJSON.object["error"] as? [String: Any])?["code"] as? String == "revoked-device")
+        let czech = try await agent.run(["sync", "--lang", "cs"])
+        #expect(czech.status == 2 && czech.stderr.contains("zablokoval"), "\(czech)")
+
+        let contacts = try await agent.json(["contact", "list"])["contacts"] as? [[String: Any]]
+        #expect(contacts?.map { $0["name"] as? String } == ["Written before revocation"])
+        #expect(try await agent.json(["status"])["pendingChanges"] as? Int == 1)
+        await server.stop()
+    }
+}
