@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings),
