@@ -1,0 +1,290 @@
+import Foundation
+
+/// The languages the CLI speaks.
+public enum Language: String, Sendable, CaseIterable {
+    case en, cs
+
+    /// `cs` when `LC_ALL`, `LC_MESSAGES` or `LANG` (the first one set) names Czech, else `en`.
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    )
+        -> Language
+    {
+        let value = ["LC_ALL", "LC_MESSAGES", "LANG"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
+        return value?.lowercased().hasPrefix("cs") == true ? .cs : .en
+    }
+}
+
+/// Every message the CLI prints to people, in English and Czech, by key.
+///
+/// Placeholders are `{name}`; a missing one is left as written, so a message never crashes. The
+/// two catalogues have exactly the same keys (a test checks). Details that come from lower layers
+/// (a validation's own sentence, a server's problem document) are passed in as `{detail}`-like
+/// arguments and stay in English.
+public struct Catalogue: Sendable {
+    public let language: Language
+
+    public init(_ language: Language) { self.language = language }
+
+    public var messages: [String: String] { Self.messages(language) }
+
+    public static func messages(_ language: Language) -> [String: String] {
+        switch language {
+        case .en: english
+        case .cs: czech
+        }
+    }
+
+    /// The message `key` with `{name}` replaced by `arguments[name]`.
+    public func text(_ key: String, _ arguments: [String: String] = [:]) -> String {
+        var result = messages[key] ?? Self.english[key] ?? key
+        for (name, value) in arguments { result = result.replacingOccurrences(of: "{\(name)}", with: value) }
+        return result
+    }
+
+    static let english: [String: String] = [
+        // Errors
+        "error.usage": "{detail}",
+        "error.validation": "Invalid {field}: {detail}",
+        "error.unknown-id":
+            "There is no {kind} {id} in this replica (give a full ID or at least 6 of its first digits).",
+        "error.store": "The local store has a problem: {detail}",
+        "error.store-missing": "{detail}",
+        "error.enrolment-link": "The enrolment string is not valid: {detail}",
+        "error.internal": "Unexpected error: {detail}",
+        "error.file": "Cannot read or write {file}: {detail}",
+        "error.one-resolution": "Give exactly one of --pick, --value, --restore, --confirm-delete, --merge-into, "
+            + "--not-duplicate, --accept, --move-to, --cancel, --reattach.",
+        "error.map": "--map takes COLUMN=FIELD, and FIELD is one of: {fields}; \"{value}\" is not that.",
+        "error.key-value": "--field takes KEY=VALUE; \"{value}\" has no =.",
+        "error.move-to": "--move-to takes two times, START and END.",
+        "sync.unreachable": "The server is unreachable ({detail}). Local work is safe; it is sent at the next sync.",
+        "sync.busy": "The server is busy ({detail}). Local work is safe; try again in a moment.",
+        "sync.revoked":
+            "This device was revoked by an admin: the server refuses it. Local data is kept in this replica; "
+            + "ask an admin for a new enrolment string and enrol again in a new --data directory. ({detail})",
+        "sync.untrusted": "The server is not the one this replica trusts: {detail}. Nothing was sent.",
+        "sync.incompatible": "The server speaks another version of the protocol ({detail}); upgrade replica-cli.",
+        "sync.rejected": "The server refused the request: {detail}",
+        "sync.stale": "This replica was away longer than the server keeps deletions ({detail}).",
+        "sync.not-enrolled": "This replica is not enrolled: {detail}",
+        "sync.not-permitted": "Not permitted: {detail}",
+        "sync.not-found": "Not found on the server: {detail}",
+        // Results
+        "contact.added": "Contact {id} created.",
+        "contact.updated": "Contact {id} updated.",
+        "contact.deleted": "Contact {id} deleted (undo with `replica-cli contact restore {id}`).",
+        "contact.restored": "Contact {id} restored.",
+        "contact.none": "No contacts.",
+        "note.added": "Note {id} added.",
+        "note.updated": "Note {id} updated.",
+        "note.deleted": "Note {id} deleted.",
+        "note.none": "No notes.",
+        "schedule.added": "Schedule entry {id} added.",
+        "schedule.moved": "Schedule entry {id} moved.",
+        "schedule.cancelled": "Schedule entry {id} cancelled.",
+        "schedule.done": "Schedule entry {id} marked done.",
+        "schedule.none": "No schedule entries.",
+        "unchanged": "Nothing to change: {id} already has these values.",
+        "sync.done": "Synced: pushed {pushed} changes, pulled {pulled}. Open conflicts: {conflicts}.",
+        "sync.refused": "The server refused {count} changes; they are kept locally (see `replica-cli status`).",
+        "sync.epoch": "The server was restored from a backup; this replica sent it everything it lacked.",
+        "sync.watching": "Watching for changes; press Ctrl-C to stop.",
+        "sync.reconnecting": "Connection lost ({detail}); trying again in {seconds} s. Local work is safe.",
+        "sync.stopped": "Stopped watching.",
+        "progress.sync": "sync",
+        "progress.import": "import",
+        "conflicts.none": "No open conflicts.",
+        "conflicts.resolved": "Conflict {id} resolved. Sync to share the resolution.",
+        "conflicts.side": "Side {number}",
+        "conflicts.options": "Resolve with: {options}",
+        "import.rejected-line": "line {line}: {detail}",
+        "import.summary": "{imported} contacts imported, {rejected} lines rejected.",
+        "import.dry-run":
+            "Dry run: {imported} contacts would be imported, {rejected} lines rejected. Nothing was changed.",
+        "export.written": "Wrote {count} records to {file}.",
+        "history.none": "No recorded changes.",
+        "history.current": "Current values and who wrote them:",
+        "history.trail": "Changes recorded on this replica:",
+        "history.action.write": "local change",
+        "history.action.pull": "received by sync",
+        "history.action.import": "imported",
+        "admin.not-permitted":
+            "Not permitted: `admin {command}` needs an {needed} replica; this replica's role is {role}.",
+        "admin.revoked": "Device {id} revoked; its next request is refused.",
+        "admin.enrolment": "Enrolment for {user} ({role}), valid until {expires}:",
+        "admin.none": "No devices.",
+        "init.done": "Enrolled as {user} ({role}) in tenant {tenant}; replica {replica}. "
+            + "Run `replica-cli sync` to fetch the data.",
+        "init.need-link": "Give the enrolment string, or --server, --code and --fingerprint (or --ca).",
+        // Labels
+        "status.replica": "Replica",
+        "status.user": "User",
+        "status.role": "Role",
+        "status.tenant": "Tenant",
+        "status.server": "Server",
+        "status.last-sync": "Last sync",
+        "status.never": "never",
+        "status.pending": "Changes to push",
+        "status.refused": "Changes refused",
+        "status.conflicts": "Open conflicts",
+        "status.clock-offset": "Clock offset",
+        "status.store-size": "Store size",
+        "column.id": "ID",
+        "column.name": "NAME",
+        "column.company": "COMPANY",
+        "column.owner": "OWNER",
+        "column.status": "STATUS",
+        "column.when": "WHEN",
+        "column.author": "AUTHOR",
+        "column.outcome": "OUTCOME",
+        "column.text": "TEXT",
+        "column.start": "START",
+        "column.end": "END",
+        "column.title": "TITLE",
+        "column.assignees": "ASSIGNEES",
+        "column.kind": "KIND",
+        "column.field": "FIELD",
+        "column.user": "USER",
+        "column.device": "DEVICE",
+        "column.action": "ACTION",
+        "column.value": "VALUE",
+        "column.role": "ROLE",
+        "column.last-seen": "LAST SEEN",
+        "column.lag": "BEHIND",
+        "column.revoked": "REVOKED",
+        "label.phones": "Phones",
+        "label.emails": "E-mails",
+        "label.tags": "Tags",
+        "label.fields": "Fields",
+        "label.address": "Address",
+        "label.title": "Title",
+        "label.lifecycle": "State",
+        "label.conflicts": "Conflicting fields",
+        "label.notes": "Notes",
+        "yes": "yes",
+        "no": "no",
+    ]
+
+    static let czech: [String: String] = [
+        "error.usage": "{detail}",
+        "error.validation": "Neplatná hodnota {field}: {detail}",
+        "error.unknown-id": "V této replice není {kind} {id} (zadejte celé ID nebo alespoň jeho prvních 6 číslic).",
+        "error.store": "Místní úložiště má problém: {detail}",
+        "error.store-missing": "{detail}",
+        "error.enrolment-link": "Řetězec pro registraci není platný: {detail}",
+        "error.internal": "Neočekávaná chyba: {detail}",
+        "error.file": "Soubor {file} nelze přečíst ani zapsat: {detail}",
+        "error.one-resolution":
+            "Zadejte právě jednu z voleb --pick, --value, --restore, --confirm-delete, --merge-into, "
+            + "--not-duplicate, --accept, --move-to, --cancel, --reattach.",
+        "error.map": "--map očekává SLOUPEC=POLE a POLE je jedno z: {fields}; \"{value}\" takové není.",
+        "error.key-value": "--field očekává KLÍČ=HODNOTA; \"{value}\" neobsahuje =.",
+        "error.move-to": "--move-to očekává dva časy, ZAČÁTEK a KONEC.",
+        "sync.unreachable":
+            "Server je nedostupný ({detail}). Místní práce je v bezpečí; odešle se při příští synchronizaci.",
+        "sync.busy": "Server je přetížený ({detail}). Místní práce je v bezpečí; zkuste to za chvíli znovu.",
+        "sync.revoked":
+            "Správce toto zařízení zablokoval: server ho odmítá. Místní data v této replice zůstávají; "
+            + "požádejte správce o nový registrační řetězec a zaregistrujte se znovu do nového adresáře --data. ({detail})",
+        "sync.untrusted": "Server není ten, kterému tato replika důvěřuje: {detail}. Nic nebylo odesláno.",
+        "sync.incompatible": "Server mluví jinou verzí protokolu ({detail}); aktualizujte replica-cli.",
+        "sync.rejected": "Server požadavek odmítl: {detail}",
+        "sync.stale": "Replika byla mimo déle, než server uchovává smazané záznamy ({detail}).",
+        "sync.not-enrolled": "Tato replika není zaregistrovaná: {detail}",
+        "sync.not-permitted": "Není povoleno: {detail}",
+        "sync.not-found": "Na serveru nenalezeno: {detail}",
+        "contact.added": "Kontakt {id} vytvořen.",
+        "contact.updated": "Kontakt {id} upraven.",
+        "contact.deleted": "Kontakt {id} smazán (vrátíte ho příkazem `replica-cli contact restore {id}`).",
+        "contact.restored": "Kontakt {id} obnoven.",
+        "contact.none": "Žádné kontakty.",
+        "note.added": "Poznámka {id} přidána.",
+        "note.updated": "Poznámka {id} upravena.",
+        "note.deleted": "Poznámka {id} smazána.",
+        "note.none": "Žádné poznámky.",
+        "schedule.added": "Položka plánu {id} přidána.",
+        "schedule.moved": "Položka plánu {id} přesunuta.",
+        "schedule.cancelled": "Položka plánu {id} zrušena.",
+        "schedule.done": "Položka plánu {id} označena jako hotová.",
+        "schedule.none": "Žádné položky plánu.",
+        "unchanged": "Není co měnit: {id} už tyto hodnoty má.",
+        "sync.done": "Synchronizováno: odesláno {pushed} změn, přijato {pulled}. Otevřené konflikty: {conflicts}.",
+        "sync.refused": "Server odmítl {count} změn; zůstávají uložené místně (viz `replica-cli status`).",
+        "sync.epoch": "Server byl obnoven ze zálohy; tato replika mu poslala vše, co mu chybělo.",
+        "sync.watching": "Sleduji změny; zastavíte klávesami Ctrl-C.",
+        "sync.reconnecting": "Spojení přerušeno ({detail}); další pokus za {seconds} s. Místní práce je v bezpečí.",
+        "sync.stopped": "Sledování ukončeno.",
+        "progress.sync": "synchronizace",
+        "progress.import": "import",
+        "conflicts.none": "Žádné otevřené konflikty.",
+        "conflicts.resolved": "Konflikt {id} vyřešen. Synchronizací rozešlete řešení ostatním.",
+        "conflicts.side": "Strana {number}",
+        "conflicts.options": "Vyřešte pomocí: {options}",
+        "import.rejected-line": "řádek {line}: {detail}",
+        "import.summary": "Importováno kontaktů: {imported}, odmítnuto řádků: {rejected}.",
+        "import.dry-run":
+            "Zkušební běh: importovalo by se {imported} kontaktů, odmítnuto řádků: {rejected}. Nic se nezměnilo.",
+        "export.written": "Zapsáno {count} záznamů do {file}.",
+        "history.none": "Žádné zaznamenané změny.",
+        "history.current": "Současné hodnoty a kdo je zapsal:",
+        "history.trail": "Změny zaznamenané v této replice:",
+        "history.action.write": "místní změna",
+        "history.action.pull": "přijato synchronizací",
+        "history.action.import": "importováno",
+        "admin.not-permitted":
+            "Není povoleno: `admin {command}` vyžaduje repliku s rolí {needed}; tato replika má roli {role}.",
+        "admin.revoked": "Zařízení {id} zablokováno; jeho příští požadavek bude odmítnut.",
+        "admin.enrolment": "Registrace pro {user} ({role}), platná do {expires}:",
+        "admin.none": "Žádná zařízení.",
+        "init.done": "Zaregistrováno jako {user} ({role}) v tenantu {tenant}; replika {replica}. "
+            + "Data stáhnete příkazem `replica-cli sync`.",
+        "init.need-link": "Zadejte registrační řetězec, nebo --server, --code a --fingerprint (případně --ca).",
+        "status.replica": "Replika",
+        "status.user": "Uživatel",
+        "status.role": "Role",
+        "status.tenant": "Tenant",
+        "status.server": "Server",
+        "status.last-sync": "Poslední synchronizace",
+        "status.never": "nikdy",
+        "status.pending": "Změny k odeslání",
+        "status.refused": "Odmítnuté změny",
+        "status.conflicts": "Otevřené konflikty",
+        "status.clock-offset": "Odchylka hodin",
+        "status.store-size": "Velikost úložiště",
+        "column.id": "ID",
+        "column.name": "JMÉNO",
+        "column.company": "FIRMA",
+        "column.owner": "VLASTNÍK",
+        "column.status": "STAV",
+        "column.when": "KDY",
+        "column.author": "AUTOR",
+        "column.outcome": "VÝSLEDEK",
+        "column.text": "TEXT",
+        "column.start": "ZAČÁTEK",
+        "column.end": "KONEC",
+        "column.title": "NÁZEV",
+        "column.assignees": "PŘIŘAZENO",
+        "column.kind": "DRUH",
+        "column.field": "POLE",
+        "column.user": "UŽIVATEL",
+        "column.device": "ZAŘÍZENÍ",
+        "column.action": "AKCE",
+        "column.value": "HODNOTA",
+        "column.role": "ROLE",
+        "column.last-seen": "NAPOSLEDY",
+        "column.lag": "POZADU",
+        "column.revoked": "ZABLOKOVÁNO",
+        "label.phones": "Telefony",
+        "label.emails": "E-maily",
+        "label.tags": "Štítky",
+        "label.fields": "Pole",
+        "label.address": "Adresa",
+        "label.title": "Funkce",
+        "label.lifecycle": "Stav záznamu",
+        "label.conflicts": "Pole v konfliktu",
+        "label.notes": "Poznámky",
+        "yes": "ano",
+        "no": "ne",
+    ]
+}
