@@ -108,6 +108,7 @@ let package = Package(
             dependencies: [
                 "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
