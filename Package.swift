@@ -106,8 +106,9 @@ let package = Package(
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
         // The real replica-cli binary as a subprocess against a real server on loopback.

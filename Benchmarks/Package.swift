@@ -10,6 +10,9 @@ let package = Package(
     dependencies: [
         .package(name: "kraliki-sync", path: ".."),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // glibc's heap statistics (malloc.h is not in Swift's Glibc module).
@@ -23,6 +26,15 @@ let package = Package(
             dependencies: [
                 .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The real release server process, loaded over loopback HTTP/2 + TLS.
+        .executableTarget(
+            name: "server-bench",
+            dependencies: [
+                .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Replica
+import Synchronization
 
 /// Prepares everything `sync-server serve` needs from a config: the data directory and its
 /// lock, the certificate (generated on first start), the secrets, the production checks, the
@@ -43,9 +44,12 @@ public struct ServerLauncher: Sendable {
     /// Serves until SIGTERM/SIGINT (or the task is cancelled); `onRunning` gets the bound port.
     public func serve(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = try SyncServerApp(service: service(), certificate: certificate).application(onRunning: onRunning)
+        defer { close() }
         try await app.runService()
-        withExtendedLifetime(lock) {}
     }
+
+    /// Releases the data directory (after the server stopped): a restore may replace it now.
+    public func close() { lock.release() }
 }
 
 /// Production mode found development settings; lists each with what to fix.
@@ -58,18 +62,27 @@ public struct ProductionRefusal: Error, CustomStringConvertible {
 
 /// An exclusive `flock` on `<data>/server.lock`.
 public final class DataDirectoryLock: Sendable {
-    let descriptor: Int32
+    private let descriptor: Mutex<Int32>
 
     init(directory: String) throws {
         let path = (directory as NSString).appendingPathComponent("server.lock")
-        descriptor = Glibc.open(path, O_RDWR | O_CREAT, 0o600)
-        guard descriptor >= 0 else {
+        let opened = Glibc.open(path, O_RDWR | O_CREAT, 0o600)
+        guard opened >= 0 else {
             throw ServerConfig.Problem(setting: "dataDirectory", message: "cannot create \(path) (errno \(errno))")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            Glibc.close(descriptor)
+        guard flock(opened, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(opened)
             throw ServerConfig.Problem(
                 setting: "dataDirectory", message: "another sync-server is already serving \(directory)")
+        }
+        descriptor = Mutex(opened)
+    }
+
+    /// Unlocks (once).
+    func release() {
+        descriptor.withLock { descriptor in
+            if descriptor >= 0 { Glibc.close(descriptor) }
+            descriptor = -1
         }
     }
 
@@ -86,5 +99,5 @@ public final class DataDirectoryLock: Sendable {
         return true
     }
 
-    deinit { Glibc.close(descriptor) }
+    deinit { release() }
 }

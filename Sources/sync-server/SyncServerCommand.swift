@@ -15,13 +15,11 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Port to listen on (default 8443).") var port: Int?
 
     func resolve() throws -> ServerConfig {
-        var resolved = try config.map { try ServerConfig.load(file: $0) } ?? ServerConfig()
-        try resolved.applyEnvironment(ProcessInfo.processInfo.environment)
-        if let data { resolved.dataDirectory = data }
-        if let host { resolved.host = host }
-        if let port { resolved.port = port }
-        try resolved.validate()
-        return resolved
+        try ServerConfig.resolve(file: config, environment: ProcessInfo.processInfo.environment) { resolved in
+            if let data { resolved.dataDirectory = data }
+            if let host { resolved.host = host }
+            if let port { resolved.port = port }
+        }
     }
 }
 

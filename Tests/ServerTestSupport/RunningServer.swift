@@ -8,8 +8,8 @@ import NIOHTTP1
 import NIOSSL
 import Replica
 import ServiceLifecycle
-import Synchronization
 import SyncServer
+import Synchronization
 
 /// A real sync server (HTTP/2 over TLS with its generated certificate, real SQLite store) on
 /// a free loopback port, in a temporary directory; `stop()` shuts it down gracefully.
@@ -70,6 +70,7 @@ public final class RunningServer: @unchecked Sendable {
     public func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        launcher.close()
     }
 
     /// A one-time code for `user` (created with `role`).
@@ -174,12 +175,15 @@ public final class RawClient: Sendable {
     }
 
     /// A device enrolled over HTTP with a fresh code: its ID and token.
-    public func enrol(_ server: RunningServer, tenant: String = "acme", user: String, role: Role) async throws -> (
+    public func enrol(
+        _ server: RunningServer, tenant: String = "acme", user: String, role: Role
+    ) async throws -> (
         id: String, token: String
     ) {
         let code = try server.code(tenant: tenant, user: user, role: role)
         let answer = try await send(.POST, "/v1/enroll", json: #"{"code":"\#(code)"}"#)
-        guard answer.status == 201, let id = answer.json?["deviceId"] as? String, let token = answer.json?["token"] as? String
+        guard answer.status == 201, let id = answer.json?["deviceId"] as? String,
+            let token = answer.json?["token"] as? String
         else { throw SyncFailure(.rejectedRequest, "enrolment failed: \(answer.status) \(answer.text)") }
         return (id, token)
     }

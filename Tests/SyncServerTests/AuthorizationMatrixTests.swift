@@ -46,7 +46,10 @@ struct AuthorizationMatrixTests {
         let server = try await RunningServer.start { $0.limits.enrolmentBurst = 1_000 }
         let raw = try RawClient(server: server)
         // Every route in the table, and nothing else.
-        let routes = Set(server.service.routes.map { "\($0.method.rawValue) \($0.path.replacingOccurrences(of: ":id", with: "{id}"))" })
+        let routes = Set(
+            server.service.routes.map {
+                "\($0.method.rawValue) \($0.path.replacingOccurrences(of: ":id", with: "{id}"))"
+            })
         let rows = Set(Self.expected.keys.map { $0.split(separator: " ").prefix(2).joined(separator: " ") })
         #expect(routes == rows, "the table and the server's routes differ")
 
@@ -75,7 +78,8 @@ struct AuthorizationMatrixTests {
                     let target: String
                     switch parts[2] {
                     case "own": target = caller?.id ?? "0000000000000001"
-                    case "same": target = try await raw.enrol(server, tenant: callerTenant, user: "victim", role: .agent).id
+                    case "same":
+                        target = try await raw.enrol(server, tenant: callerTenant, user: "victim", role: .agent).id
                     default:
                         target = try await raw.enrol(
                             server, tenant: callerTenant == "acme" ? "globex" : "acme", user: "stranger", role: .agent
@@ -86,14 +90,16 @@ struct AuthorizationMatrixTests {
                 let answer = try await request(raw, method, path, caller: caller)
                 cells += 1
                 if answer.status != statuses[column] {
-                    mismatches.append("\(row) as \(principal): \(answer.status), expected \(statuses[column]) — \(answer.text)")
+                    mismatches.append(
+                        "\(row) as \(principal): \(answer.status), expected \(statuses[column]) — \(answer.text)")
                 }
                 if answer.status >= 400 && !answer.isProblem {
                     mismatches.append("\(row) as \(principal): \(answer.status) without a problem document")
                 }
             }
         }
-        #expect(mismatches.isEmpty, "\(mismatches.count) of \(cells) cells differ:\n\(mismatches.joined(separator: "\n"))")
+        #expect(
+            mismatches.isEmpty, "\(mismatches.count) of \(cells) cells differ:\n\(mismatches.joined(separator: "\n"))")
         #expect(cells == Self.expected.count * Self.principals.count)
 
         // Scoping: another tenant's admin lists only its own devices and pulls none of acme's data.
@@ -107,7 +113,9 @@ struct AuthorizationMatrixTests {
     }
 
     /// One request as `caller`, with a valid body where the route needs one.
-    func request(_ raw: RawClient, _ method: HTTPMethod, _ path: String, caller: (id: String, token: String)?)
+    func request(
+        _ raw: RawClient, _ method: HTTPMethod, _ path: String, caller: (id: String, token: String)?
+    )
         async throws -> RawClient.Answer
     {
         let token = caller?.token

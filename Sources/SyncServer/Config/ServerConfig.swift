@@ -46,9 +46,49 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var enrolmentsPerSecond = 5.0
         public var enrolmentBurst = 20.0
         public init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Limits()
+            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+                try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+            }
+            maxBodyBytes = try value(.maxBodyBytes, defaults.maxBodyBytes)
+            maxChangesPerBatch = try value(.maxChangesPerBatch, defaults.maxChangesPerBatch)
+            maxPullChanges = try value(.maxPullChanges, defaults.maxPullChanges)
+            maxPullBytes = try value(.maxPullBytes, defaults.maxPullBytes)
+            maxJSONDepth = try value(.maxJSONDepth, defaults.maxJSONDepth)
+            requestsPerSecond = try value(.requestsPerSecond, defaults.requestsPerSecond)
+            burst = try value(.burst, defaults.burst)
+            enrolmentsPerSecond = try value(.enrolmentsPerSecond, defaults.enrolmentsPerSecond)
+            enrolmentBurst = try value(.enrolmentBurst, defaults.enrolmentBurst)
+        }
     }
 
     public init() {}
+
+    /// A config file names only what it changes: every key is optional, defaults fill the rest.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = ServerConfig()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        host = try value(.host, defaults.host)
+        port = try value(.port, defaults.port)
+        publicURL = try container.decodeIfPresent(String.self, forKey: .publicURL)
+        dataDirectory = try value(.dataDirectory, defaults.dataDirectory)
+        tlsCertificate = try container.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try container.decodeIfPresent(String.self, forKey: .tlsKey)
+        cleartextHTTP2 = try value(.cleartextHTTP2, defaults.cleartextHTTP2)
+        production = try value(.production, defaults.production)
+        secretsFile = try container.decodeIfPresent(String.self, forKey: .secretsFile)
+        logLevel = try value(.logLevel, defaults.logLevel)
+        metricsPublic = try value(.metricsPublic, defaults.metricsPublic)
+        limits = try value(.limits, defaults.limits)
+        driftBoundSeconds = try value(.driftBoundSeconds, defaults.driftBoundSeconds)
+        enrolmentCodeHours = try value(.enrolmentCodeHours, defaults.enrolmentCodeHours)
+    }
 
     public var dataURL: URL { URL(fileURLWithPath: dataDirectory) }
     public var defaultCertificatePath: String { dataURL.appendingPathComponent("tls/server-cert.pem").path }
@@ -98,6 +138,18 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         } catch {
             throw Problem(setting: "--config", message: "\(file) is not a valid config: \(JSONKeys.describe(error))")
         }
+    }
+
+    /// The config from all sources: `file` (if any), then the environment, then `flags` (the
+    /// command line), each overriding the one before; then validated.
+    public static func resolve(
+        file: String?, environment: [String: String], flags: (inout ServerConfig) -> Void = { _ in }
+    ) throws(Problem) -> ServerConfig {
+        var config = try file.map { path throws(Problem) in try load(file: path) } ?? ServerConfig()
+        try config.applyEnvironment(environment)
+        flags(&config)
+        try config.validate()
+        return config
     }
 
     /// Applies `KRALIKI_*` environment variables.

@@ -6,6 +6,8 @@ import Foundation
 public struct ServerSecrets: Codable, Sendable, Equatable {
     public var metricsToken: String
 
+    public init(metricsToken: String) { self.metricsToken = metricsToken }
+
     /// Values shipped in examples; production refuses them.
     public static let placeholders: Set<String> = ["", "change-me", "changeme", "secret", "example", "REPLACE_ME"]
 

@@ -18,8 +18,23 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public let lastPullMs: UInt64?
     /// The newest cursor it pulled to.
     public let cursor: UInt64
-    /// Server time minus the device's clock at its last request, ms.
-    public let clockOffsetMs: Int64?
+
+    public init(
+        id: String, tenant: String, user: String, role: Role, createdMs: UInt64, revokedMs: UInt64?,
+        lastSeenMs: UInt64?,
+        lastPushMs: UInt64?, lastPullMs: UInt64?, cursor: UInt64
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.user = user
+        self.role = role
+        self.createdMs = createdMs
+        self.revokedMs = revokedMs
+        self.lastSeenMs = lastSeenMs
+        self.lastPushMs = lastPushMs
+        self.lastPullMs = lastPullMs
+        self.cursor = cursor
+    }
 
     public var replica: ReplicaID { ReplicaID(UInt64(id, radix: 16) ?? 0) }
     public var isRevoked: Bool { revokedMs != nil }
@@ -61,13 +76,11 @@ public struct DeviceActivity: Sendable {
     public var lastSeenMs: UInt64
     public var lastPullMs: UInt64?
     public var cursor: UInt64?
-    public var clockOffsetMs: Int64?
 
-    public init(lastSeenMs: UInt64, lastPullMs: UInt64? = nil, cursor: UInt64? = nil, clockOffsetMs: Int64? = nil) {
+    public init(lastSeenMs: UInt64, lastPullMs: UInt64? = nil, cursor: UInt64? = nil) {
         self.lastSeenMs = lastSeenMs
         self.lastPullMs = lastPullMs
         self.cursor = cursor
-        self.clockOffsetMs = clockOffsetMs
     }
 }
 
@@ -161,6 +174,16 @@ extension ServerStore {
         }
     }
 
+    /// Whether `device` was revoked (or no longer exists).
+    public func isRevoked(device: String) throws(StoreError) -> Bool {
+        try wrap {
+            try database.read { db in
+                try Row.fetchOne(db, sql: "SELECT revoked_ms FROM device WHERE id = ?", arguments: [device])
+                    .map { ($0[0] as Int64?) != nil } ?? true
+            }
+        }
+    }
+
     /// The tenant's devices, newest first.
     public func devices(tenant: String) throws(StoreError) -> [DeviceRecord] {
         try wrap {
@@ -222,14 +245,13 @@ extension ServerStore {
                     try db.cachedStatement(
                         sql: """
                             UPDATE device SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?),
-                                last_pull_ms = COALESCE(?, last_pull_ms), cursor = COALESCE(?, cursor),
-                                clock_offset_ms = COALESCE(?, clock_offset_ms)
+                                last_pull_ms = COALESCE(?, last_pull_ms), cursor = COALESCE(?, cursor)
                             WHERE id = ?
                             """
                     ).execute(arguments: [
                         Int64(seen.lastSeenMs), seen.lastPullMs.map(Int64.init),
                         seen.cursor.map { Int64(clamping: $0) },
-                        seen.clockOffsetMs, device,
+                        device,
                     ])
                 }
             }
@@ -254,7 +276,7 @@ extension ServerStore {
 
     static let deviceSelect = """
         SELECT d.id, d.tenant, d.user, u.role, d.created_ms, d.revoked_ms, d.last_seen_ms, d.last_push_ms,
-            d.last_pull_ms, d.cursor, d.clock_offset_ms
+            d.last_pull_ms, d.cursor
         FROM device d JOIN server_user u ON u.tenant = d.tenant AND u.name = d.user
         """
 
@@ -263,7 +285,7 @@ extension ServerStore {
             id: row[0], tenant: row[1], user: row[2], role: Role(rawValue: row[3]) ?? .agent,
             createdMs: UInt64(row[4] as Int64), revokedMs: (row[5] as Int64?).map(UInt64.init),
             lastSeenMs: (row[6] as Int64?).map(UInt64.init), lastPushMs: (row[7] as Int64?).map(UInt64.init),
-            lastPullMs: (row[8] as Int64?).map(UInt64.init), cursor: UInt64(row[9] as Int64), clockOffsetMs: row[10])
+            lastPullMs: (row[8] as Int64?).map(UInt64.init), cursor: UInt64(row[9] as Int64))
     }
 
     static func audit(

@@ -35,6 +35,53 @@ enum JSONKeys {
         return deepest
     }
 
+    /// The first key that appears twice in one object, if any (JSONDecoder would silently keep
+    /// one of them: a client must not be able to smuggle a second value past a check).
+    static func duplicateKey(in bytes: some Collection<UInt8>) -> String? {
+        var stack = [(isObject: Bool, keys: Set<[UInt8]>)]()
+        var inString = false
+        var escaped = false
+        var current = [UInt8]()
+        var lastString: [UInt8]?
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    lastString = current
+                    continue
+                }
+                current.append(byte)
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+                current.removeAll(keepingCapacity: true)
+            case UInt8(ascii: "{"):
+                stack.append((true, []))
+                lastString = nil
+            case UInt8(ascii: "["):
+                stack.append((false, []))
+                lastString = nil
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                _ = stack.popLast()
+                lastString = nil
+            case UInt8(ascii: ":"):
+                if let key = lastString, let top = stack.indices.last, stack[top].isObject {
+                    if !stack[top].keys.insert(key).inserted { return String(decoding: key, as: UTF8.self) }
+                }
+                lastString = nil
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): break
+            default: lastString = nil
+            }
+        }
+        return nil
+    }
+
     /// Paths (`changes[0].tenant`) of keys in `data` that encoding `value` does not write.
     /// A key whose input value is `null` counts as known when absent (optional fields).
     static func unknownKeys(in data: Data, knownBy value: some Encodable) throws -> [String] {

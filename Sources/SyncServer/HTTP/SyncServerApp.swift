@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 import NIOCore
+import Replica
 import ServiceLifecycle
 
 /// The running server: Hummingbird with HTTP/2 over TLS (ALPN h2, HTTP/1.1 fallback) or, when
@@ -90,6 +91,18 @@ struct RequestMiddleware: RouterMiddleware {
             response = try problem.response(from: request, context: context)
         } catch let error as HTTPError {
             response = try problem(for: error, request).response(from: request, context: context)
+            if response.status == .methodNotAllowed {
+                let methods = service.routes.filter { RoutePattern.matches($0.path, request.uri.path) }.map(
+                    \.method.rawValue)
+                response.headers[.allow] = methods.joined(separator: ", ")
+            }
+        } catch let error as StoreError {
+            // The server's own storage failed: the client did nothing wrong and may retry.
+            service.logger.error(
+                "store failure",
+                metadata: ["request": "\(context.id)", "path": "\(request.uri.path)", "error": "\(error)"])
+            response = try Problem.unavailable("the server's store failed on this request; nothing was changed — retry")
+                .response(from: request, context: context)
         } catch {
             service.logger.error(
                 "request failed",

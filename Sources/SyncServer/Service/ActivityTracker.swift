@@ -1,16 +1,15 @@
 import Replica
 import Synchronization
 
-/// Devices' latest activity (seen, pulled, cursor, clock offset), kept in memory and written to
+/// Devices' latest activity (seen, pulled, cursor), kept in memory and written to
 /// the store in one transaction every few seconds, so a pull never has to write (or fsync).
 final class ActivityTracker: Sendable {
     private let pending = Mutex([String: DeviceActivity]())
 
-    func seen(_ device: String, wall: UInt64, clockOffsetMs: Int64? = nil) {
+    func seen(_ device: String, wall: UInt64) {
         pending.withLock { pending in
             var activity = pending[device] ?? DeviceActivity(lastSeenMs: wall)
             activity.lastSeenMs = max(activity.lastSeenMs, wall)
-            if let clockOffsetMs { activity.clockOffsetMs = clockOffsetMs }
             pending[device] = activity
         }
     }

@@ -366,6 +366,8 @@ public final class SyncService: Sendable {
                     case .heartbeat:
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     }
+                    // A device revoked while connected loses its stream at the next event.
+                    if (try? store.isRevoked(device: device.id)) ?? true { break }
                 }
             } onGracefulShutdown: {
                 sink.finish()
@@ -481,8 +483,12 @@ public final class SyncService: Sendable {
         case .json: return (try await decodeJSON(request, call), .json)
         case .binary:
             let body = try await readBody(request)
-            do {
+            do throws(BinaryDecodingError) {
                 return (try M(blob: body.readableBytesView), .binary)
+            } catch  where error.code == .unsupportedVersion {
+                throw Problem(
+                    .badRequest, "unsupported-protocol-version", "Unsupported protocol version",
+                    "this server speaks sync protocol \(SyncProtocol.version): \(error); upgrade the client")
             } catch {
                 throw Problem.badRequest("malformed-body", "the binary body cannot be decoded: \(error)")
             }
@@ -497,6 +503,9 @@ public final class SyncService: Sendable {
         let bytes = body.readableBytesView
         if JSONKeys.depth(of: bytes, limit: config.limits.maxJSONDepth) > config.limits.maxJSONDepth {
             throw Problem.badRequest("too-deep", "the JSON nests deeper than \(config.limits.maxJSONDepth) levels")
+        }
+        if let duplicate = JSONKeys.duplicateKey(in: bytes) {
+            throw Problem.badRequest("malformed-body", "the field \(duplicate) appears twice", field: duplicate)
         }
         let data = Data(bytes)
         let value: T
@@ -534,7 +543,9 @@ public final class SyncService: Sendable {
         }
     }
 
-    /// Runs blocking store work on a dispatch queue, off the event loops and the cooperative pool.
+    /// Runs blocking store work on a dispatch queue, off the event loops and the cooperative pool
+    /// (pushes, pulls, conflicts, readiness and metrics; the small indexed reads of
+    /// authentication and admin lists run inline).
     static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }

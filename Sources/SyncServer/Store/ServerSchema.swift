@@ -67,7 +67,6 @@ CREATE TABLE device (
     last_push_ms  INTEGER,
     last_pull_ms  INTEGER,
     cursor        INTEGER NOT NULL DEFAULT 0,   -- the newest cursor it pulled to
-    clock_offset_ms INTEGER,                    -- server time minus its clock at its last request
     FOREIGN KEY (tenant, user) REFERENCES server_user (tenant, name)
 ) STRICT;
 CREATE INDEX device_by_tenant ON device (tenant, user);

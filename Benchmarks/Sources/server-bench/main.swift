@@ -1,0 +1,251 @@
+// Server benchmarks for issue #5 against the REAL release `sync-server` process over loopback
+// HTTP/2 + TLS (the load generator is this process; both share the machine's 2 cores):
+//   swift build -c release --product sync-server
+//   swift run -c release --package-path Benchmarks server-bench
+// Sections: durable ingest (changes/s, ack latency) beside the store alone in the same run;
+// initial sync of 100,000 contacts to a fresh replica; server memory per contact; live
+// notification latency with 100 live replicas and 200 edits/s.
+import AsyncHTTPClient
+import CRDT
+import Domain
+import Foundation
+import NIOCore
+import NIOSSL
+import Replica
+import SyncServer
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+func ms(_ value: Double) -> String { String(format: "%.2f ms", value * 1000) }
+func fmt(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+
+let environment = ProcessInfo.processInfo.environment
+let contactCount = Int(environment["BENCH_CONTACTS"] ?? "") ?? 100_000
+let pushers = Int(environment["BENCH_PUSHERS"] ?? "") ?? 8
+let batchSize = 200
+let binary =
+    environment["SYNC_SERVER_BIN"]
+    ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/release/sync-server").path
+guard FileManager.default.isExecutableFile(atPath: binary) else {
+    print("build the server first: swift build -c release --product sync-server  (looked for \(binary))")
+    exit(2)
+}
+let root = NSTemporaryDirectory() + "kraliki-server-bench-\(UUID().uuidString)"
+let data = root + "/data"
+try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: root) }
+
+// MARK: The server process
+
+let server = Process()
+server.executableURL = URL(fileURLWithPath: binary)
+server.arguments = ["--data", data, "--port", "0"]
+server.environment = environment.merging(["KRALIKI_LOG_LEVEL": "warning"]) { $1 }
+let serverOutput = Pipe()
+server.standardOutput = serverOutput
+server.standardError = FileHandle.nullDevice
+try server.run()
+var banner = ""
+while !banner.contains("fingerprint") {
+    let chunk = serverOutput.fileHandleForReading.availableData
+    if chunk.isEmpty { break }
+    banner += String(decoding: chunk, as: UTF8.self)
+}
+guard let url = banner.split(separator: " ").first(where: { $0.hasPrefix("https://") }).map(String.init) else {
+    print("the server did not start: \(banner)")
+    exit(1)
+}
+func serverRSS() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/\(server.processIdentifier)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+}
+let pem = try String(contentsOfFile: data + "/tls/server-cert.pem", encoding: .utf8)
+let cpu =
+    (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+    .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "?"
+print("# server-bench — \(url), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpu)), release build")
+let rssEmpty = serverRSS()
+
+// Devices: enrolled through the store file the server serves (as `sync-server enroll` does).
+let control = try ServerStore.open(in: data)
+func enrolDevice(_ user: String) throws -> Enrolment {
+    let code = try control.createEnrolmentCode(
+        tenant: "acme", user: user, role: .field, wall: SyncService.systemWall(), actor: "bench")
+    return try control.enrol(code: code.code, wall: SyncService.systemWall())
+}
+
+// MARK: 1. Durable ingest over HTTP/2
+
+/// `count` contact creations by `device`, in push batches of `batchSize`.
+func batches(for device: Enrolment, count: Int, offset: Int) -> [[UInt8]] {
+    let replica = ReplicaID(hex: device.deviceId)!
+    var clock = HybridLogicalClock(replica: replica)
+    var state = TenantState()
+    var changes = [PushChange]()
+    let wall = SyncService.systemWall()
+    for index in 0..<count {
+        let context = WriteContext(author: Author(user: device.user, device: replica), stamp: clock.now(wall: wall))
+        let delta = try! state.createContact(
+            ContactDraft(
+                name: "Contact \(offset + index) Nováková", company: "Acme \(index % 500) s.r.o.",
+                phones: ["+4206\(String(10_000_000 + offset + index))"], emails: ["c\(offset + index)@example.cz"]),
+            context)
+        changes.append(PushChange(localSequence: UInt64(index + 1), change: delta))
+    }
+    return stride(from: 0, to: changes.count, by: batchSize).map {
+        PushBatch(replica: replica, epoch: nil, changes: Array(changes[$0..<min($0 + batchSize, changes.count)]))
+            .encodedBlob()
+    }
+}
+
+let devices = try (0..<pushers).map { try enrolDevice("pusher\($0)") }
+let perPusher = contactCount / pushers
+let work = devices.enumerated().map { batches(for: $1, count: perPusher, offset: $0 * perPusher) }
+let clients = try devices.map { try HTTPSyncClient(server: url, token: $0.token, trustPEM: pem) }
+
+let ingestStart = ContinuousClock.now
+let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+    for (client, blobs) in zip(clients, work) {
+        group.addTask {
+            var latencies = [Double]()
+            for blob in blobs {
+                let start = ContinuousClock.now
+                let ack = try PushAck(blob: try await client.push(blob))
+                precondition(ack.rejected.isEmpty, "rejected: \(ack.rejected.first!)")
+                latencies.append(seconds(since: start))
+            }
+            return latencies
+        }
+    }
+    return try await group.reduce(into: [Double]()) { $0 += $1 }
+}
+let ingestSeconds = seconds(since: ingestStart)
+let ingested = perPusher * pushers
+print(
+    "ingest over HTTP/2+TLS: \(ingested) changes in \(fmt(ingestSeconds, 2)) s = \(fmt(Double(ingested) / ingestSeconds)) changes/s "
+        + "(\(pushers) concurrent pushers, \(batchSize)/batch); ack p50 \(ms(percentile(latencies, 0.5))) "
+        + "p99 \(ms(percentile(latencies, 0.99)))")
+
+// The same batches straight into a ServerStore (no HTTP, no group commit) in this process,
+// one batch per transaction — the baseline the HTTP path is compared with.
+do {
+    let baseline = try ServerStore.open(in: root + "/baseline")
+    let decoded = try work.prefix(2).flatMap { try $0.map { try PushBatch(blob: $0) } }
+    let start = ContinuousClock.now
+    var count = 0
+    for batch in decoded {
+        _ = try baseline.receive(batch, tenant: "acme", wall: SyncService.systemWall())
+        count += batch.changes.count
+    }
+    let elapsed = seconds(since: start)
+    print(
+        "baseline, ServerStore.receive in-process (one batch per transaction): \(fmt(Double(count) / elapsed)) changes/s; "
+            + "HTTP/2 ingest = \(fmt((Double(ingested) / ingestSeconds) / (Double(count) / elapsed), 2))× of it")
+}
+let rssLoaded = serverRSS()
+
+// MARK: 2. Initial sync of everything to a fresh replica
+
+do {
+    let code = try control.createEnrolmentCode(
+        tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
+    let fingerprint = ServerCertificate.fingerprint(
+        der: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))[0].toDERBytes())
+    let directory = root + "/fresh"
+    _ = try await ReplicaEnrolment.enrol(
+        EnrolmentLink(server: url, code: code.code, fingerprint: fingerprint), directory: directory)
+    let store = try LocalStore.open(in: directory)
+    let client = try HTTPSyncClient.enrolled(in: directory)
+    var engine = SyncEngine(store: store, transport: client)
+    engine.wall = SyncEngine.systemWall
+    let start = ContinuousClock.now
+    let report = try await engine.sync()
+    let rows = try store.contacts().count
+    let elapsed = seconds(since: start)
+    print(
+        "initial sync to a fresh replica: \(rows) contacts queryable in \(fmt(elapsed, 2)) s "
+            + "(\(fmt(Double(rows) / elapsed)) rows/s, \(report.pullBatches) pulls)")
+    try await client.shutdown()
+}
+print(
+    "server RSS: \(rssEmpty / 1024) KiB empty, \(rssLoaded / 1024) KiB after storing \(ingested) contacts "
+        + "(\(fmt(Double(rssLoaded - rssEmpty) / Double(ingested), 1)) B per contact); "
+        + "server.sqlite \( ((try? FileManager.default.attributesOfItem(atPath: data + "/server.sqlite")[.size] as? Int) ?? 0) / ingested) B per contact"
+)
+
+// MARK: 3. Live: 100 followers, 200 edits/s
+
+do {
+    let followers = Int(environment["BENCH_FOLLOWERS"] ?? "") ?? 100
+    let editsPerSecond = 200.0
+    let editCount = Int(environment["BENCH_EDITS"] ?? "") ?? 2_000
+    let listenerDevices = try (0..<followers).map { try enrolDevice("follower\($0)") }
+    let listeners = try listenerDevices.map { try HTTPSyncClient(server: url, token: $0.token, trustPEM: pem) }
+    let editor = try enrolDevice("editor")
+    let editorClient = try HTTPSyncClient(server: url, token: editor.token, trustPEM: pem)
+    let edits = batches(for: editor, count: editCount, offset: 10_000_000).flatMap { blob -> [[UInt8]] in
+        let batch = try! PushBatch(blob: blob)
+        return batch.changes.map { PushBatch(replica: batch.replica, epoch: nil, changes: [$0]).encodedBlob() }
+    }
+    let base = try control.sequence(of: "acme")
+    let clock = ContinuousClock()
+    let origin = clock.now
+    func now() -> Double {
+        let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+    // Each follower records when it first saw each sequence number (or a later one).
+    let seen = try await withThrowingTaskGroup(of: [(UInt64, Double)].self) { group in
+        for listener in listeners {
+            group.addTask {
+                var events = [(UInt64, Double)]()
+                let stream = try await listener.liveSequences()
+                for try await sequence in stream {
+                    events.append((sequence, now()))
+                    if sequence >= base + UInt64(edits.count) { break }
+                }
+                return events
+            }
+        }
+        try await Task.sleep(for: .seconds(1))  // let every stream connect
+        var sent = [Double]()
+        let interval = 1.0 / editsPerSecond
+        let start = now()
+        for (index, edit) in edits.enumerated() {
+            let due = start + Double(index) * interval
+            if due > now() { try await Task.sleep(for: .milliseconds(Int((due - now()) * 1000))) }
+            sent.append(now())
+            _ = try await editorClient.push(edit)
+        }
+        var all = [[(UInt64, Double)]]()
+        for try await events in group { all.append(events) }
+        return (sent, all)
+    }
+    let (sent, all) = seen
+    var latencies = [Double]()
+    for events in all {
+        var index = 0
+        for (edit, sentAt) in sent.enumerated() {
+            let sequence = base + UInt64(edit + 1)
+            while index < events.count && events[index].0 < sequence { index += 1 }
+            if index < events.count { latencies.append(events[index].1 - sentAt) }
+        }
+    }
+    let rate = Double(sent.count) / (sent.last! - sent.first!)
+    print(
+        "live: \(followers) followers, \(sent.count) single-edit pushes at \(fmt(rate)) /s; edit-to-follower notification "
+            + "p50 \(ms(percentile(latencies, 0.5))) p99 \(ms(percentile(latencies, 0.99))) max \(ms(latencies.max()!)) "
+            + "(\(latencies.count) deliveries)")
+    for listener in listeners { try await listener.shutdown() }
+    try await editorClient.shutdown()
+}
+for client in clients { try await client.shutdown() }
+kill(server.processIdentifier, SIGTERM)
+server.waitUntilExit()

@@ -1,0 +1,50 @@
+import DomainTestSupport
+import Foundation
+import Logging
+import ServerTestSupport
+import SyncServer
+import Testing
+
+/// docs/api/openapi.yaml documents exactly the routes the server registers.
+@Test("every registered route is in docs/api/openapi.yaml, and every documented route is registered")
+func openAPIMatchesRoutes() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let yaml = try String(contentsOf: root.appendingPathComponent("docs/api/openapi.yaml"), encoding: .utf8)
+    // Paths are the two-space keys under `paths:`, methods the four-space keys under a path.
+    var documented = Set<String>()
+    var inPaths = false
+    var path: String?
+    for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line == "paths:" {
+            inPaths = true
+            continue
+        }
+        if inPaths && !line.isEmpty && !line.hasPrefix(" ") { break }
+        guard inPaths else { continue }
+        if line.hasPrefix("  /") && line.hasSuffix(":") && !line.hasPrefix("   ") {
+            path = String(line.dropFirst(2).dropLast())
+        } else if let path, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+            let method = line.trimmingCharacters(in: .whitespaces).dropLast()
+            if ["get", "post", "put", "patch", "delete"].contains(String(method)) {
+                documented.insert("\(method.uppercased()) \(path)")
+            }
+        }
+    }
+    var config = ServerConfig()
+    config.dataDirectory = TempDirectory("openapi").sub("data")
+    let store = try ServerStore.open(in: config.dataDirectory)
+    let service = SyncService(config: config, store: store, fingerprint: nil, logger: .init(label: "openapi"))
+    let registered = Set(
+        service.routes.map { route in
+            let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+            return "\(route.method.rawValue) /" + path.joined(separator: "/")
+        })
+    #expect(!documented.isEmpty)
+    #expect(
+        registered.subtracting(documented).isEmpty,
+        "registered but not documented: \(registered.subtracting(documented))")
+    #expect(
+        documented.subtracting(registered).isEmpty,
+        "documented but not registered: \(documented.subtracting(registered))")
+}
