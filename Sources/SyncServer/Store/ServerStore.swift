@@ -69,7 +69,8 @@ public final class ServerStore: Sendable {
     private func ledger(_ tenant: String, _ db: Database) throws -> LedgerRow? {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT epoch, sequence FROM tenant_ledger WHERE tenant = ?", arguments: [tenant])
+                db.cachedStatement(sql: "SELECT epoch, sequence FROM tenant_ledger WHERE tenant = ?"),
+                arguments: [tenant])
         else { return nil }
         let epoch: String = row[0]
         let sequence: Int64 = row[1]
@@ -214,14 +215,25 @@ public final class ServerStore: Sendable {
 
     /// The current state of what changed after the request's cursor (see `TenantLedger.respond`).
     public func respond(to request: PullRequest, tenant: String, wall: UInt64) throws(StoreError) -> PullResponse {
-        // Pulls only read (so they do not queue behind pushes); a tenant's first request creates
-        // its ledger row first.
+        // Pulls only read (so they do not queue behind pushes); a tenant's very first request
+        // creates its ledger row first.
+        if let response = try respondIfKnown(to: request, tenant: tenant, wall: wall) { return response }
         _ = try epoch(of: tenant)
-        return try wrap {
-            try database.read { db in
-                guard let ledger = try ledger(tenant, db) else {
-                    throw StoreError(.corrupt, "\(path): tenant \(tenant) vanished")
-                }
+        guard let response = try respondIfKnown(to: request, tenant: tenant, wall: wall) else {
+            throw StoreError(.corrupt, "\(path): tenant \(tenant) vanished")
+        }
+        return response
+    }
+
+    /// The answer, in one read transaction; nil when the tenant has no ledger yet.
+    private func respondIfKnown(
+        to request: PullRequest, tenant: String, wall: UInt64
+    ) throws(StoreError)
+        -> PullResponse?
+    {
+        try wrap {
+            try database.read { db -> PullResponse? in
+                guard let ledger = try ledger(tenant, db) else { return nil }
                 let cursor = request.epoch == ledger.epoch ? request.cursor : 0
                 let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
                 var changes = [PulledChange]()
