@@ -127,4 +127,41 @@ struct HTTPSyncTests {
         await jana.close()
         await server.stop()
     }
+
+    @Test("revoking a device ends its open live stream at the next event")
+    func revokeEndsLiveStream() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let admin = try await server.enrolReplica(in: directory.sub("admin"), user: "boss", role: .admin)
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let stream = try await petr.client.liveSequences()
+        // The follower drains its stream; it must end by itself soon after the revocation.
+        let follower = Task { () -> Bool in
+            do { for try await _ in stream {} } catch {}  // ended, or reported as a drop
+            return true
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        struct Revoked: Decodable {}
+        _ = try await admin.client.json(
+            .POST, "/v1/admin/devices/\(petr.credentials.deviceId)/revoke", as: Revoked.self)
+        try Self.addContacts(jana.store, ["After the revocation"])
+        _ = try await jana.sync()
+        let ended = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await follower.value }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        follower.cancel()
+        #expect(ended)
+        await admin.close()
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
 }

@@ -22,6 +22,14 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     let sorted = values.sorted()
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
+/// Seconds since it was made; Sendable so concurrent tasks can read the same origin.
+struct Stopwatch: Sendable {
+    let origin = ContinuousClock.now
+    @Sendable func elapsed() -> Double {
+        let elapsed = ContinuousClock.now - origin
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}
 func ms(_ value: Double) -> String { String(format: "%.2f ms", value * 1000) }
 func fmt(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
 
@@ -125,7 +133,9 @@ let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
             return latencies
         }
     }
-    return try await group.reduce(into: [Double]()) { $0 += $1 }
+    var all = [Double]()
+    for try await latencies in group { all += latencies }
+    return all
 }
 let ingestSeconds = seconds(since: ingestStart)
 let ingested = perPusher * pushers
@@ -149,6 +159,22 @@ do {
     print(
         "baseline, ServerStore.receive in-process (one batch per transaction): \(fmt(Double(count) / elapsed)) changes/s; "
             + "HTTP/2 ingest = \(fmt((Double(ingested) / ingestSeconds) / (Double(count) / elapsed), 2))× of it")
+}
+// Acknowledgement latency of one pusher alone (no queueing behind other pushers' groups).
+do {
+    let device = try enrolDevice("solo")
+    let client = try HTTPSyncClient(server: url, token: device.token, trustPEM: pem)
+    var latencies = [Double]()
+    for blob in batches(for: device, count: 50 * batchSize, offset: 20_000_000) {
+        let start = ContinuousClock.now
+        _ = try await client.push(blob)
+        latencies.append(seconds(since: start))
+    }
+    print(
+        "one pusher alone, \(batchSize)-change batches: ack p50 \(ms(percentile(latencies, 0.5))) "
+            + "p99 \(ms(percentile(latencies, 0.99))) (\(fmt(Double(batchSize) / percentile(latencies, 0.5))) changes/s)"
+    )
+    try await client.shutdown()
 }
 let rssLoaded = serverRSS()
 
@@ -196,11 +222,8 @@ do {
         return batch.changes.map { PushBatch(replica: batch.replica, epoch: nil, changes: [$0]).encodedBlob() }
     }
     let base = try control.sequence(of: "acme")
-    let clock = ContinuousClock()
-    let origin = clock.now
-    func now() -> Double {
-        let d = clock.now - origin; return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    let stopwatch = Stopwatch()
+    let now = stopwatch.elapsed
     // Each follower records when it first saw each sequence number (or a later one).
     let seen = try await withThrowingTaskGroup(of: [(UInt64, Double)].self) { group in
         for listener in listeners {
@@ -218,12 +241,18 @@ do {
         var sent = [Double]()
         let interval = 1.0 / editsPerSecond
         let start = now()
+        // Edits go out on schedule without waiting for the previous acknowledgement (one push
+        // takes longer than 5 ms: an fsync and a round trip), so they overlap and are group-
+        // committed. Edit i is matched with the i-th sequence number: commit order can swap two
+        // edits sent within the same few ms, an error of that size on their latencies.
+        var pushes = [Task<Void, any Error>]()
         for (index, edit) in edits.enumerated() {
             let due = start + Double(index) * interval
-            if due > now() { try await Task.sleep(for: .milliseconds(Int((due - now()) * 1000))) }
+            if due > now() { try await Task.sleep(for: .microseconds(Int((due - now()) * 1_000_000))) }
             sent.append(now())
-            _ = try await editorClient.push(edit)
+            pushes.append(Task { _ = try await editorClient.push(edit) })
         }
+        for push in pushes { try await push.value }
         var all = [[(UInt64, Double)]]()
         for try await events in group { all.append(events) }
         return (sent, all)

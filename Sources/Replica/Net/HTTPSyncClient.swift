@@ -251,8 +251,23 @@ public final class HTTPSyncClient: SyncTransport, Sendable {
 
 /// Parses the server's `event: changes` / `data: {"sequence": N}` stream.
 struct ServerSentEvents {
-    private struct Event: Decodable { let sequence: UInt64 }
     private var line = [UInt8]()
+
+    /// The number after `"sequence":` in a `data:` line (the server writes it; a JSON decoder per
+    /// event was a measurable share of a follower's CPU at 200 events/s).
+    static func sequence(inDataLine line: [UInt8]) -> UInt64? {
+        guard line.starts(with: Array("data:".utf8)) else { return nil }
+        let key = Array("\"sequence\":".utf8)
+        guard let start = line.indices.first(where: { line[$0...].starts(with: key) }) else { return nil }
+        var value: UInt64 = 0
+        var digits = 0
+        for byte in line[(start + key.count)...] {
+            guard byte >= 0x30 && byte <= 0x39, digits < 19 else { break }
+            value = value * 10 + UInt64(byte - 0x30)
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
 
     mutating func feed(_ bytes: some Sequence<UInt8>) -> [UInt64] {
         var sequences = [UInt64]()
@@ -262,11 +277,7 @@ struct ServerSentEvents {
                 continue
             }
             defer { line.removeAll(keepingCapacity: true) }
-            let text = String(decoding: line, as: UTF8.self)
-            guard text.hasPrefix("data:") else { continue }
-            if let data = try? JSONDecoder().decode(Event.self, from: Data(text.dropFirst(5).utf8)) {
-                sequences.append(data.sequence)
-            }
+            if let sequence = Self.sequence(inDataLine: line) { sequences.append(sequence) }
         }
         return sequences
     }

@@ -9,10 +9,14 @@ final class ChangeNotifier: Sendable {
     }
     private let state = Mutex(State())
 
-    /// A stream of the tenant's newest sequence numbers; ends when the consumer stops.
-    func subscribe(tenant: String) -> AsyncStream<UInt64> {
+    /// Not a sequence number: what a live stream's heartbeat puts in its stream.
+    static let heartbeat = UInt64.max
+
+    /// A stream of the tenant's newest sequence numbers, and its continuation (for heartbeats);
+    /// ends when the consumer stops. Two places: a heartbeat must not push out a sequence.
+    func subscribe(tenant: String) -> (AsyncStream<UInt64>, AsyncStream<UInt64>.Continuation) {
         let id = UUID()
-        let (stream, continuation) = AsyncStream.makeStream(of: UInt64.self, bufferingPolicy: .bufferingNewest(1))
+        let (stream, continuation) = AsyncStream.makeStream(of: UInt64.self, bufferingPolicy: .bufferingNewest(2))
         continuation.onTermination = { [weak self] _ in
             self?.state.withLock { state in
                 state.subscribers[tenant]?[id] = nil
@@ -20,7 +24,7 @@ final class ChangeNotifier: Sendable {
             }
         }
         state.withLock { state in state.subscribers[tenant, default: [:]][id] = continuation }
-        return stream
+        return (stream, continuation)
     }
 
     func publish(tenant: String, sequence: UInt64) {

@@ -27,5 +27,11 @@ final class DeviceCache: Sendable {
 
     func forget(device id: String) {
         entries.withLock { entries in entries = entries.filter { $0.value.device.id != id } }
+        revoked.withLock { _ = $0.insert(id) }
     }
+
+    /// Devices revoked through this server since it started (live streams check it per event).
+    private let revoked = Mutex(Set<String>())
+
+    func wasRevoked(_ id: String) -> Bool { revoked.withLock { $0.contains(id) } }
 }

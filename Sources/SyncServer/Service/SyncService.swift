@@ -47,9 +47,12 @@ public final class SyncService: Sendable {
         let notifier = self.notifier
         self.committer = GroupCommitter(store: store, wall: wall) { group, receipts in
             metrics.groupCommits.increment()
+            // One notification per tenant per group: its newest sequence covers every push in it.
+            var newest = [String: UInt64]()
             for (push, receipt) in zip(group, receipts) {
-                notifier.publish(tenant: push.tenant, sequence: receipt.sequence)
+                newest[push.tenant] = max(newest[push.tenant] ?? 0, receipt.sequence)
             }
+            for (tenant, sequence) in newest { notifier.publish(tenant: tenant, sequence: sequence) }
         }
     }
 
@@ -333,27 +336,21 @@ public final class SyncService: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
+        let revoked = self.devices
         let body = ResponseBody { writer in
-            enum Event: Sendable {
-                case changes(UInt64)
-                case heartbeat
-            }
-            let (events, sink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(8))
-            let updates = notifier.subscribe(tenant: device.tenant)
-            let forward = Task {
-                for await sequence in updates { sink.yield(.changes(sequence)) }
-                sink.finish()
-            }
+            // One stream per follower carries both the tenant's new sequences and the heartbeat
+            // (`ChangeNotifier.heartbeat`), so an event costs one task wake-up, not two.
+            let (events, sink) = notifier.subscribe(tenant: device.tenant)
             let heartbeat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(15))
-                    sink.yield(.heartbeat)
+                    sink.yield(ChangeNotifier.heartbeat)
                 }
             }
             metrics.liveStreamsOpen.increment()
             defer {
-                forward.cancel()
                 heartbeat.cancel()
+                sink.finish()
                 metrics.liveStreamsOpen.decrement()
             }
             let epoch = (try? store.epoch(of: device.tenant).description) ?? ""
@@ -361,15 +358,16 @@ public final class SyncService: Sendable {
             try await writer.write(ByteBuffer(string: Self.event(sequence: first, epoch: epoch)))
             // The server's graceful shutdown waits for in-flight requests: end the stream then.
             try await withGracefulShutdownHandler {
-                for await event in events {
-                    switch event {
-                    case .changes(let sequence):
-                        try await writer.write(ByteBuffer(string: Self.event(sequence: sequence, epoch: epoch)))
-                    case .heartbeat:
+                for await sequence in events {
+                    if sequence == ChangeNotifier.heartbeat {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        // Revoked by another process (or before this stream): noticed here.
+                        if (try? store.isRevoked(device: device.id)) ?? true { break }
+                    } else {
+                        // Revoked through this server: noticed at the next event.
+                        if revoked.wasRevoked(device.id) { break }
+                        try await writer.write(ByteBuffer(string: Self.event(sequence: sequence, epoch: epoch)))
                     }
-                    // A device revoked while connected loses its stream at the next event.
-                    if (try? store.isRevoked(device: device.id)) ?? true { break }
                 }
             } onGracefulShutdown: {
                 sink.finish()
