@@ -167,10 +167,22 @@ struct OperationsTests {
             "kraliki_push_batches_total", "kraliki_pull_batches_total", "kraliki_live_streams_open",
             "kraliki_conflicts_open", "kraliki_replica_lag_changes", "kraliki_last_backup_timestamp_seconds",
             "kraliki_ingest_errors_total", "kraliki_store_bytes", "kraliki_devices", "kraliki_group_commits_total",
+            "kraliki_changes_rejected_total",
         ] {
             #expect(text.contains("\n\(name)") || text.hasPrefix(name), "\(name) is not exported")
         }
         #expect(text.contains(#"kraliki_changes_ingested_total 3"#))
+        // Every kraliki_ metric the alert rules use is exported.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let rules = try String(contentsOf: root.appendingPathComponent("deploy/prometheus/alerts.yml"), encoding: .utf8)
+        let used = Set(
+            rules.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init)
+                .filter { $0.hasPrefix("kraliki_") && $0.count > "kraliki_".count })
+        #expect(!used.isEmpty)
+        for name in used.sorted() {
+            #expect(text.contains("\n\(name)"), "the alert rules use \(name), which /metrics does not export")
+        }
         #expect(!text.contains("kraliki_last_backup_timestamp_seconds 0.0"))
         // Every line is a comment, or `name{labels} value`.
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {

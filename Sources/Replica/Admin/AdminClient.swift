@@ -18,7 +18,6 @@ public struct AdminClient: Sendable {
         public let lastPushMs: UInt64?
         public let lastPullMs: UInt64?
         public let cursor: UInt64
-        public let clockOffsetMs: Int64?
     }
 
     /// A device and how many of the tenant's changes it has not pulled.

@@ -35,7 +35,8 @@ public final class ServerMetrics: Sendable {
         pullBatches = counter("kraliki_pull_batches_total", "Pull responses served.")
         changesServed = counter("kraliki_changes_served_total", "Changes sent in pull responses.")
         groupCommits = counter("kraliki_group_commits_total", "Transactions that committed one or more pushes.")
-        ingestErrors = counter("kraliki_ingest_errors_total", "Push groups that failed in the store (5xx).")
+        ingestErrors = counter(
+            "kraliki_ingest_errors_total", "Pushes that failed in the store (answered 503, nothing applied).")
         liveStreamsOpen = registry.makeGauge(
             descriptor: Self.name("kraliki_live_streams_open", "Open live change streams."))
         startTime = registry.makeGauge(
