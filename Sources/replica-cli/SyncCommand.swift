@@ -12,6 +12,11 @@ struct InitCommand: AsyncParsableCommand {
     @Option(help: "The one-time code (long form).") var code: String?
     @Option(help: "The server certificate's SHA-256 (long form).") var fingerprint: String?
     @Option(help: "Trust this CA file instead of pinning a fingerprint.") var ca: String?
+    @Flag(
+        help: """
+            Disaster recovery: enrol this EXISTING replica with a new server that lost it (no backup),             keeping its data; its next sync pushes everything it holds.
+            """)
+    var rejoin = false
 
     func run() async throws {
         let console = Console(global)
@@ -30,7 +35,10 @@ struct InitCommand: AsyncParsableCommand {
             } else {
                 throw CommandFailure.user("init.need-link", code: "required", field: "enrolment")
             }
-            let result = try await ReplicaEnrolment.enrol(link, caFile: ca, directory: console.directory)
+            let result =
+                rejoin
+                ? try await ReplicaEnrolment.rejoin(link, caFile: ca, directory: console.directory)
+                : try await ReplicaEnrolment.enrol(link, caFile: ca, directory: console.directory)
             let credentials = result.credentials
             if console.json {
                 console.emit([

@@ -164,4 +164,62 @@ struct HTTPSyncTests {
         await petr.close()
         await server.stop()
     }
+
+    @Test("a server lost without a backup: replicas rejoin a new one with their IDs and push everything they hold")
+    func rejoinAfterServerLoss() async throws {
+        let directory = TempDirectory("replicas")
+        let lost = try await RunningServer.start()
+        let port = lost.port
+        let jana = try await lost.enrolReplica(in: directory.sub("jana"), user: "jana", role: .field)
+        let petr = try await lost.enrolReplica(in: directory.sub("petr"), user: "petr")
+        try Self.addContacts(jana.store, ["J1", "J2", "J3"])
+        try Self.addContacts(petr.store, ["P1", "P2"])
+        _ = try await jana.sync()
+        _ = try await petr.sync()
+        _ = try await jana.sync()
+        try Self.addContacts(petr.store, ["P3 offline"])  // still in petr's outbox when the server dies
+        await jana.close()
+        await petr.close()
+        await lost.stop()
+
+        // A new, empty server (new data, new certificate) at the same address.
+        let fresh = try await RunningServer.start { $0.port = port }
+        // A code for another user is refused before it is spent.
+        let evasCode = try fresh.link(user: "eva")
+        do {
+            _ = try await ReplicaEnrolment.rejoin(evasCode, directory: directory.sub("petr"))
+            Issue.record("rejoined with another user's code")
+        } catch let failure as SyncFailure {
+            #expect(failure.code == .rejectedRequest)
+        }
+        for user in ["jana", "petr"] {
+            _ = try await ReplicaEnrolment.rejoin(
+                try fresh.link(user: user, role: user == "jana" ? .field : .agent), directory: directory.sub(user))
+        }
+        let rejoined = try [
+            EnrolledReplica(directory: directory.sub("jana")), EnrolledReplica(directory: directory.sub("petr")),
+        ]
+        #expect(rejoined[0].store.identity.replica.hex == jana.credentials.deviceId)
+        for replica in rejoined { #expect(try await replica.sync().epochChanged) }
+        _ = try await rejoined[0].sync()
+        let names = Set(try fresh.store.state(of: "acme").contacts.valueByKey.values.compactMap { $0.name.value })
+        #expect(names == ["J1", "J2", "J3", "P1", "P2", "P3 offline"])
+        let same = rejoined[0].store.state == rejoined[1].store.state
+        #expect(same, "the rejoined replicas differ")
+        // Eva's code was not spent by the refused attempt; a new replica sees everything.
+        _ = try await ReplicaEnrolment.enrol(evasCode, directory: directory.sub("eva"))
+        let eva = try EnrolledReplica(directory: directory.sub("eva"))
+        _ = try await eva.sync()
+        #expect(try eva.store.contacts().count == 6)
+        // The same ID cannot rejoin twice.
+        do {
+            _ = try await ReplicaEnrolment.rejoin(
+                try fresh.link(user: "jana", role: .field), directory: directory.sub("jana"))
+            Issue.record("a replica ID was enrolled twice")
+        } catch let failure as SyncFailure {
+            #expect(failure.message.contains("already enrolled"))
+        }
+        for replica in rejoined + [eva] { await replica.close() }
+        await fresh.stop()
+    }
 }

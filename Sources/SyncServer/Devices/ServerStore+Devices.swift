@@ -40,6 +40,19 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     public var isRevoked: Bool { revokedMs != nil }
 }
 
+/// What a replica rejoining a server that lost it claims: its ID, tenant and user.
+public struct RejoinClaim: Codable, Sendable, Equatable {
+    public let replica: String
+    public let tenant: String
+    public let user: String
+
+    public init(replica: String, tenant: String, user: String) {
+        self.replica = replica
+        self.tenant = tenant
+        self.user = user
+    }
+}
+
 /// A fresh one-time enrolment code (shown once; stored only as its hash).
 public struct EnrolmentCode: Codable, Sendable {
     public let code: String
@@ -64,6 +77,7 @@ public struct DeviceError: Error, Sendable, CustomStringConvertible {
         case invalidCode = "invalid-code"
         case invalidName = "invalid-name"
         case notFound = "not-found"
+        case deviceTaken = "device-taken"
     }
     public let code: Code
     public let field: String
@@ -123,7 +137,12 @@ extension ServerStore {
 
     /// Exchanges a one-time code for a new device and its token. The code is spent in the same
     /// transaction that creates the device, so it cannot enrol twice.
-    public func enrol(code: String, wall: UInt64) throws -> Enrolment {
+    ///
+    /// `rejoining`: the replica ID of an existing replica whose server was lost without a backup
+    /// (disaster recovery): the device keeps that ID — so its store, its stamps and its outbox
+    /// stay valid — when no device of this server has it yet. It then meets a new epoch and
+    /// pushes everything it holds.
+    public func enrol(code: String, wall: UInt64, rejoining: RejoinClaim? = nil) throws -> Enrolment {
         let hash = Self.digest(Self.normalizedCode(code))
         let token = Self.makeToken()
         return try wrapDevices {
@@ -145,9 +164,33 @@ extension ServerStore {
                 let user: String = row[1]
                 let role = Role(rawValue: row[4]) ?? .agent
                 var id: String
-                repeat {
-                    id = ReplicaID.random().hex
-                } while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE id = ?", arguments: [id]) == true
+                if let rejoining {
+                    guard let replica = ReplicaID(hex: rejoining.replica), replica.rawValue != 0 else {
+                        throw DeviceError(
+                            code: .invalidName, field: "rejoining.replica",
+                            message: "a replica ID is 16 hexadecimal digits")
+                    }
+                    // Checked before the code is spent: a replica keeps its tenant and user.
+                    guard rejoining.tenant == tenant, rejoining.user == user else {
+                        throw DeviceError(
+                            code: .invalidCode, field: "code",
+                            message:
+                                "this code is for \(user) in \(tenant), but the replica belongs to \(rejoining.user) in "
+                                + "\(rejoining.tenant); ask for a code for \(rejoining.user)")
+                    }
+                    id = replica.hex
+                    if try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE id = ?", arguments: [id]) == true {
+                        throw DeviceError(
+                            code: .deviceTaken, field: "rejoining",
+                            message:
+                                "device \(id) is already enrolled on this server; a replica rejoins only a server that lost it"
+                        )
+                    }
+                } else {
+                    repeat {
+                        id = ReplicaID.random().hex
+                    } while try Bool.fetchOne(db, sql: "SELECT 1 FROM device WHERE id = ?", arguments: [id]) == true
+                }
                 try db.execute(
                     sql: "INSERT INTO device (id, tenant, user, token_sha256, created_ms) VALUES (?, ?, ?, ?, ?)",
                     arguments: [id, tenant, user, Self.digest(token), Int64(wall)])
@@ -155,7 +198,8 @@ extension ServerStore {
                     sql: "UPDATE enrolment_code SET used_ms = ?, device = ? WHERE code_sha256 = ?",
                     arguments: [Int64(wall), id, hash])
                 try Self.audit(
-                    db, wall: wall, tenant: tenant, actor: id, action: "enrol", detail: ["user": user, "device": id])
+                    db, wall: wall, tenant: tenant, actor: id, action: rejoining == nil ? "enrol" : "rejoin",
+                    detail: ["user": user, "device": id])
                 return Enrolment(deviceId: id, tenant: tenant, user: user, role: role, token: token)
             }
         }

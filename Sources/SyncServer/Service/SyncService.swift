@@ -202,6 +202,8 @@ public final class SyncService: Sendable {
 
     struct EnrolRequest: Codable {
         let code: String
+        /// An existing replica, kept when it rejoins a server that lost it (disaster recovery).
+        let rejoining: RejoinClaim?
     }
 
     struct EnrolResponse: Codable {
@@ -221,7 +223,9 @@ public final class SyncService: Sendable {
         let store = self.store
         let wall = call.wall
         do {
-            let enrolment = try await Self.offload { try store.enrol(code: body.code, wall: wall) }
+            let enrolment = try await Self.offload {
+                try store.enrol(code: body.code, wall: wall, rejoining: body.rejoining)
+            }
             logger.info(
                 "device enrolled",
                 metadata: [
@@ -233,6 +237,10 @@ public final class SyncService: Sendable {
                     token: enrolment.token, epoch: try store.epoch(of: enrolment.tenant).description,
                     serverTime: wall),
                 status: .created)
+        } catch let error as DeviceError where error.code == .deviceTaken {
+            throw Problem(
+                .conflict, error.code.rawValue, "The device is already enrolled", error.message,
+                errors: [Problem.FieldError(field: error.field, reason: error.message)])
         } catch let error as DeviceError {
             throw Problem.badRequest(error.code.rawValue, error.message, field: error.field)
         }
