@@ -1,9 +1,11 @@
+import Domain
 import DomainTestSupport
 import Foundation
 import Logging
 import ServerTestSupport
-import SyncServer
 import Testing
+
+@testable import SyncServer
 
 /// docs/api/openapi.yaml documents exactly the routes the server registers.
 @Test("every registered route is in docs/api/openapi.yaml, and every documented route is registered")
@@ -47,4 +49,13 @@ func openAPIMatchesRoutes() throws {
     #expect(
         documented.subtracting(registered).isEmpty,
         "documented but not registered: \(documented.subtracting(registered))")
+}
+
+/// A flat message's listed JSON keys are exactly the keys its encoding writes (with every
+/// optional set), so a field added to the type cannot be refused as unknown.
+@Test("FlatJSONMessage key lists match the types' own encodings")
+func flatJSONMessageKeys() throws {
+    let request = PullRequest(epoch: ServerEpoch(rawValue: 7), cursor: 1, maxChanges: 2, maxBytes: 3)
+    let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(request)) as? [String: Any]
+    #expect(Set(object?.keys ?? [:].keys) == PullRequest.jsonKeys)
 }

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 
 /// Strict JSON checks the Codable decoder does not make: nesting depth before decoding, and
@@ -38,6 +39,12 @@ enum JSONKeys {
     /// The first key that appears twice in one object, if any (JSONDecoder would silently keep
     /// one of them: a client must not be able to smuggle a second value past a check).
     static func duplicateKey(in bytes: some Collection<UInt8>) -> String? {
+        scan(bytes).duplicate
+    }
+
+    /// One pass over the bytes: the first duplicated key, and the keys of the top-level object.
+    static func scan(_ bytes: some Collection<UInt8>) -> (duplicate: String?, topLevel: [String]) {
+        var topLevel = [String]()
         var stack = [(isObject: Bool, keys: Set<[UInt8]>)]()
         var inString = false
         var escaped = false
@@ -72,17 +79,22 @@ enum JSONKeys {
                 lastString = nil
             case UInt8(ascii: ":"):
                 if let key = lastString, let top = stack.indices.last, stack[top].isObject {
-                    if !stack[top].keys.insert(key).inserted { return String(decoding: key, as: UTF8.self) }
+                    if !stack[top].keys.insert(key).inserted {
+                        return (String(decoding: key, as: UTF8.self), topLevel)
+                    }
+                    if top == 0 { topLevel.append(String(decoding: key, as: UTF8.self)) }
                 }
                 lastString = nil
             case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): break
             default: lastString = nil
             }
         }
-        return nil
+        return (nil, topLevel)
     }
 
     /// Paths (`changes[0].tenant`) of keys in `data` that encoding `value` does not write.
+    /// General but costly (it encodes the value and parses both); flat messages use
+    /// `FlatJSONMessage.jsonKeys` instead.
     /// A key whose input value is `null` counts as known when absent (optional fields).
     static func unknownKeys(in data: Data, knownBy value: some Encodable) throws -> [String] {
         let input = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
@@ -165,4 +177,15 @@ enum JSONKeys {
             return "a \(name)"
         }
     }
+}
+
+/// A JSON request whose fields are all scalars: its known keys are listed, so the unknown-field
+/// check is a set lookup per key instead of a re-encode (the pull is the hot route).
+/// `FlatJSONMessageTests` checks each list against the type's own encoding.
+protocol FlatJSONMessage {
+    static var jsonKeys: Set<String> { get }
+}
+
+extension PullRequest: FlatJSONMessage {
+    static let jsonKeys: Set<String> = ["protocolVersion", "epoch", "cursor", "maxChanges", "maxBytes"]
 }

@@ -516,7 +516,8 @@ public final class SyncService: Sendable {
         if JSONKeys.depth(of: bytes, limit: config.limits.maxJSONDepth) > config.limits.maxJSONDepth {
             throw Problem.badRequest("too-deep", "the JSON nests deeper than \(config.limits.maxJSONDepth) levels")
         }
-        if let duplicate = JSONKeys.duplicateKey(in: bytes) {
+        let scan = JSONKeys.scan(bytes)
+        if let duplicate = scan.duplicate {
             throw Problem.badRequest("malformed-body", "the field \(duplicate) appears twice", field: duplicate)
         }
         let data = Data(bytes)
@@ -526,7 +527,13 @@ public final class SyncService: Sendable {
         } catch {
             throw Problem.badRequest("malformed-body", JSONKeys.describe(error), field: JSONKeys.field(of: error))
         }
-        if let unknown = try? JSONKeys.unknownKeys(in: data, knownBy: value), let first = unknown.first {
+        let unknown: [String]
+        if let flat = T.self as? any FlatJSONMessage.Type {
+            unknown = scan.topLevel.filter { !flat.jsonKeys.contains($0) }
+        } else {
+            unknown = (try? JSONKeys.unknownKeys(in: data, knownBy: value)) ?? []
+        }
+        if let first = unknown.first {
             throw Problem.badRequest(
                 "unknown-field", "\(first) is not a field of this request (the server sets tenant, owner and sequence)",
                 field: first)
