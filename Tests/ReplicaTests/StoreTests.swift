@@ -53,6 +53,10 @@ struct StoreTests {
         #expect(next.contacts[contact]!.title.stamp! > lastStamp)
 
         #expect(try store.contacts(search: "nová").map(\.name) == ["Jana Nováková"])
+        // Case and diacritics do not matter (SQLite's LIKE alone folds only ASCII).
+        #expect(try store.contacts(search: "NOVAKOVA").map(\.name) == ["Jana Nováková"])
+        #expect(try store.contacts(search: "NOVÁKOVÁ").map(\.name) == ["Jana Nováková"])
+        #expect(try store.contacts(search: "a%").isEmpty)  // LIKE wildcards are literal
         #expect(try store.contacts(search: "+420 601 234 567").count == 1)
         #expect(try store.contacts(search: "jana@acme.cz").count == 1)
         #expect(try store.contacts(tag: "vip").count == 1)

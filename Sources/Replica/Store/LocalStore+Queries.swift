@@ -36,7 +36,7 @@ public struct ScheduleRow: Hashable, Sendable, Codable {
 
 extension LocalStore {
     /// Active contacts matching all the given filters, by name. `search` matches a part of the
-    /// name, or a whole phone number (any format) or e-mail address.
+    /// name (ignoring case and diacritics), or a whole phone number (any format) or e-mail address.
     public func contacts(
         search: String? = nil, tag: String? = nil, owner: String? = nil, includeDeleted: Bool = false
     )
@@ -46,8 +46,9 @@ extension LocalStore {
         var arguments = StatementArguments()
         if !includeDeleted { conditions.append("c.lifecycle = 'active'") }
         if let search, !search.isEmpty {
-            var alternatives = ["c.name LIKE ? ESCAPE '\\'"]
-            _ = arguments.append(contentsOf: ["%" + escapeLike(search) + "%"])
+            // Case and diacritics do not matter: "novakova" finds "Nováková".
+            var alternatives = ["search_fold(c.name) LIKE ? ESCAPE '\\'"]
+            _ = arguments.append(contentsOf: ["%" + escapeLike(Self.fold(search)) + "%"])
             if let phone = try? PhoneNumber.normalize(search, defaultCountry: options.settings.defaultCountry) {
                 alternatives.append("c.id IN (SELECT contact_id FROM contact_phones WHERE phone = ?)")
                 _ = arguments.append(contentsOf: [phone])

@@ -175,6 +175,17 @@ public final class LocalStore {
         "move the file aside, create a fresh replica with `replica-cli init` (a new replica ID) and sync; "
         + "changes that were not pushed yet are in the old file's outbox table"
 
+    /// `search_fold(text)`: lower-case without diacritics, so "capek" and "ČAPEK" find "Čapek"
+    /// (SQLite's LIKE folds only ASCII letters). Used by contact search.
+    static let searchFold = DatabaseFunction("search_fold", argumentCount: 1, pure: true) { values in
+        guard let text = String.fromDatabaseValue(values[0]) else { return nil }
+        return LocalStore.fold(text)
+    }
+
+    static func fold(_ text: String) -> String {
+        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+    }
+
     private static func connect(path: String, options: StoreOptions) throws(StoreError) -> DatabaseQueue {
         var configuration = Configuration()
         configuration.journalMode = .wal
@@ -182,6 +193,7 @@ public final class LocalStore {
         let synchronous = options.durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            db.add(function: searchFold)
         }
         do {
             return try DatabaseQueue(path: path, configuration: configuration)
