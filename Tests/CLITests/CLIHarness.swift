@@ -4,22 +4,16 @@ import Foundation
 import Replica
 import Testing
 
+extension ProcessOutput {
+    var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
+    var object: [String: Any] { (json as? [String: Any]) ?? [:] }
+}
+
 /// Runs the real `replica-cli` binary (built beside the test bundle) as a subprocess.
 struct CLI {
-    struct Output: CustomStringConvertible {
-        let status: Int32
-        let stdout: String
-        let stderr: String
+    typealias Output = ProcessOutput
 
-        var json: Any? { try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) }
-        var object: [String: Any] { (json as? [String: Any]) ?? [:] }
-        var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-    }
-
-    static var binary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-            + "/replica-cli"
-    }
+    static var binary: String { ChildProcess.builtProduct("replica-cli") }
 
     let data: String
     var environment: [String: String] = ["LANG": "C", "TZ": "Europe/Prague"]
@@ -32,30 +26,10 @@ struct CLI {
     }
 
     static func run(_ arguments: [String], environment: [String: String]) async throws -> Output {
-        let scratch = NSTemporaryDirectory() + "cli-out-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
-        FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
-        defer {
-            try? FileManager.default.removeItem(atPath: scratch + ".out")
-            try? FileManager.default.removeItem(atPath: scratch + ".err")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for key in ["LANG", "LC_ALL", "LC_MESSAGES", "KRALIKI_REPLICA_HOME"] { env[key] = nil }
         env.merge(environment) { $1 }
-        process.environment = env
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".out"))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".err"))
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        return Output(
-            status: status, stdout: (try? String(contentsOfFile: scratch + ".out", encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: scratch + ".err", encoding: .utf8)) ?? "")
+        return try await ChildProcess.run(binary, arguments, environment: env)
     }
 
     /// Runs and expects success; returns the output.

@@ -10,10 +10,7 @@ final class ServerProcess {
     private(set) var port: Int
     private var process: Process?
 
-    static var binary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-            + "/sync-server"
-    }
+    static var binary: String { ChildProcess.builtProduct("sync-server") }
 
     init(data: String) {
         self.data = data
@@ -59,16 +56,7 @@ final class ServerProcess {
     }
 
     private static func run(_ arguments: [String]) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try await ChildProcess.run(binary, arguments).stdout
     }
 
     deinit { stop() }

@@ -13,10 +13,7 @@ import Testing
 struct CrashTests {
     static var kills: Int { FuzzSettings.isLong ? 500 : 50 }
 
-    static var tortureBinary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-            + "/store-torture"
-    }
+    static var tortureBinary: String { ChildProcess.builtProduct("store-torture") }
 
     @Test func killedWriterLosesNothing() async throws {
         let directory = TempDirectory("crash")

@@ -10,24 +10,10 @@ import Testing
 /// another process while running, takes an online backup, and stops cleanly on SIGTERM.
 @Suite("sync-server binary")
 struct MainJobTests {
-    static var binary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-            + "/sync-server"
-    }
+    static var binary: String { ChildProcess.builtProduct("sync-server") }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    static func run(_ arguments: [String]) async throws -> ProcessOutput {
+        try await ChildProcess.run(binary, arguments)
     }
 
     @Test("serve, enroll while serving, backup while serving, SIGTERM")
@@ -62,48 +48,48 @@ struct MainJobTests {
         #expect(keyMode == 0o600)
 
         // Enrol from another process while it serves.
-        let enrol = try Self.run([
+        let enrol = try await Self.run([
             "enroll", "--data", data, "--port", String(port), "--tenant", "acme", "--user", "jana", "--role", "field",
             "--json",
         ])
-        #expect(enrol.status == 0, "\(enrol.error)")
-        let enrolment = try JSONSerialization.jsonObject(with: Data(enrol.output.utf8)) as? [String: Any]
+        #expect(enrol.status == 0, "\(enrol.stderr)")
+        let enrolment = try JSONSerialization.jsonObject(with: Data(enrol.stdout.utf8)) as? [String: Any]
         let link = try #require(enrolment?["enrolment"] as? String)
         #expect(link.contains(String(fingerprint)))
         let replicaDirectory = directory.sub("replica")
         _ = try await ReplicaEnrolment.enrol(try EnrolmentLink(parsing: link), directory: replicaDirectory)
 
         // An online backup while serving.
-        let backup = try Self.run(["backup", "--data", data, "--out", directory.sub("backup.sqlite")])
-        #expect(backup.status == 0, "\(backup.error)")
+        let backup = try await Self.run(["backup", "--data", data, "--out", directory.sub("backup.sqlite")])
+        #expect(backup.status == 0, "\(backup.stderr)")
         // Restore refuses while the server holds the data directory.
-        let restore = try Self.run(["restore", "--data", data, "--from", directory.sub("backup.sqlite")])
+        let restore = try await Self.run(["restore", "--data", data, "--from", directory.sub("backup.sqlite")])
         #expect(restore.status == 1)
-        #expect(restore.error.contains("stop it before restoring"))
+        #expect(restore.stderr.contains("stop it before restoring"))
 
         kill(server.processIdentifier, SIGTERM)
         server.waitUntilExit()
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
-        let restored = try Self.run(["restore", "--data", data, "--from", directory.sub("backup.sqlite")])
-        #expect(restored.status == 0, "\(restored.error)")
-        #expect(restored.output.contains("new epoch"))
+        let restored = try await Self.run(["restore", "--data", data, "--from", directory.sub("backup.sqlite")])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("new epoch"))
     }
 
     @Test("bad flags and config get one sentence and exit code 1, never a stack trace")
-    func badInvocation() throws {
+    func badInvocation() async throws {
         let directory = TempDirectory("bad-flags")
-        let role = try Self.run([
+        let role = try await Self.run([
             "enroll", "--data", directory.sub("d"), "--tenant", "acme", "--user", "x", "--role", "king",
         ])
         #expect(role.status == 1)
-        #expect(role.error.contains("--role") && !role.error.contains("Fatal"))
-        let tenant = try Self.run([
+        #expect(role.stderr.contains("--role") && !role.stderr.contains("Fatal"))
+        let tenant = try await Self.run([
             "enroll", "--data", directory.sub("d"), "--tenant", "ACME!", "--user", "x", "--role", "agent",
         ])
         #expect(tenant.status == 1)
-        #expect(tenant.error.contains("tenant"))
-        let h2c = try Self.run(["--data", directory.sub("d"), "--host", "0.0.0.0", "--h2c"])
+        #expect(tenant.stderr.contains("tenant"))
+        let h2c = try await Self.run(["--data", directory.sub("d"), "--host", "0.0.0.0", "--h2c"])
         #expect(h2c.status == 1)
-        #expect(h2c.error.contains("loopback"))
+        #expect(h2c.stderr.contains("loopback"))
     }
 }

@@ -11,17 +11,10 @@ import Testing
 @Suite("TLS profile")
 struct TLSProfileTests {
     /// The protocol and cipher the handshake agreed on, or nil when it failed.
-    func handshake(_ port: Int, _ arguments: [String]) throws -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments
-        let output = Pipe()
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+    func handshake(_ port: Int, _ arguments: [String]) async throws -> String? {
+        let output = try await ChildProcess.run(
+            "/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments)
+        let text = output.stdout + output.stderr
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Ciphersuite:") }) else { return nil }
         return String(line.dropFirst("Ciphersuite:".count)).trimmingCharacters(in: .whitespaces)
     }
@@ -41,12 +34,12 @@ struct TLSProfileTests {
             ["-tls1_2", "-cipher", "AES128-GCM-SHA256:AES256-GCM-SHA384:@SECLEVEL=0"],  // no forward secrecy
         ]
         for arguments in accepted {
-            let suite = try handshake(server.port, arguments)
+            let suite = try await handshake(server.port, arguments)
             #expect(suite != nil, "refused \(arguments)")
             if let suite { #expect(suite.contains("GCM") || suite.contains("CHACHA20"), "\(arguments): \(suite)") }
         }
         for arguments in refused {
-            let suite = try handshake(server.port, arguments)
+            let suite = try await handshake(server.port, arguments)
             #expect(suite == nil, "accepted \(arguments) with \(suite ?? "")")
         }
         await server.stop()

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import Replica
 import SwiftASN1
 import X509
 
@@ -88,22 +89,9 @@ public struct ServerCertificate: Sendable {
         try Data(try certificate.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: certificatePath))
     }
 
-    /// Writes `text` to a new file readable only by its owner, fsynced.
+    /// Writes `text` to a new file readable only by its owner, fsynced (Replica's `PrivateFile`).
     public static func writePrivate(_ text: String, to path: String) throws {
-        let temporary = path + ".tmp"
-        unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard descriptor >= 0 else {
-            throw ServerConfig.Problem(setting: path, message: "cannot create the file (errno \(errno))")
-        }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw ServerConfig.Problem(setting: path, message: "cannot write the file (errno \(errno))")
-        }
+        try PrivateFile.write(Data(text.utf8), to: path)
     }
 
     static func ipAddressBytes(_ host: String) -> [UInt8]? {

@@ -5,46 +5,21 @@ import Foundation
 /// keys the decoded type does not know (a client must not believe it set a field — tenant,
 /// owner, sequence — that the server ignored).
 enum JSONKeys {
-    /// The deepest nesting of arrays and objects in `bytes` (strings skipped), stopping early
-    /// once `limit` is exceeded.
-    static func depth(of bytes: some Collection<UInt8>, limit: Int) -> Int {
-        var depth = 0
+    /// What one pass over a JSON body finds before it is decoded.
+    struct Scan {
+        /// The deepest nesting of arrays and objects (the pass stops once it exceeds the limit).
         var deepest = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                deepest = max(deepest, depth)
-                if deepest > limit { return deepest }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
-        return deepest
+        /// The first key that appears twice in one object (JSONDecoder would silently keep one
+        /// of them: a client must not be able to smuggle a second value past a check).
+        var duplicate: String?
+        /// The keys of the top-level object.
+        var topLevel: [String] = []
     }
 
-    /// The first key that appears twice in one object, if any (JSONDecoder would silently keep
-    /// one of them: a client must not be able to smuggle a second value past a check).
-    static func duplicateKey(in bytes: some Collection<UInt8>) -> String? {
-        scan(bytes).duplicate
-    }
-
-    /// One pass over the bytes: the first duplicated key, and the keys of the top-level object.
-    static func scan(_ bytes: some Collection<UInt8>) -> (duplicate: String?, topLevel: [String]) {
-        var topLevel = [String]()
+    /// Scans `bytes` once (strings skipped): nesting depth up to `depthLimit` + 1, duplicated
+    /// keys, top-level keys.
+    static func scan(_ bytes: some Collection<UInt8>, depthLimit: Int) -> Scan {
+        var result = Scan()
         var stack = [(isObject: Bool, keys: Set<[UInt8]>)]()
         var inString = false
         var escaped = false
@@ -68,11 +43,10 @@ enum JSONKeys {
             case UInt8(ascii: "\""):
                 inString = true
                 current.removeAll(keepingCapacity: true)
-            case UInt8(ascii: "{"):
-                stack.append((true, []))
-                lastString = nil
-            case UInt8(ascii: "["):
-                stack.append((false, []))
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                stack.append((byte == UInt8(ascii: "{"), []))
+                result.deepest = max(result.deepest, stack.count)
+                if result.deepest > depthLimit { return result }
                 lastString = nil
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 _ = stack.popLast()
@@ -80,16 +54,17 @@ enum JSONKeys {
             case UInt8(ascii: ":"):
                 if let key = lastString, let top = stack.indices.last, stack[top].isObject {
                     if !stack[top].keys.insert(key).inserted {
-                        return (String(decoding: key, as: UTF8.self), topLevel)
+                        result.duplicate = String(decoding: key, as: UTF8.self)
+                        return result
                     }
-                    if top == 0 { topLevel.append(String(decoding: key, as: UTF8.self)) }
+                    if top == 0 { result.topLevel.append(String(decoding: key, as: UTF8.self)) }
                 }
                 lastString = nil
             case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): break
             default: lastString = nil
             }
         }
-        return (nil, topLevel)
+        return result
     }
 
     /// Paths (`changes[0].tenant`) of keys in `data` that encoding `value` does not write.

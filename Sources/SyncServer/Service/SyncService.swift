@@ -513,10 +513,11 @@ public final class SyncService: Sendable {
             throw Problem.unsupportedMediaType("this route takes application/json")
         }
         let bytes = body.readableBytesView
-        if JSONKeys.depth(of: bytes, limit: config.limits.maxJSONDepth) > config.limits.maxJSONDepth {
+        // One pass over the bytes before decoding: depth, duplicated keys, top-level keys.
+        let scan = JSONKeys.scan(bytes, depthLimit: config.limits.maxJSONDepth)
+        if scan.deepest > config.limits.maxJSONDepth {
             throw Problem.badRequest("too-deep", "the JSON nests deeper than \(config.limits.maxJSONDepth) levels")
         }
-        let scan = JSONKeys.scan(bytes)
         if let duplicate = scan.duplicate {
             throw Problem.badRequest("malformed-body", "the field \(duplicate) appears twice", field: duplicate)
         }
