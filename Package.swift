@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -115,6 +116,42 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: ["Replica", "SyncServer", "ServerTestSupport", "DomainTestSupport", "replica-cli", "sync-server"],
+            swiftSettings: swiftSettings),
+        // Issue #7's drills: the fault proxy and the multi-process harness (real sync-server and
+        // replica processes on loopback), then one test target per group of drills.
+        .target(
+            name: "DrillSupport",
+            dependencies: [
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/DrillSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ChaosDrillTests",
+            dependencies: [
+                "DrillSupport", "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                "sync-server", "replica-cli",
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HostileDrillTests",
+            dependencies: [
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RecoveryDrillTests",
+            dependencies: [
+                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],

@@ -1,0 +1,1 @@
+// ChaosDrillTests: issue #7 (see docs/reliability.md).

@@ -1,0 +1,1 @@
+// DrillSupport: issue #7 (see docs/reliability.md).

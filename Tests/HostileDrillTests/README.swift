@@ -1,0 +1,1 @@
+// HostileDrillTests: issue #7 (see docs/reliability.md).

@@ -1,0 +1,1 @@
+// RecoveryDrillTests: issue #7 (see docs/reliability.md).
