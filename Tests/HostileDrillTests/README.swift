@@ -1,1 +1,0 @@
-// HostileDrillTests: issue #7 (see docs/reliability.md).
