@@ -71,6 +71,7 @@ struct SyncCommand: AsyncParsableCommand {
         let rejected: Int
         let conflicts: Int
         let epochChanged: Bool
+        let rebootstrapped: Bool
     }
 
     func run() async throws {
@@ -99,7 +100,7 @@ struct SyncCommand: AsyncParsableCommand {
             Result(
                 event: event, pushed: report.pushedChanges, pulled: report.pulledChanges,
                 rejected: report.rejectedChanges, conflicts: try store.refreshConflicts().count,
-                epochChanged: report.epochChanged)
+                epochChanged: report.epochChanged, rebootstrapped: report.rebootstrapped)
         }
         func show(_ result: Result) {
             console.say(
@@ -107,6 +108,7 @@ struct SyncCommand: AsyncParsableCommand {
                 ["pushed": "\(result.pushed)", "pulled": "\(result.pulled)", "conflicts": "\(result.conflicts)"])
             if result.rejected > 0 { console.say("sync.refused", ["count": "\(result.rejected)"]) }
             if result.epochChanged { console.say("sync.epoch") }
+            if result.rebootstrapped { console.say("sync.rebootstrapped") }
         }
         guard watch else {
             let report = try await engine.syncRetrying(

@@ -28,7 +28,7 @@ struct SyncServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync-server",
         abstract: "The Kraliki Sync server: HTTP/2 over TLS with an embedded SQLite store.",
-        subcommands: [Serve.self, Enroll.self, Secrets.self, Backup.self, Restore.self],
+        subcommands: [Serve.self, Enroll.self, Secrets.self, Backup.self, Restore.self, Collect.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -180,6 +180,22 @@ struct Restore: AsyncParsableCommand {
             print("restored \(from) into \(config.dataDirectory); new epoch for \(epochs.count) tenant(s):")
             for (tenant, epoch) in epochs.sorted(by: { $0.key < $1.key }) { print("  \(tenant): \(epoch)") }
             print("replicas re-push what the backup lacks at their next sync")
+        }
+    }
+}
+
+struct Collect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Collect deletions older than the retention and superseded log entries now (safe while serving).")
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        try await failing {
+            let config = try options.resolve()
+            let store = try ServerStore.open(in: config.dataDirectory)
+            let collection = try store.collectGarbage(retention: config.retentionMs, wall: SyncService.systemWall())
+            print("retention \(config.retentionDays) days: \(collection)")
         }
     }
 }

@@ -128,6 +128,14 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         return actions
     }
 
+    /// Starts pulling from the beginning of the current epoch: the server refused the cursor as
+    /// older than its retention (this replica may have missed deletions whose records are gone).
+    /// The store must empty its state in the same transaction, so what it pulls next is all
+    /// there is; it may do so only once the outbox is pushed.
+    public mutating func restartPull() {
+        pullCursor = 0
+    }
+
     /// Records that everything up to `cursor` is durably applied.
     public mutating func didApplyPull(through cursor: UInt64) {
         pullCursor = cursor

@@ -132,6 +132,39 @@ extension LocalStore {
         self.clock = finalClock
     }
 
+    /// Re-bootstraps after the server refused the pull cursor as older than its retention: in ONE
+    /// transaction, forgets every entity (their rows, CRDT state and derived conflicts) and
+    /// restarts the pull from cursor 0, so what the server sends next is the whole truth and a
+    /// record deleted while this replica was away does not live on here.
+    ///
+    /// Refuses while the outbox holds changes not yet pushed: they would be lost. Refused changes
+    /// stay in the outbox with their reasons (the user's record of them); the audit trail stays.
+    public func rebootstrap(wall: UInt64) throws(StoreError) {
+        var session = self.session
+        session.restartPull()
+        let finalSession = session
+        try Self.wrap("re-bootstrapping \(path)") {
+            try database.write { db in
+                let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL") ?? 0
+                guard pending == 0 else {
+                    throw StoreError(
+                        .io, "\(pending) local changes are not pushed yet; push them before re-bootstrapping")
+                }
+                for table in [
+                    "entity_state", "contacts", "contact_phones", "contact_emails", "contact_tags", "contact_fields",
+                    "call_notes", "note_tags", "schedule_entries", "schedule_assignees", "conflicts",
+                ] {
+                    try db.execute(sql: "DELETE FROM \(table)")
+                }
+                try db.execute(
+                    sql: "UPDATE sync_state SET session = ?, last_sync_ms = ? WHERE id = 1",
+                    arguments: [try encodeJSON(finalSession), Int64(wall)])
+            }
+        }
+        state = TenantState()
+        self.session = finalSession
+    }
+
     /// Records the server this replica syncs with.
     public func setServer(_ url: String) throws(StoreError) {
         try Self.wrap("writing to \(path)") {

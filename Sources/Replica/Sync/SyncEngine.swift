@@ -20,6 +20,9 @@ public struct SyncReport: Equatable, Sendable, Codable {
     public var pulledChanges = 0
     public var pullBatches = 0
     public var epochChanged = false
+    /// The server refused the cursor as older than its retention; the replica emptied its state
+    /// and pulled everything again.
+    public var rebootstrapped = false
 
     public init() {}
 }
@@ -72,7 +75,16 @@ public struct SyncEngine {
         while true {
             let request = store.session.nextPull()
             let sentAt = wall()
-            let answer = try await transport.pull(request.encodedBlob())
+            let answer: [UInt8]
+            do {
+                answer = try await transport.pull(request.encodedBlob())
+            } catch let failure as SyncFailure where failure.code == .staleCursor && !report.rebootstrapped {
+                // Away longer than the server keeps deletions. The outbox was pushed above (the
+                // store refuses otherwise); start again from an empty state and cursor 0.
+                try store.rebootstrap(wall: wall())
+                report.rebootstrapped = true
+                continue
+            }
             let response = try PullResponse(blob: answer)
             var session = store.session
             let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: wall())

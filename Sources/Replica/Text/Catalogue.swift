@@ -89,6 +89,8 @@ public struct Catalogue: Sendable {
         "sync.done": "Synced: pushed {pushed} changes, pulled {pulled}. Open conflicts: {conflicts}.",
         "sync.refused": "The server refused {count} changes; they are kept locally (see `replica-cli status`).",
         "sync.epoch": "The server was restored from a backup; this replica sent it everything it lacked.",
+        "sync.rebootstrapped":
+            "This replica was away longer than the server keeps deletions: it pushed its changes, then reloaded everything from the server.",
         "sync.watching": "Watching for changes; press Ctrl-C to stop.",
         "sync.reconnecting": "Connection lost ({detail}); trying again in {seconds} s. Local work is safe.",
         "sync.stopped": "Stopped watching.",
@@ -212,6 +214,8 @@ public struct Catalogue: Sendable {
         "sync.done": "Synchronizováno: odesláno {pushed} změn, přijato {pulled}. Otevřené konflikty: {conflicts}.",
         "sync.refused": "Server odmítl {count} změn; zůstávají uložené místně (viz `replica-cli status`).",
         "sync.epoch": "Server byl obnoven ze zálohy; tato replika mu poslala vše, co mu chybělo.",
+        "sync.rebootstrapped":
+            "Replika byla mimo déle, než server uchovává smazané záznamy: odeslala své změny a znovu načetla vše ze serveru.",
         "sync.watching": "Sleduji změny; zastavíte klávesami Ctrl-C.",
         "sync.reconnecting": "Spojení přerušeno ({detail}); další pokus za {seconds} s. Místní práce je v bezpečí.",
         "sync.stopped": "Sledování ukončeno.",

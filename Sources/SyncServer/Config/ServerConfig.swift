@@ -32,6 +32,11 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var driftBoundSeconds = 300
     /// How long an enrolment code stays valid.
     public var enrolmentCodeHours = 24
+    /// How long deletions are kept after every active device pulled them (days, fractions
+    /// allowed). A device away longer re-bootstraps after pushing its own changes.
+    public var retentionDays = 30.0
+    /// How often tombstones and superseded log entries are collected.
+    public var collectionIntervalSeconds = 3_600
 
     public struct Limits: Codable, Sendable, Equatable {
         public var maxBodyBytes = 8 * 1024 * 1024
@@ -88,6 +93,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         limits = try value(.limits, defaults.limits)
         driftBoundSeconds = try value(.driftBoundSeconds, defaults.driftBoundSeconds)
         enrolmentCodeHours = try value(.enrolmentCodeHours, defaults.enrolmentCodeHours)
+        retentionDays = try value(.retentionDays, defaults.retentionDays)
+        collectionIntervalSeconds = try value(.collectionIntervalSeconds, defaults.collectionIntervalSeconds)
     }
 
     public var dataURL: URL { URL(fileURLWithPath: dataDirectory) }
@@ -97,6 +104,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var keyPath: String { tlsKey ?? defaultKeyPath }
     public var secretsPath: String { secretsFile ?? dataURL.appendingPathComponent("secrets.json").path }
     public var usesGeneratedCertificate: Bool { tlsCertificate == nil && tlsKey == nil }
+    /// The retention in ms.
+    public var retentionMs: UInt64 { UInt64((retentionDays * 86_400_000).rounded()) }
 
     /// `https://127.0.0.1:8443` (or `http://` for h2c).
     public var url: String {
@@ -182,6 +191,13 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         if let value = try bool("KRALIKI_METRICS_PUBLIC") { metricsPublic = value }
         if let value = try int("KRALIKI_DRIFT_SECONDS") { driftBoundSeconds = value }
         if let value = try int("KRALIKI_MAX_BODY_BYTES") { limits.maxBodyBytes = value }
+        if let text = environment["KRALIKI_RETENTION_DAYS"] {
+            guard let value = Double(text) else {
+                throw Problem(setting: "KRALIKI_RETENTION_DAYS", message: "must be a number of days, not \(text)")
+            }
+            retentionDays = value
+        }
+        if let value = try int("KRALIKI_COLLECTION_INTERVAL_SECONDS") { collectionIntervalSeconds = value }
     }
 
     /// Checks ranges and combinations that can be checked without touching files.
@@ -202,6 +218,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
                 message: "cleartext HTTP/2 is allowed only on a loopback address, not \(host)")
         }
         guard driftBoundSeconds >= 1 else { throw Problem(setting: "driftBoundSeconds", message: "must be at least 1") }
+        guard retentionDays.isFinite, retentionDays > 0 else {
+            throw Problem(setting: "retentionDays", message: "must be a positive number of days, not \(retentionDays)")
+        }
+        guard collectionIntervalSeconds >= 1 else {
+            throw Problem(setting: "collectionIntervalSeconds", message: "must be at least 1")
+        }
         guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
             limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1,
             limits.enrolmentsPerSecond > 0, limits.enrolmentBurst >= 1

@@ -47,7 +47,7 @@ public struct SyncServerApp {
             router: router, server: server,
             configuration: ApplicationConfiguration(
                 address: .hostname(service.config.host, port: service.config.port), serverName: "kraliki-sync"),
-            services: [HousekeepingService(service: service)],
+            services: [HousekeepingService(service: service), CollectorService(service: service)],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: service.logger)
     }

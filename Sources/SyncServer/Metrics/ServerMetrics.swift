@@ -21,6 +21,10 @@ public final class ServerMetrics: Sendable {
     let groupCommits: Counter
     let ingestErrors: Counter
     let liveStreamsOpen: Gauge
+    let tombstonesCollected: Counter
+    let logEntriesCollected: Counter
+    let staleCursorRefusals: Counter
+    let lastCollection: Gauge
     let startTime: Gauge
 
     public init() {
@@ -37,6 +41,15 @@ public final class ServerMetrics: Sendable {
         groupCommits = counter("kraliki_group_commits_total", "Transactions that committed one or more pushes.")
         ingestErrors = counter(
             "kraliki_ingest_errors_total", "Pushes that failed in the store (answered 503, nothing applied).")
+        tombstonesCollected = counter(
+            "kraliki_tombstones_collected_total", "Deleted records removed after the retention period.")
+        logEntriesCollected = counter(
+            "kraliki_log_entries_collected_total", "Change-log entries removed because later changes superseded them.")
+        staleCursorRefusals = counter(
+            "kraliki_stale_cursor_refusals_total", "Pulls refused because the device was away longer than the retention.")
+        lastCollection = registry.makeGauge(
+            descriptor: Self.name(
+                "kraliki_last_collection_timestamp_seconds", "When garbage collection last finished (0: not yet)."))
         liveStreamsOpen = registry.makeGauge(
             descriptor: Self.name("kraliki_live_streams_open", "Open live change streams."))
         startTime = registry.makeGauge(

@@ -321,7 +321,18 @@ public final class SyncService: Sendable {
             epoch: asked.epoch, cursor: asked.cursor, maxChanges: min(asked.maxChanges, config.limits.maxPullChanges),
             maxBytes: min(asked.maxBytes, config.limits.maxPullBytes))
         let store = self.store
-        let response = try await Self.offload { try store.respond(to: bounded, tenant: device.tenant, wall: call.wall) }
+        let response: PullResponse
+        do {
+            response = try await Self.offload { try store.respond(to: bounded, tenant: device.tenant, wall: call.wall) }
+        } catch ServerStore.PullFailure.store(let error) {
+            throw error
+        } catch ServerStore.PullFailure.staleCursor(let cursor, let collected) {
+            metrics.staleCursorRefusals.increment()
+            throw Problem(
+                .gone, "stale-cursor", "This replica was away longer than the retention period",
+                "cursor \(cursor) is older than deletions the server no longer keeps (collected through sequence "
+                    + "\(collected)); push your outbox, then re-bootstrap: pull from cursor 0 into an empty replica")
+        }
         activity.pulled(device.id, wall: call.wall, cursor: response.nextCursor)
         metrics.pullBatches.increment()
         metrics.changesServed.increment(by: Int64(response.changes.count))
@@ -394,6 +405,18 @@ public final class SyncService: Sendable {
 
     /// Writes gathered device activity (called every few seconds and at shutdown).
     public func flushActivity() throws(StoreError) { try activity.flush(to: store) }
+
+    /// Collects tombstones and superseded log entries now (see ServerStore+Retention.swift).
+    public func collectGarbage() throws(StoreError) -> ServerStore.Collection {
+        let wall = self.wall()
+        // Device cursors in the store must be current: they decide what every device has pulled.
+        try flushActivity()
+        let collection = try store.collectGarbage(retention: config.retentionMs, wall: wall)
+        metrics.tombstonesCollected.increment(by: Int64(collection.tombstones))
+        metrics.logEntriesCollected.increment(by: Int64(collection.logEntries))
+        metrics.lastCollection.set(Double(wall) / 1000)
+        return collection
+    }
 
     // MARK: Metrics
 

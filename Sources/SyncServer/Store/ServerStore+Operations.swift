@@ -91,6 +91,9 @@ extension ServerStore {
                         detail: ["from": file, "epoch": epoch.description])
                     epochs[tenant] = epoch
                 }
+                // Cursors of the old epoch say nothing about what a device has of the new one:
+                // until it pulls again, no tombstone counts as pulled by it.
+                try db.execute(sql: "UPDATE device SET cursor = 0")
                 return epochs
             }
         }

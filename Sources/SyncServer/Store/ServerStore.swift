@@ -61,20 +61,26 @@ public final class ServerStore: Sendable {
 
     // MARK: Ledger rows
 
-    private struct LedgerRow {
+    struct LedgerRow {
         var epoch: ServerEpoch
         var sequence: UInt64
+        /// The highest sequence of a collected tombstone (see ServerStore+Retention.swift).
+        var collectedThrough: UInt64 = 0
     }
 
-    private func ledger(_ tenant: String, _ db: Database) throws -> LedgerRow? {
+    func ledger(_ tenant: String, _ db: Database) throws -> LedgerRow? {
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT epoch, sequence FROM tenant_ledger WHERE tenant = ?"),
+                db.cachedStatement(
+                    sql: "SELECT epoch, sequence, collected_through FROM tenant_ledger WHERE tenant = ?"),
                 arguments: [tenant])
         else { return nil }
         let epoch: String = row[0]
         let sequence: Int64 = row[1]
-        return LedgerRow(epoch: ServerEpoch(rawValue: UInt64(epoch, radix: 16) ?? 0), sequence: UInt64(sequence))
+        let collected: Int64 = row[2]
+        return LedgerRow(
+            epoch: ServerEpoch(rawValue: UInt64(epoch, radix: 16) ?? 0), sequence: UInt64(sequence),
+            collectedThrough: UInt64(collected))
     }
 
     private func ensureLedger(_ tenant: String, _ db: Database) throws -> LedgerRow {
@@ -163,9 +169,13 @@ public final class ServerStore: Sendable {
                     continue
                 }
             }
-            try apply(change.change.contacts, tenant, &ledger.sequence, db)
-            try apply(change.change.notes, tenant, &ledger.sequence, db)
-            try apply(change.change.schedule, tenant, &ledger.sequence, db)
+            var collected = [EntityRef]()
+            try apply(change.change.contacts, tenant, &ledger, &collected, db)
+            try apply(change.change.notes, tenant, &ledger, &collected, db)
+            try apply(change.change.schedule, tenant, &ledger, &collected, db)
+            if !collected.isEmpty {
+                rejected.append(Self.collectedRejection(change.localSequence, collected))
+            }
         }
         try db.cachedStatement(sql: "UPDATE tenant_ledger SET sequence = ? WHERE tenant = ?")
             .execute(arguments: [Int64(ledger.sequence), tenant])
@@ -175,8 +185,13 @@ public final class ServerStore: Sendable {
             serverTime: wall)
     }
 
+    /// Merges `delta` into the stored entities, giving each entity it changes the next sequence.
+    /// An entity whose tombstone was collected is not re-created: a delta that adds nothing to
+    /// what it had seen is ignored (a retry, a re-push after a restore), one that carries new
+    /// edits is left out and listed in `collected`, so the change is refused with a reason.
     private func apply<E: Entity>(
-        _ delta: ORMap<EntityID, E>, _ tenant: String, _ sequence: inout UInt64, _ db: Database
+        _ delta: ORMap<EntityID, E>, _ tenant: String, _ ledger: inout LedgerRow, _ collected: inout [EntityRef],
+        _ db: Database
     )
         throws
     {
@@ -189,12 +204,19 @@ public final class ServerStore: Sendable {
                 db.cachedStatement(
                     sql: "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"),
                 arguments: [tenant, E.kind.rawValue, idText])
+            if stored == nil, ledger.collectedThrough > 0,
+                let knowledge = try collectedKnowledge(tenant, E.kind, idText, db)
+            {
+                if !knowledge.dominates(entityDelta.knowledge) { collected.append(EntityRef(E.kind, id)) }
+                continue
+            }
             let before: E = try stored.map { row in try decodeEntity(E.self, row[0]) } ?? E()
             var sequences = try stored.map { row in try Self.decodeSequences(row[1]) } ?? []
             let after = before.merging(entityDelta)
             let changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
             if changed.isEmpty { continue }
-            sequence += 1
+            ledger.sequence += 1
+            let sequence = ledger.sequence
             if sequences.count < E.fields.count {
                 sequences += Array(repeating: 0, count: E.fields.count - sequences.count)
             }
@@ -216,14 +238,32 @@ public final class ServerStore: Sendable {
 
     // MARK: Pull
 
+    /// Why a pull was not answered.
+    public enum PullFailure: Error, CustomStringConvertible, Sendable {
+        /// The store failed.
+        case store(StoreError)
+        /// The cursor is older than a collected tombstone: the replica may have missed a
+        /// deletion whose record is gone. It must push its outbox, then re-bootstrap (pull from 0
+        /// into an empty state).
+        case staleCursor(cursor: UInt64, collectedThrough: UInt64)
+
+        public var description: String {
+            switch self {
+            case .store(let error): "\(error)"
+            case .staleCursor(let cursor, let collected):
+                "cursor \(cursor) is older than the tombstones collected through sequence \(collected)"
+            }
+        }
+    }
+
     /// The current state of what changed after the request's cursor (see `TenantLedger.respond`).
-    public func respond(to request: PullRequest, tenant: String, wall: UInt64) throws(StoreError) -> PullResponse {
+    public func respond(to request: PullRequest, tenant: String, wall: UInt64) throws(PullFailure) -> PullResponse {
         // Pulls only read (so they do not queue behind pushes); a tenant's very first request
         // creates its ledger row first.
         if let response = try respondIfKnown(to: request, tenant: tenant, wall: wall) { return response }
-        _ = try epoch(of: tenant)
+        do { _ = try epoch(of: tenant) } catch { throw .store(error) }
         guard let response = try respondIfKnown(to: request, tenant: tenant, wall: wall) else {
-            throw StoreError(.corrupt, "\(path): tenant \(tenant) vanished")
+            throw .store(StoreError(.corrupt, "\(path): tenant \(tenant) vanished"))
         }
         return response
     }
@@ -231,13 +271,21 @@ public final class ServerStore: Sendable {
     /// The answer, in one read transaction; nil when the tenant has no ledger yet.
     private func respondIfKnown(
         to request: PullRequest, tenant: String, wall: UInt64
-    ) throws(StoreError)
+    ) throws(PullFailure)
         -> PullResponse?
     {
-        try wrap {
+        var stale: PullFailure?
+        let response: PullResponse?
+        do {
+            response = try wrap {
             try database.read { db -> PullResponse? in
                 guard let ledger = try ledger(tenant, db) else { return nil }
-                let cursor = request.epoch == ledger.epoch ? request.cursor : 0
+                let sameEpoch = request.epoch == ledger.epoch
+                if sameEpoch, request.cursor > 0, request.cursor < ledger.collectedThrough {
+                    stale = .staleCursor(cursor: request.cursor, collectedThrough: ledger.collectedThrough)
+                    return nil
+                }
+                let cursor = sameEpoch ? request.cursor : 0
                 let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
                 var changes = [PulledChange]()
                 var bytes = 0
@@ -268,11 +316,18 @@ public final class ServerStore: Sendable {
                     }
                     next = sequence
                 }
-                if !more { more = next < ledger.sequence }
+                // At the end of the log the replica is caught up, even when the last sequences
+                // have no log entry any more (collected, or superseded and removed).
+                if !more { next = max(next, ledger.sequence) }
                 return PullResponse(
                     epoch: ledger.epoch, changes: changes, nextCursor: next, hasMore: more, serverTime: wall)
             }
+            }
+        } catch {
+            throw .store(error)
         }
+        if let stale { throw stale }
+        return response
     }
 
     /// The fields of `fields` that `sequence` still holds the latest change of, as a change.

@@ -1,0 +1,237 @@
+import CRDT
+import Domain
+import DomainTestSupport
+import Foundation
+import Replica
+import ServerTestSupport
+import SyncServer
+import Testing
+
+/// Tombstone and log collection, the retention period, and the stale-cursor re-bootstrap, on a
+/// real server over HTTP/2 with real replicas (and on the store alone where the server's clock
+/// must be set by the test).
+@Suite("Retention and garbage collection")
+struct RetentionTests {
+    static let wall: UInt64 = 1_780_000_000_000
+    static let day: UInt64 = 86_400_000
+
+    static func create(_ replica: EnrolledReplica, _ name: String) throws -> EntityID {
+        let change = try replica.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.createContact(ContactDraft(name: name), context)
+        }
+        return change.contacts.sortedKeys[0]
+    }
+
+    static func rename(_ replica: EnrolledReplica, _ id: EntityID, _ name: String) throws {
+        try replica.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            var edit = ContactEdit()
+            edit.name = name
+            return try state.editContact(id, edit, context)
+        }
+    }
+
+    static func delete(_ replica: EnrolledReplica, _ id: EntityID) throws {
+        try replica.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.delete(.contact, id, context)
+        }
+    }
+
+    /// Active contacts by ID, with their names: what a user sees.
+    static func visible(_ replica: EnrolledReplica) -> [EntityID: String] {
+        replica.store.state.contacts.valueByKey.filter { $0.value.isActive }.mapValues { $0.name.value ?? "" }
+    }
+
+    /// Two collection runs further apart than the retention: the first one's checkpoint dates
+    /// everything before it as old enough for the second.
+    /// Returns what both did.
+    static func collectTwice(_ server: RunningServer) async throws -> ServerStore.Collection {
+        var total = try server.service.collectGarbage()
+        try await Task.sleep(for: .milliseconds(300))
+        let second = try server.service.collectGarbage()
+        total.tombstones += second.tombstones
+        total.logEntries += second.logEntries
+        total.tombstonesWaiting = second.tombstonesWaiting
+        return total
+    }
+
+    @Test("a deletion every device pulled is collected after the retention; a device away longer re-bootstraps")
+    func collectAndRebootstrap() async throws {
+        // 0.000002 days = 173 ms: the test waits longer than that between collection runs.
+        let server = try await RunningServer.start { $0.retentionDays = 0.000_002 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let away = try await server.enrolReplica(in: directory.sub("away"), user: "eva")
+
+        let kept = try Self.create(jana, "Kept")
+        let doomed = try Self.create(jana, "Doomed")
+        for round in 0..<5 { try Self.rename(jana, kept, "Kept \(round)") }  // superseded log entries
+        _ = try await jana.sync()
+        _ = try await away.sync()  // holds both contacts, then goes offline
+        _ = try await petr.sync()
+        try Self.delete(petr, doomed)
+        _ = try await petr.sync()
+        _ = try await jana.sync()
+        let before = try server.store.sequence(of: "acme")
+
+        let collection = try await Self.collectTwice(server)
+        #expect(collection.tombstones == 1, "\(collection)")
+        #expect(collection.logEntries == 4, "\(collection)")  // renames 0–3; rename 4 holds the name now
+        let (collected, through) = try server.store.collectedCount(of: "acme")
+        #expect(collected == 1)
+        #expect(through > 0 && through <= before)
+        let serverState = try server.store.state(of: "acme")
+        #expect(serverState.contacts[doomed] == nil, "the tombstone is still on the server")
+
+        // A fresh replica gets everything but the collected tombstone, and nothing loops.
+        let fresh = try await server.enrolReplica(in: directory.sub("fresh"), user: "jiri")
+        _ = try await fresh.sync()
+        #expect(Self.visible(fresh) == [kept: "Kept 4"])
+        #expect(fresh.store.state.contacts[doomed] == nil)
+
+        // The replica that was away edited both contacts offline. Its edit of the kept one goes
+        // through; its edit of the collected one is refused with a reason (not resurrected);
+        // its cursor is older than the collected deletion, so it re-bootstraps.
+        try Self.rename(away, kept, "Kept, edited offline")
+        try Self.rename(away, doomed, "Doomed, edited offline")
+        let report = try await away.sync()
+        #expect(report.rebootstrapped)
+        #expect(report.rejectedChanges == 1)
+        let refused = try away.store.rejectedChanges()
+        #expect(refused.map(\.code) == ["entity-collected"])
+        #expect(refused.first?.reason.contains("retention") == true)
+        #expect(try away.store.outboxCount() == 0)
+        #expect(Self.visible(away) == [kept: "Kept, edited offline"])
+        #expect(try server.store.state(of: "acme").contacts[doomed] == nil, "a late edit brought a deleted record back")
+
+        // Everyone converges on what users see; the integrity of the store holds.
+        for replica in [jana, petr, fresh] { _ = try await replica.sync() }
+        for replica in [jana, petr, fresh] {
+            #expect(Self.visible(replica) == [kept: "Kept, edited offline"], "\(replica.directory)")
+        }
+        #expect(try server.store.integrityCheck() == ["ok"])
+        for replica in [jana, petr, away, fresh] { await replica.close() }
+        await server.stop()
+    }
+
+    @Test("no tombstone is collected while an active device has not pulled it")
+    func waitsForActiveDevices() async throws {
+        let server = try await RunningServer.start { $0.retentionDays = 0.000_002 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let doomed = try Self.create(jana, "Doomed")
+        _ = try await jana.sync()
+        _ = try await petr.sync()
+        try Self.delete(jana, doomed)
+        _ = try await jana.sync()
+        // Petr stays active (seen within the retention) but never pulls the deletion.
+        _ = try server.service.collectGarbage()
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await petr.client.push(PushBatch(replica: petr.store.identity.replica, epoch: nil, changes: []).encodedBlob())
+        let collection = try server.service.collectGarbage()
+        #expect(collection.tombstones == 0, "\(collection)")
+        #expect(collection.tombstonesWaiting == 0)
+        #expect(try server.store.state(of: "acme").contacts[doomed] != nil)
+        // Once he pulled it, it goes.
+        _ = try await petr.sync()
+        let later = try await Self.collectTwice(server)
+        #expect(later.tombstones == 1, "\(later)")
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
+    @Test("age is measured by the server's clock: a deletion stamped a year in the past still waits the retention")
+    func serverClockDecidesAge() throws {
+        let directory = TempDirectory("store")
+        let store = try ServerStore.open(in: directory.path)
+        var author = TenantState()
+        let yearAgo = Self.wall - 365 * Self.day
+        var clock = HybridLogicalClock(replica: ReplicaID(7))
+        func context() -> WriteContext {
+            WriteContext(author: Author(user: "eva", device: ReplicaID(7)), stamp: clock.now(wall: yearAgo))
+        }
+        let created = try author.createContact(ContactDraft(name: "Old"), context())
+        let id = created.contacts.sortedKeys[0]
+        let deleted = try author.delete(.contact, id, context())
+        let batch = PushBatch(
+            replica: ReplicaID(7), epoch: nil,
+            changes: [PushChange(localSequence: 1, change: created), PushChange(localSequence: 2, change: deleted)])
+        _ = try store.receive(batch, tenant: "acme", wall: Self.wall)
+
+        // The deletion's stamp is a year old, but the server received it just now.
+        let first = try store.collectGarbage(retention: Self.day, wall: Self.wall + 1)
+        #expect(first.tombstones == 0)
+        let early = try store.collectGarbage(retention: Self.day, wall: Self.wall + Self.day / 2)
+        #expect(early.tombstones == 0)
+        let late = try store.collectGarbage(retention: Self.day, wall: Self.wall + 2 * Self.day)
+        #expect(late.tombstones == 1)
+
+        // The same old state pushed again (a re-push after a restore) is ignored, not refused,
+        // and does not re-create the record; a new edit of it is refused with a reason.
+        let again = try store.receive(
+            PushBatch(replica: ReplicaID(7), epoch: nil, changes: [PushChange(localSequence: 3, change: created)]),
+            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        #expect(again.rejected.isEmpty)
+        #expect(try store.state(of: "acme").contacts[id] == nil)
+        var stale = author
+        var newer = HybridLogicalClock(replica: ReplicaID(8))
+        let edit = try stale.restore(
+            .contact, id,
+            WriteContext(author: Author(user: "jan", device: ReplicaID(8)), stamp: newer.now(wall: Self.wall)))
+        let refused = try store.receive(
+            PushBatch(replica: ReplicaID(8), epoch: nil, changes: [PushChange(localSequence: 1, change: edit)]),
+            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        #expect(refused.rejected.map(\.code) == ["entity-collected"])
+        #expect(try store.state(of: "acme").contacts[id] == nil)
+    }
+
+    @Test("a contact a live note refers to keeps its tombstone (the orphaned note stays a visible conflict)")
+    func referencedContactIsKept() throws {
+        let directory = TempDirectory("store")
+        let store = try ServerStore.open(in: directory.path)
+        var state = TenantState()
+        var clock = HybridLogicalClock(replica: ReplicaID(7))
+        func context() -> WriteContext {
+            WriteContext(author: Author(user: "eva", device: ReplicaID(7)), stamp: clock.now(wall: Self.wall))
+        }
+        let created = try state.createContact(ContactDraft(name: "Called"), context())
+        let contact = created.contacts.sortedKeys[0]
+        let note = try state.addNote(NoteDraft(contact: contact, text: "called, no answer"), context())
+        let deleted = try state.delete(.contact, contact, context())
+        _ = try store.receive(
+            PushBatch(
+                replica: ReplicaID(7), epoch: nil,
+                changes: [created, note, deleted].enumerated().map { PushChange(localSequence: UInt64($0 + 1), change: $1) }),
+            tenant: "acme", wall: Self.wall)
+        _ = try store.collectGarbage(retention: Self.day, wall: Self.wall)
+        let collection = try store.collectGarbage(retention: Self.day, wall: Self.wall + 2 * Self.day)
+        #expect(collection.tombstones == 0)
+        #expect(collection.tombstonesWaiting == 1)
+        #expect(try store.state(of: "acme").contacts[contact] != nil)
+        #expect(!(try store.state(of: "acme").conflicts().isEmpty))
+    }
+
+    @Test("a schema-2 server store (before retention) is migrated in place and keeps its ledgers")
+    func migratesFromSchemaTwo() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let directory = TempDirectory("store")
+        let file = directory.path + "/" + ServerStore.fileName
+        var script = ""
+        for name in ["0001_initial.sql", "0002_devices.sql"] {
+            script += try String(contentsOfFile: root + "/schema/server/" + name, encoding: .utf8)
+        }
+        script += "PRAGMA user_version = 2;\nINSERT INTO tenant_ledger VALUES ('acme', '00000000000000aa', 42);\n"
+        try script.write(toFile: directory.path + "/old.sql", atomically: true, encoding: .utf8)
+        let made = try await ChildProcess.run("/usr/bin/sqlite3", [file, ".read \(directory.path)/old.sql"])
+        #expect(made.status == 0, "\(made)")
+        let store = try ServerStore.open(in: directory.path)
+        #expect(try store.sequence(of: "acme") == 42)
+        #expect(try store.epoch(of: "acme").description == "00000000000000aa")
+        let collected = try store.collectedCount(of: "acme")
+        #expect(collected.entities == 0 && collected.through == 0)
+        #expect(try store.collectGarbage(retention: Self.day, wall: Self.wall).tenants == 1)
+    }
+}
