@@ -185,6 +185,24 @@ struct RetentionTests {
             tenant: "acme", wall: Self.wall + 2 * Self.day)
         #expect(refused.rejected.map(\.code) == ["entity-collected"])
         #expect(try store.state(of: "acme").contacts[id] == nil)
+
+        // Deleting it again (a replica that had not heard) is ignored; a new note on it is
+        // refused, so nothing points at a record that is gone.
+        var unaware = TenantState()
+        unaware.merge(created)
+        var third = HybridLogicalClock(replica: ReplicaID(9))
+        func unawareContext() -> WriteContext {
+            WriteContext(author: Author(user: "iva", device: ReplicaID(9)), stamp: third.now(wall: Self.wall))
+        }
+        let note = try unaware.addNote(NoteDraft(contact: id, text: "called"), unawareContext())
+        let redelete = try unaware.delete(.contact, id, unawareContext())
+        let answer = try store.receive(
+            PushBatch(
+                replica: ReplicaID(9), epoch: nil,
+                changes: [PushChange(localSequence: 1, change: note), PushChange(localSequence: 2, change: redelete)]),
+            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        #expect(answer.rejected.map(\.localSequence) == [1])
+        #expect(try store.state(of: "acme").notes.isBottom)
     }
 
     @Test("a contact a live note refers to keeps its tombstone (the orphaned note stays a visible conflict)")

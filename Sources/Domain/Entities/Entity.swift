@@ -54,6 +54,18 @@ extension Entity {
         Self.fields.reduce(into: VersionVector()) { $0.merge($1.knowledge(self)) }
     }
 
+    /// Everything seen of what people edit (bookkeeping fields such as the lifecycle and the
+    /// authors left out).
+    public var contentKnowledge: VersionVector {
+        Self.fields.reduce(into: VersionVector()) { if $1.isContent { $0.merge($1.knowledge(self)) } }
+    }
+
+    /// True when this (delta) writes only a deletion or merge: a lifecycle that is not active
+    /// and nothing people edit.
+    public var isOnlyDeletion: Bool {
+        !lifecycle.isBottom && lifecycle.values.allSatisfy { !$0.isActive } && contentKnowledge.isEmpty
+    }
+
     /// Live, not deleted nor merged away. An entity whose creation has not arrived yet counts as
     /// not existing.
     public var isActive: Bool { lifecycle.value == .active }

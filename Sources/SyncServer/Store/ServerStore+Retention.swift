@@ -17,8 +17,9 @@ import Replica
 ///   it, (3) its deletion is not in conflict (one lifecycle value) and (4) for a contact, no
 ///   live call note or schedule entry refers to it. What remains is its ID and version vector in
 ///   `collected_entity`, so a late change to it is recognised: ignored when it adds nothing,
-///   refused with `entity-collected` when it carries new edits — a deleted record never comes
-///   back, and the user who edited it is told.
+///   refused with `entity-collected` when it carries new edits or adds a note or schedule entry
+///   to a collected contact — a deleted record never comes back, nothing points at one, and the
+///   user who edited it is told.
 ///
 /// A device whose cursor (same epoch) is below the tenant's `collected_through` may have
 /// missed a deletion whose record is gone; its pulls are refused with 410 `stale-cursor`, and
@@ -220,6 +221,11 @@ extension ServerStore {
         return try VersionVector(blob: blob)
     }
 
+    /// The contact a note or schedule entry refers to.
+    static func contactReference<E: Entity>(of entity: E) -> EntityID? {
+        (entity as? CallNote)?.contact.value?.id ?? (entity as? ScheduleEntry)?.contact.value?.id
+    }
+
     /// The refusal of a change that edits collected entities (the rest of it was applied).
     static func collectedRejection(_ localSequence: UInt64, _ entities: [EntityRef]) -> Rejection {
         let names = entities.prefix(3).map { "\($0.kind) \($0.id)" }.joined(separator: ", ")
@@ -228,7 +234,27 @@ extension ServerStore {
             localSequence: localSequence, code: "entity-collected",
             reason:
                 "\(names)\(more) was deleted longer ago than the server's retention period and its record removed; "
-                + "the edits to it in this change were not applied (the rest of the change was)")
+                + "this change's edits to it, and notes or entries it adds to it, were not applied "
+                + "(the rest of the change was)")
+    }
+
+    /// The records of `tenant` whose tombstones were collected.
+    public func collectedEntities(of tenant: String) throws(StoreError) -> [EntityRef] {
+        try wrap {
+            try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT kind, id FROM collected_entity WHERE tenant = ? ORDER BY kind, id",
+                    arguments: [tenant]
+                ).map { row in
+                    let kindName: String = row[0]
+                    let idText: String = row[1]
+                    guard let kind = EntityKind(rawValue: kindName), let id = EntityID(text: idText) else {
+                        throw StoreError(.corrupt, "\(path): bad collected entity \(row)")
+                    }
+                    return EntityRef(kind, id)
+                }
+            }
+        }
     }
 
     /// Tombstones collected so far in `tenant`, and the tenant's `collected_through`.

@@ -204,11 +204,20 @@ public final class ServerStore: Sendable {
                 db.cachedStatement(
                     sql: "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"),
                 arguments: [tenant, E.kind.rawValue, idText])
-            if stored == nil, ledger.collectedThrough > 0,
-                let knowledge = try collectedKnowledge(tenant, E.kind, idText, db)
-            {
-                if !knowledge.dominates(entityDelta.knowledge) { collected.append(EntityRef(E.kind, id)) }
-                continue
+            if stored == nil, ledger.collectedThrough > 0 {
+                if let knowledge = try collectedKnowledge(tenant, E.kind, idText, db) {
+                    // Nothing new, or only another deletion of it: nothing to keep, nothing to say.
+                    let adds = !knowledge.dominates(entityDelta.knowledge) && !entityDelta.isOnlyDeletion
+                    if adds { collected.append(EntityRef(E.kind, id)) }
+                    continue
+                }
+                // A new note or entry on a collected contact would point at nothing.
+                if let contact = Self.contactReference(of: entityDelta),
+                    try collectedKnowledge(tenant, .contact, contact.text, db) != nil
+                {
+                    collected.append(EntityRef(.contact, contact))
+                    continue
+                }
             }
             let before: E = try stored.map { row in try decodeEntity(E.self, row[0]) } ?? E()
             var sequences = try stored.map { row in try Self.decodeSequences(row[1]) } ?? []
