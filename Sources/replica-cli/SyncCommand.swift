@@ -92,8 +92,8 @@ struct SyncCommand: AsyncParsableCommand {
 
     private func sync(_ console: Console, _ store: LocalStore, _ client: HTTPSyncClient) async throws {
         let progress = ProgressLine(label: console.text("progress.sync"), enabled: console.showsProgress && !watch)
-        let transport = CountingTransport(client) { counted in
-            progress.update(counted.requests, unit: "requests", extra: bytesText(counted.bytes))
+        let transport = CountingTransport(client) { requests, bytes in
+            progress.update(requests, unit: "requests", extra: bytesText(bytes))
         }
         let engine = SyncEngine(store: store, transport: transport)
         func result(_ report: SyncReport, event: String?) throws -> Result {

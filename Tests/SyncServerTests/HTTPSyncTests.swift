@@ -50,6 +50,27 @@ struct HTTPSyncTests {
         await server.stop()
     }
 
+    @Test("many small pulls: each next pull is fetched during the apply, none is wasted, the replicas end identical")
+    func pipelinedPulls() async throws {
+        let server = try await RunningServer.start { $0.limits.maxPullChanges = 7 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        try Self.addContacts(jana.store, (0..<100).map { "Contact \($0)" })
+        _ = try await jana.sync()
+        let counting = CountingTransport(petr.client)
+        let report = try await SyncEngine(store: petr.store, transport: counting).sync()
+        #expect(report.pullBatches == 15)  // 100 changes, 7 per pull
+        #expect(counting.requests == report.pullBatches, "a fetched-ahead pull was thrown away")
+        #expect(petr.store.state == jana.store.state)
+        #expect(try petr.store.contacts().count == 100)
+        // Fetching ahead never moves the cursor past what is applied: a second sync pulls nothing.
+        #expect(try await petr.sync().pulledChanges == 0)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("an enrolment code works once, a wrong fingerprint is refused before anything is written")
     func enrolmentRules() async throws {
         let server = try await RunningServer.start()

@@ -180,27 +180,32 @@ let rssLoaded = serverRSS()
 
 // MARK: 2. Initial sync of everything to a fresh replica
 
-do {
+/// One initial sync to a new replica: the engine's defaults, or a variant for comparison in the
+/// same run.
+func initialSync(_ label: String, pipelined: Bool) async throws {
     let code = try control.createEnrolmentCode(
         tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
     let fingerprint = ServerCertificate.fingerprint(
         der: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))[0].toDERBytes())
-    let directory = root + "/fresh"
+    let directory = root + "/fresh-\(label)"
     _ = try await ReplicaEnrolment.enrol(
         EnrolmentLink(server: url, code: code.code, fingerprint: fingerprint), directory: directory)
     let store = try LocalStore.open(in: directory)
     let client = try HTTPSyncClient.enrolled(in: directory)
     var engine = SyncEngine(store: store, transport: client)
     engine.wall = SyncEngine.systemWall
+    engine.pipelinesPulls = pipelined
     let start = ContinuousClock.now
     let report = try await engine.sync()
     let rows = try store.contacts().count
     let elapsed = seconds(since: start)
     print(
-        "initial sync to a fresh replica: \(rows) contacts queryable in \(fmt(elapsed, 2)) s "
+        "initial sync to a fresh replica (\(label)): \(rows) contacts queryable in \(fmt(elapsed, 2)) s "
             + "(\(fmt(Double(rows) / elapsed)) rows/s, \(report.pullBatches) pulls)")
     try await client.shutdown()
 }
+try await initialSync("one pull at a time, as before", pipelined: false)
+try await initialSync("next pull fetched during apply: the default", pipelined: true)
 print(
     "server RSS: \(rssEmpty / 1024) KiB empty, \(rssLoaded / 1024) KiB after storing \(ingested) contacts "
         + "(\(fmt(Double(rssLoaded - rssEmpty) / Double(ingested), 1)) B per contact); "

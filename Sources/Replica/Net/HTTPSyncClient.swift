@@ -70,7 +70,7 @@ public enum PrivateFile {
 /// The replica's HTTP/2 client: TLS trusting exactly the pinned certificate (or a CA file),
 /// bearer token, problem documents mapped to `SyncFailure`s that say what to do. Implements
 /// `SyncTransport` with the binary protocol encoding.
-public final class HTTPSyncClient: SyncTransport, Sendable {
+public final class HTTPSyncClient: ConcurrentSyncTransport {
     public let server: String
     let token: String?
     let client: HTTPClient

@@ -1,14 +1,23 @@
-/// A transport that counts what passes through another one, for progress output.
-public final class CountingTransport: SyncTransport {
-    public let base: any SyncTransport
-    public private(set) var requests = 0
-    public private(set) var bytes = 0
-    let onExchange: (CountingTransport) -> Void
+import Synchronization
 
-    public init(_ base: any SyncTransport, onExchange: @escaping (CountingTransport) -> Void = { _ in }) {
+/// A transport that counts what passes through another one, for progress output. Safe to use
+/// from two tasks at once (the engine fetches the next pull batch while it applies one).
+public final class CountingTransport: ConcurrentSyncTransport {
+    public let base: any ConcurrentSyncTransport
+    private let counts = Mutex((requests: 0, bytes: 0))
+    let onExchange: @Sendable (_ requests: Int, _ bytes: Int) -> Void
+
+    public init(
+        _ base: any ConcurrentSyncTransport, onExchange: @escaping @Sendable (_ requests: Int, _ bytes: Int) -> Void = {
+            _, _ in
+        }
+    ) {
         self.base = base
         self.onExchange = onExchange
     }
+
+    public var requests: Int { counts.withLock { $0.requests } }
+    public var bytes: Int { counts.withLock { $0.bytes } }
 
     public nonisolated(nonsending) func push(_ batch: [UInt8]) async throws -> [UInt8] {
         let answer = try await base.push(batch)
@@ -23,8 +32,11 @@ public final class CountingTransport: SyncTransport {
     }
 
     private func record(_ count: Int) {
-        requests += 1
-        bytes += count
-        onExchange(self)
+        let now = counts.withLock { counts in
+            counts.requests += 1
+            counts.bytes += count
+            return counts
+        }
+        onExchange(now.requests, now.bytes)
     }
 }

@@ -12,6 +12,11 @@ public protocol SyncTransport {
     nonisolated(nonsending) func pull(_ request: [UInt8]) async throws -> [UInt8]
 }
 
+/// A transport that may be used from two tasks at once. The engine then asks for the next pull
+/// batch while it applies the current one, so the server's work and the network overlap the
+/// replica's apply (an initial sync is a chain of hundreds of pulls).
+public protocol ConcurrentSyncTransport: SyncTransport, Sendable {}
+
 /// What one sync moved.
 public struct SyncReport: Equatable, Sendable, Codable {
     public var pushedChanges = 0
@@ -38,6 +43,9 @@ public struct SyncEngine {
     public let transport: any SyncTransport
     /// The local wall clock, ms since 1970 (injected so tests control time).
     public var wall: () -> UInt64
+    /// Ask for the next pull batch while applying the current one, when the transport allows
+    /// concurrent use (`ConcurrentSyncTransport`). Off only to measure what it gains.
+    public var pipelinesPulls = true
 
     public init(store: LocalStore, transport: any SyncTransport, wall: @escaping () -> UInt64 = SyncEngine.systemWall) {
         self.store = store
@@ -72,12 +80,34 @@ public struct SyncEngine {
             rounds += 1
             if ack.rejected.count == batch.changes.count && rounds > 1_000 { break }
         }
+        var prefetched: Prefetch?
+        defer { prefetched?.task.cancel() }
         while true {
-            let request = store.session.nextPull()
-            let sentAt = wall()
+            let request: PullRequest
+            let sentAt: UInt64
+            var receivedAt: UInt64?
             let answer: [UInt8]
             do {
-                answer = try await transport.pull(request.encodedBlob())
+                if let ahead = prefetched, ahead.request == store.session.nextPull() {
+                    // Asked for while the previous batch was applied.
+                    prefetched = nil
+                    request = ahead.request
+                    sentAt = ahead.sentAt
+                    let (bytes, arrived) = try await ahead.task.value
+                    // When it arrived, on the engine's (injectable) wall clock.
+                    let waited = ContinuousClock.now - arrived
+                    let waitedMs = UInt64(max(0, waited.components.seconds)) * 1000
+                        + UInt64(max(0, waited.components.attoseconds / 1_000_000_000_000_000))
+                    let now = wall()
+                    receivedAt = now >= waitedMs ? now - waitedMs : 0
+                    answer = bytes
+                } else {
+                    prefetched?.task.cancel()
+                    prefetched = nil
+                    request = store.session.nextPull()
+                    sentAt = wall()
+                    answer = try await transport.pull(request.encodedBlob())
+                }
             } catch let failure as SyncFailure where failure.code == .staleCursor && !report.rebootstrapped {
                 // Away longer than the server keeps deletions. The outbox was pushed above (the
                 // store refuses otherwise); start again from an empty state and cursor 0.
@@ -87,7 +117,18 @@ public struct SyncEngine {
             }
             let response = try PullResponse(blob: answer)
             var session = store.session
-            let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: wall())
+            let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: receivedAt ?? wall())
+            if pipelinesPulls, actions.contains(.pullAgain), let concurrent = transport as? any ConcurrentSyncTransport {
+                // The request the session will make once this batch is durable; used only if
+                // it is exactly that (otherwise it is cancelled and asked again).
+                let next = PullRequest(
+                    epoch: response.epoch, cursor: response.nextCursor, maxChanges: session.limits.pullChanges,
+                    maxBytes: session.limits.pullBytes)
+                let blob = next.encodedBlob()
+                prefetched = Prefetch(
+                    request: next, sentAt: wall(),
+                    task: Task { (try await concurrent.pull(blob), ContinuousClock.now) })
+            }
             try store.commit(session: session, actions: actions, wall: wall())
             report.pullBatches += 1
             report.pulledChanges += response.changes.count
@@ -104,5 +145,12 @@ public struct SyncEngine {
             if !actions.contains(.pullAgain) { break }
         }
         return report
+    }
+
+    /// A pull asked for ahead of time.
+    private struct Prefetch {
+        let request: PullRequest
+        let sentAt: UInt64
+        let task: Task<([UInt8], ContinuousClock.Instant), any Error>
     }
 }

@@ -1,20 +1,21 @@
 import Foundation
+import Synchronization
 
 /// A one-line progress indicator with counts and rate, redrawn in place on a terminal.
 ///
 /// Draws only when `enabled` (the CLI passes "standard error is a terminal and not --json"), so
 /// pipes and scripts never see it; at most ten redraws a second.
-public final class ProgressLine {
+/// Sendable: a sync reports progress from the task that fetches ahead too.
+public final class ProgressLine: Sendable {
     let label: String
     let enabled: Bool
-    let write: (String) -> Void
+    let write: @Sendable (String) -> Void
     let started = Date()
-    private var lastDraw = Date.distantPast
-    private var drawn = false
+    private let drawState = Mutex((lastDraw: Date.distantPast, drawn: false))
 
     public init(
         label: String, enabled: Bool,
-        write: @escaping (String) -> Void = { text in
+        write: @escaping @Sendable (String) -> Void = { text in
             FileHandle.standardError.write(Data(text.utf8))
         }
     ) {
@@ -27,20 +28,27 @@ public final class ProgressLine {
     public func update(_ done: Int, of total: Int? = nil, unit: String, extra: String = "", force: Bool = false) {
         guard enabled else { return }
         let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
-        lastDraw = now
+        let due = drawState.withLock { state in
+            guard force || now.timeIntervalSince(state.lastDraw) >= 0.1 else { return false }
+            state.lastDraw = now
+            state.drawn = true
+            return true
+        }
+        guard due else { return }
         write(
             "\r\u{1B}[K"
                 + Self.render(
                     label: label, done: done, total: total, unit: unit,
                     seconds: now.timeIntervalSince(started), extra: extra))
-        drawn = true
     }
 
     /// Clears the line.
     public func finish() {
+        let drawn = drawState.withLock { state in
+            defer { state.drawn = false }
+            return state.drawn
+        }
         if drawn { write("\r\u{1B}[K") }
-        drawn = false
     }
 
     /// `import [########------------]  412/1000 contacts  2,310/s`.
