@@ -71,6 +71,27 @@ struct HTTPSyncTests {
         await server.stop()
     }
 
+    @Test("a caught-up replica (answered from memory) sees every push acknowledged before its pull")
+    func caughtUpPullSeesAcknowledgedPush() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        _ = try await petr.sync()
+        for round in 0..<30 {
+            // Caught up: answered without the store.
+            #expect(try await petr.sync().pulledChanges == 0)
+            try Self.addContacts(jana.store, ["Round \(round)"])
+            #expect(try await jana.sync().pushedChanges == 1)
+            // Jana's push was acknowledged, so Petr's very next pull must carry it.
+            #expect(try await petr.sync().pulledChanges == 1, "round \(round)")
+        }
+        #expect(petr.store.state == jana.store.state)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("an enrolment code works once, a wrong fingerprint is refused before anything is written")
     func enrolmentRules() async throws {
         let server = try await RunningServer.start()

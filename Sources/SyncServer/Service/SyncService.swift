@@ -22,6 +22,7 @@ public final class SyncService: Sendable {
     public let fingerprint: String?
     let secrets: ServerSecrets?
     let committer: GroupCommitter
+    let heads = TenantHeads()
     let notifier = ChangeNotifier()
     let limiter: RateLimiter
     let enrolLimiter: RateLimiter
@@ -45,12 +46,15 @@ public final class SyncService: Sendable {
         self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
         self.enrolLimiter = RateLimiter(rate: config.limits.enrolmentsPerSecond, burst: config.limits.enrolmentBurst)
         let notifier = self.notifier
+        let heads = self.heads
         self.committer = GroupCommitter(store: store, wall: wall) { group, receipts in
             metrics.groupCommits.increment()
             // One notification per tenant per group: its newest sequence covers every push in it.
             var newest = [String: UInt64]()
             for (push, receipt) in zip(group, receipts) {
                 newest[push.tenant] = max(newest[push.tenant] ?? 0, receipt.sequence)
+                // Before the notification: a follower it wakes must not be told "nothing new".
+                heads.record(push.tenant, epoch: receipt.ack.epoch, sequence: receipt.sequence)
             }
             for (tenant, sequence) in newest { notifier.publish(tenant: tenant, sequence: sequence) }
         }
@@ -321,9 +325,21 @@ public final class SyncService: Sendable {
             epoch: asked.epoch, cursor: asked.cursor, maxChanges: min(asked.maxChanges, config.limits.maxPullChanges),
             maxBytes: min(asked.maxBytes, config.limits.maxPullBytes))
         let store = self.store
+        if let empty = heads.caughtUp(device.tenant, bounded, wall: call.wall) {
+            activity.pulled(device.id, wall: call.wall, cursor: empty.nextCursor)
+            metrics.pullBatches.increment()
+            return try Self.message(empty, format: format)
+        }
+        let tenant = device.tenant
+        let heads = self.heads
         let response: PullResponse
         do {
-            response = try await Self.offload { try store.respond(to: bounded, tenant: device.tenant, wall: call.wall) }
+            response = try await Self.offload {
+                if !heads.isKnown(tenant), let head = try store.head(of: tenant) {
+                    heads.record(tenant, epoch: head.epoch, sequence: head.sequence)
+                }
+                return try store.respond(to: bounded, tenant: tenant, wall: call.wall)
+            }
         } catch ServerStore.PullFailure.store(let error) {
             throw error
         } catch ServerStore.PullFailure.staleCursor(let cursor, let collected) {

@@ -101,6 +101,15 @@ public final class ServerStore: Sendable {
         }
     }
 
+    /// The tenant's epoch and last sequence, if it has a ledger (read only).
+    public func head(of tenant: String) throws(PullFailure) -> (epoch: ServerEpoch, sequence: UInt64)? {
+        do {
+            return try wrap { try database.read { db in try ledger(tenant, db).map { ($0.epoch, $0.sequence) } } }
+        } catch {
+            throw .store(error)
+        }
+    }
+
     /// The last sequence number given in the tenant's ledger.
     public func sequence(of tenant: String) throws(StoreError) -> UInt64 {
         try wrap { try database.read { db in try ledger(tenant, db)?.sequence ?? 0 } }
