@@ -115,7 +115,10 @@ let package = Package(
         // The real replica-cli binary as a subprocess against a real server on loopback.
         .testTarget(
             name: "CLITests",
-            dependencies: ["Replica", "SyncServer", "ServerTestSupport", "DomainTestSupport", "replica-cli", "sync-server"],
+            dependencies: [
+                "Replica", "SyncServer", "ServerTestSupport", "DomainTestSupport", "DrillSupport", "replica-cli",
+                "sync-server",
+            ],
             swiftSettings: swiftSettings),
         // Issue #7's drills: the fault proxy and the multi-process harness (real sync-server and
         // replica processes on loopback), then one test target per group of drills.
@@ -125,6 +128,7 @@ let package = Package(
                 "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/DrillSupport", swiftSettings: swiftSettings),
         .testTarget(
