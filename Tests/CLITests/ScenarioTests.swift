@@ -1,4 +1,5 @@
 import DomainTestSupport
+import DrillSupport
 import Foundation
 import Replica
 import ServerTestSupport

@@ -1,1 +1,1 @@
-// ChaosDrillTests: issue #7 (see docs/reliability.md).
+// ChaosDrillTests: issue #7 drills 1–3 (see docs/reliability.md).

@@ -1,1 +1,0 @@
-// DrillSupport: issue #7 (see docs/reliability.md).
