@@ -93,6 +93,17 @@ let package = Package(
         // A child process for the crash tests: writes to a store until it is killed.
         .executableTarget(
             name: "store-torture", dependencies: ["Replica"], path: "Tests/StoreTorture", swiftSettings: swiftSettings),
+        // Issue #7 drill 4 (power loss): an SQLite VFS shim that makes SIGKILL lose what a power cut
+        // loses (writes not yet fsynced), and the real server library behind it. Test programs only:
+        // nothing of this is linked into `sync-server`.
+        .target(name: "PowerLossVFS", path: "Tests/PowerLossVFS", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .executableTarget(
+            name: "power-loss-server",
+            dependencies: [
+                "PowerLossVFS", "SyncServer", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PowerLossServer", swiftSettings: swiftSettings),
         // A real server on loopback for tests: start, enrol replicas, send raw requests.
         .target(
             name: "ServerTestSupport",
@@ -154,6 +165,7 @@ let package = Package(
             name: "RecoveryDrillTests",
             dependencies: [
                 "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                "PowerLossVFS", "power-loss-server", "replica-cli",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings),
