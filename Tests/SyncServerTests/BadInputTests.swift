@@ -170,43 +170,35 @@ struct BadInputTests {
     func mutations() async throws {
         let seed = FuzzSettings.replaySeed ?? 0x5EED_BAD1
         print("bad-input mutations: seed \(seed) (replay with KRALIKI_SEED=\(seed))")
-        var rng = SeededRandom(seed: seed)
+        var mutator = RequestMutator(seed: seed)
         let server = try await RunningServer.start { $0.limits.maxBodyBytes = 256 * 1024 }
         let raw = try RawClient(server: server)
         let device = try await raw.enrol(server, user: "fuzz", role: .admin)
-        let valid: [(String, String, [UInt8])] = [
-            (
+        let valid = [
+            CapturedRequest(
                 "/v1/sync/pull", "application/json",
-                Array(#"{"protocolVersion":1,"cursor":0,"maxChanges":10,"maxBytes":10000}"#.utf8)
-            ),
-            (
+                Array(#"{"protocolVersion":1,"cursor":0,"maxChanges":10,"maxBytes":10000}"#.utf8)),
+            CapturedRequest(
                 "/v1/sync/push", "application/json",
-                Array(#"{"protocolVersion":1,"replica":"\#(device.id)","changes":[]}"#.utf8)
-            ),
-            ("/v1/admin/enrolments", "application/json", Array(#"{"user":"newbie","role":"agent"}"#.utf8)),
-            ("/v1/enroll", "application/json", Array(#"{"code":"AAAA-BBBB"}"#.utf8)),
-            (
+                Array(#"{"protocolVersion":1,"replica":"\#(device.id)","changes":[]}"#.utf8)),
+            CapturedRequest("/v1/admin/enrolments", "application/json", Array(#"{"user":"newbie","role":"agent"}"#.utf8)),
+            CapturedRequest("/v1/enroll", "application/json", Array(#"{"code":"AAAA-BBBB"}"#.utf8)),
+            CapturedRequest(
                 "/v1/sync/pull", "application/vnd.kraliki.sync",
-                PullRequest(epoch: nil, cursor: 0, maxChanges: 5, maxBytes: 5000).encodedBlob()
-            ),
+                PullRequest(epoch: nil, cursor: 0, maxChanges: 5, maxBytes: 5000).encodedBlob()),
         ]
         let count = FuzzSettings.isLong ? 10_000 : 300
         var statuses = [Int: Int]()
         var failures = [String]()
         for index in 0..<count {
-            let (path, type, original) = valid[rng.int(0...(valid.count - 1))]
-            var body = original
-            switch rng.int(0...3) {
-            case 0: if !body.isEmpty { body[rng.int(0...(body.count - 1))] = UInt8(rng.int(0...255)) }
-            case 1: body = Array(body.prefix(rng.int(0...body.count)))
-            case 2: body.insert(UInt8(rng.int(0...255)), at: rng.int(0...body.count))
-            default: if body.count > 1 { body.remove(at: rng.int(0...(body.count - 1))) }
-            }
-            let answer = try await raw.send(.POST, path, token: device.token, contentType: type, body: body)
+            let request = mutator.random.pick(valid)
+            let (body, mutation) = mutator.mutate(request)
+            let answer = try await raw.send(
+                .POST, request.path, token: device.token, contentType: request.contentType, body: body)
             statuses[answer.status, default: 0] += 1
             if answer.status >= 500 || (answer.status >= 400 && !answer.isProblem) {
                 failures.append(
-                    "#\(index) \(path): \(answer.status) for \(body.map { String(format: "%02x", $0) }.joined())")
+                    "#\(index) \(request.path) \(mutation.rawValue): \(answer.status) for \(body.map { String(format: "%02x", $0) }.joined())")
             }
         }
         print("bad-input mutations: \(count) requests, statuses \(statuses.sorted { $0.key < $1.key })")
