@@ -71,8 +71,10 @@ case "probe" where arguments.count == 2:
             try db.execute(sql: "INSERT INTO probe (label) VALUES ('synced')")
         }
         // Into the main file and synced there, so the database file itself is durable (SQLite
-        // would not fsync a new file's directory entry for us).
-        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        // would not fsync a new file's directory entry for us). PASSIVE leaves the WAL's frames
+        // in place, so the next commit restarts the WAL over them: the revert must put back
+        // overwritten bytes, not only cut appended ones.
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         try database.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = OFF")  // commits without any fsync
             try db.execute(sql: "INSERT INTO probe (label) VALUES ('unsynced')")
