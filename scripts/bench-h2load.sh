@@ -27,7 +27,14 @@ code=$("$bin" enroll --config "$dir/bench.json" --data "$dir/data" --port "$port
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
 token=$(curl -s --http2 --cacert "$dir/data/tls/server-cert.pem" -H 'content-type: application/json' \
   -d "{\"code\":\"$code\"}" "$url/v1/enroll" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo '{"protocolVersion":1,"cursor":0,"maxChanges":100,"maxBytes":1000000}' > "$dir/pull.json"
+# A replica that is caught up sends the epoch and cursor of its last pull; one that never pulled
+# sends neither (the bench tenant holds no changes, so both are empty answers).
+echo '{"protocolVersion":1,"cursor":0,"maxChanges":100,"maxBytes":1000000}' > "$dir/fresh.json"
+first=$(curl -s --http2 --cacert "$dir/data/tls/server-cert.pem" -H 'content-type: application/json' \
+  -H "authorization: Bearer $token" -d @"$dir/fresh.json" "$url/v1/sync/pull")
+epoch=$(echo "$first" | python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])')
+cursor=$(echo "$first" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nextCursor"])')
+echo "{\"protocolVersion\":1,\"epoch\":\"$epoch\",\"cursor\":$cursor,\"maxChanges\":100,\"maxBytes\":1000000}" > "$dir/pull.json"
 echo "# h2load: $requests requests, $clients connections x $streams streams, TLS on loopback; $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 run() {
   h2load -n "$requests" -c "$clients" -m "$streams" "$@" > "$dir/last" 2>&1
@@ -36,11 +43,13 @@ run() {
 }
 echo "trivial route GET /healthz:"
 healthz=$(run "$url/healthz" | tail -1)
-echo "empty pull POST /v1/sync/pull (authenticated, JSON):"
+echo "empty pull POST /v1/sync/pull of a caught-up replica (authenticated, JSON, its epoch and cursor):"
 pull=$(run -d "$dir/pull.json" -H "authorization: Bearer $token" -H 'content-type: application/json' "$url/v1/sync/pull" | tail -1)
+echo "empty pull POST /v1/sync/pull of a replica that never pulled (no epoch, cursor 0):"
+freshpull=$(run -d "$dir/fresh.json" -H "authorization: Bearer $token" -H 'content-type: application/json' "$url/v1/sync/pull" | tail -1)
 if [ -n "${PERF_PULL:-}" ]; then  # profile the server while it answers empty pulls
   perf record -g -p "$pid" -o "$PERF_PULL" -- sleep 4 >/dev/null 2>&1 &
   run -d "$dir/pull.json" -H "authorization: Bearer $token" -H 'content-type: application/json' "$url/v1/sync/pull" >/dev/null
   wait
 fi
-echo "healthz $healthz req/s; empty pull $pull req/s; ratio $(python3 -c "print(f'{$pull/$healthz:.2f}')")"
+echo "healthz $healthz req/s; empty pull (caught up) $pull req/s, ratio $(python3 -c "print(f'{$pull/$healthz:.2f}')"); (never pulled) $freshpull req/s, ratio $(python3 -c "print(f'{$freshpull/$healthz:.2f}')")"

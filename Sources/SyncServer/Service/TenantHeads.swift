@@ -21,10 +21,17 @@ final class TenantHeads: Sendable {
     /// The empty answer for `request` when its cursor is at the head of the tenant's current
     /// epoch; nil when the store must answer (a miss, another epoch, changes after the cursor).
     func caughtUp(_ tenant: String, _ request: PullRequest, wall: UInt64) -> PullResponse? {
-        guard let head = heads.withLock({ $0[tenant] }), request.epoch == head.epoch,
-            request.cursor >= head.sequence
-        else { return nil }
-        return PullResponse(epoch: head.epoch, changes: [], nextCursor: request.cursor, hasMore: false, serverTime: wall)
+        guard let head = heads.withLock({ $0[tenant] }) else { return nil }
+        if request.epoch == head.epoch, request.cursor >= head.sequence {
+            return PullResponse(
+                epoch: head.epoch, changes: [], nextCursor: request.cursor, hasMore: false, serverTime: wall)
+        }
+        // Another epoch (or none: a fresh replica) is answered from the start, which is empty
+        // while the tenant has no changes at all.
+        if request.epoch != head.epoch, head.sequence == 0 {
+            return PullResponse(epoch: head.epoch, changes: [], nextCursor: 0, hasMore: false, serverTime: wall)
+        }
+        return nil
     }
 
     func isKnown(_ tenant: String) -> Bool { heads.withLock { $0[tenant] != nil } }
