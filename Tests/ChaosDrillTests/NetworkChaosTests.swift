@@ -91,8 +91,13 @@ struct ChaosRun: Sendable {
         let chaos = Task {
             var random = SeededRandom(seed: seed ^ 0xFA01)
             var switches = 0
+            // The first switches each force one fault on (in a seeded order), so every seed
+            // meets every fault even if the dice would have skipped one.
+            var forced = Array(0..<6).shuffled(using: &random)
             while clock.now < end {
-                proxy.set(Self.randomFaults(&random))
+                var faults = Self.randomFaults(&random)
+                if let next = forced.popLast() { Self.force(next, on: &faults, &random) }
+                proxy.set(faults)
                 if random.chance(0.1) { proxy.resetAll() }
                 switches += 1
                 try? await Task.sleep(for: .milliseconds(random.int(500...4_000)))
@@ -146,6 +151,19 @@ struct ChaosRun: Sendable {
         faults.blackHole = random.chance(0.1)
         faults.closeMidResponse = random.chance(0.3) ? Double(random.int(5...50)) / 100 : 0
         return faults
+    }
+
+    /// Switches fault number `fault` on: black hole, reset upstream, reset downstream, close
+    /// mid-response, tiny segments, bandwidth cap.
+    static func force(_ fault: Int, on faults: inout FaultProxy.Faults, _ random: inout SeededRandom) {
+        switch fault {
+        case 0: faults.blackHole = true
+        case 1: faults.upstream.resetAfterBytes = 100...random.int(500...20_000)
+        case 2: faults.downstream.resetAfterBytes = 100...random.int(500...20_000)
+        case 3: faults.closeMidResponse = 0.5
+        case 4: faults.downstream.sliceBytes = random.int(1...16)
+        default: faults.upstream.bytesPerSecond = random.int(16_000...64_000)
+        }
     }
 
     /// About `editsPerSecond` writes per second until `end`, syncing every 0.3–1.5 s. A sync the

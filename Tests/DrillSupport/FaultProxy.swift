@@ -267,6 +267,8 @@ final class ProxiedConnection: @unchecked Sendable {
     var awaitingResponse = false
     private let silent = Atomic<Bool>(false)
     var finished = false
+    /// A reset or close is queued: later bytes are dropped (the connection is about to end).
+    var doomed = false
 
     var isSilent: Bool { silent.load(ordering: .relaxed) }
 
@@ -319,7 +321,7 @@ final class ProxiedConnection: @unchecked Sendable {
 
     /// Bytes arrived from `side`; they go to the other side through the faults in force.
     func received(_ buffer: ByteBuffer, from side: ProxySide) {
-        guard !finished, !isSilent else { return }
+        guard !finished, !isSilent, !doomed else { return }
         if side == .client && upstream == nil {
             early.append(buffer)
             return
@@ -349,6 +351,7 @@ final class ProxiedConnection: @unchecked Sendable {
         enqueue(buffer, toward: side.other, faults: direction)
         if cutResponse {
             shared.count { $0.midResponseCloses += 1 }
+            doomed = true
             // Closing after the prefix toward the client closes both sides (``close()``).
             append(.close, toward: .client, deadline: nil)
         }
@@ -396,6 +399,7 @@ final class ProxiedConnection: @unchecked Sendable {
             append(.data(piece), toward: side, deadline: deadline)
         }
         if resetAfter {
+            doomed = true
             shared.count { $0.resets += 1 }
             append(.reset, toward: side, deadline: nil)
         }
