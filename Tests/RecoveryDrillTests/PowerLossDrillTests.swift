@@ -73,7 +73,7 @@ struct PowerLossDrillTests {
         #expect(figures.integrityOK == figures.cuts)
         // A drill whose cuts never caught an unsynced write tested nothing (with fsynced
         // commits only the commit in flight is unsynced, so most cuts catch a few frames).
-        #expect(figures.undone + figures.kept > 0)
+        if FuzzSettings.replaySeed == nil { #expect(figures.undone + figures.kept > 0) }
     }
 
     /// The server as built. BUG (found by this drill): `ServerStore` (and `LocalStore`) set

@@ -39,7 +39,10 @@ struct RestoreDrillTests {
         #expect(figures.lost == 0)
         #expect(figures.duplicated == 0)
         #expect(figures.resurrected == 0)
-        #expect(figures.deletedAfterBackup > 0 && figures.deletedBeforeBackup > 0)
+        // Over the CI seeds both kinds of deletion happen; one replayed seed may lack one.
+        if FuzzSettings.replaySeed == nil {
+            #expect(figures.deletedAfterBackup > 0 && figures.deletedBeforeBackup > 0)
+        }
     }
 
     static func drill(seed: UInt64, figures: inout Figures) async throws {
