@@ -21,6 +21,13 @@ public struct SyncServerApp {
         self.certificate = certificate
     }
 
+    /// HTTP/2 connection lifetimes. A connection with no open stream for 30 s gets GOAWAY and is
+    /// closed, so idle connections cannot pile up (a replica reconnects on its next request; a
+    /// live stream is an open stream, so a follower is never idle). NIOHTTP2's own defaults
+    /// already close rapid-reset, PING/SETTINGS-flood and CONTINUATION-flood connections
+    /// (HTTP2AbuseDrillTests checks both).
+    static let http2Connections = HTTP2ChannelConfiguration(idleTimeout: .seconds(30), gracefulCloseTimeout: .seconds(10))
+
     /// Builds the Hummingbird application. `onRunning` gets the bound port (useful with port 0).
     public func application(
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -36,12 +43,13 @@ public struct SyncServerApp {
         }
         let server: HTTPServerBuilder
         if service.config.cleartextHTTP2 {
-            server = .plaintextHTTP2()
+            server = .plaintextHTTP2(configuration: Self.http2Connections)
         } else {
             guard let certificate else {
                 throw ServerConfig.Problem(setting: "tlsCertificate", message: "no certificate")
             }
-            server = try .http2Upgrade(tlsConfiguration: try certificate.tlsConfiguration())
+            server = try .http2Upgrade(
+                tlsConfiguration: try certificate.tlsConfiguration(), configuration: Self.http2Connections)
         }
         return Application(
             router: router, server: server,
