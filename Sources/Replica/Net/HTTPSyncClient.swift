@@ -200,11 +200,14 @@ public final class HTTPSyncClient: ConcurrentSyncTransport {
         }
     }
 
-    /// Transport errors: TLS trust failures do not heal; everything else is "unreachable".
+    /// Transport errors: a certificate that fails verification (not the pinned one, or not for
+    /// this host) does not heal; everything else is "unreachable" and heals — a TLS handshake the
+    /// network cut ("EOF during handshake", a reset) included: it is no sign of another server,
+    /// and calling it one told users to enrol again and stopped `sync --watch` for good.
     static func classify(_ error: any Error, server: String) -> any Error {
         if error is SyncFailure { return error }
         let text = String(describing: error)
-        if error is NIOSSLError || text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED") {
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("failedToValidateHostname") {
             return SyncFailure(
                 .untrustedServer,
                 "the server at \(server) did not present the certificate pinned at enrolment (\(text)); "
