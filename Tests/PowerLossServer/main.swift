@@ -6,15 +6,20 @@
 //                                       --port PORT` does, every SQLite file through the shim;
 //                                       options: checkpoint the WAL every PAGES pages; refuse
 //                                       `PRAGMA synchronous = NORMAL` (see powerloss_keep_full_sync)
+//   power-loss-server replica DIR [--keep-full-sync]
+//                                       open the replica store in DIR and write contacts until
+//                                       killed, printing "committed NAME" after each write
 //   power-loss-server probe DIR         commit one row with fsync and one without (in
 //                                       DIR/probe.sqlite), print "ready", wait to be killed
 //
 // Killed with SIGKILL, then `powerloss_revert` on the data directory: the files are what a
 // power cut at that moment would have left.
+import Domain
 import Foundation
 import GRDB
 import Logging
 import PowerLossVFS
+import Replica
 import SyncServer
 
 func die(_ message: String) -> Never {
@@ -86,6 +91,28 @@ case "probe" where arguments.count == 2:
         die("\(error)")
     }
 
+case "replica" where arguments.count >= 2:
+    // The replica's store behind the shim: writes contacts until killed, printing
+    // "committed NAME" after each write returns (LocalStore: "a write returns only after its
+    // commit is durable").
+    if arguments.dropFirst(2).contains("--keep-full-sync") { powerloss_keep_full_sync() }
+    do {
+        let store = try LocalStore.open(in: arguments[1])
+        // Names unique to this process: after a cut, a later run must not write a lost name again.
+        let run = getpid()
+        var counter = 0
+        while true {
+            counter += 1
+            let name = "Replica write p\(run) n\(counter)"
+            try store.write(wall: UInt64(Date().timeIntervalSince1970 * 1000)) { state, context throws(ValidationError) in
+                try state.createContact(ContactDraft(name: name), context)
+            }
+            FileHandle.standardOutput.write(Data("committed \(name)\n".utf8))
+        }
+    } catch {
+        die("\(error)")
+    }
+
 default:
-    die("usage: power-loss-server serve DATA PORT [--checkpoint-every PAGES] [--keep-full-sync] | probe DIR")
+    die("usage: power-loss-server serve DATA PORT [--checkpoint-every PAGES] [--keep-full-sync] | replica DIR [--keep-full-sync] | probe DIR")
 }

@@ -94,6 +94,80 @@ struct PowerLossDrillTests {
         }
     }
 
+    /// The replica's store behind the shim: a write `LocalStore` returned from ("durable with
+    /// `Durability.full`") must survive a cut. Commits fsynced (the fix emulated) here; as built
+    /// below.
+    @Test("replica store: with commits fsynced, every returned write survives power cuts")
+    func replicaWritesSurviveWithFullSync() async throws {
+        var total = (cuts: 0, committed: 0, lost: 0)
+        for seed in FuzzSettings.seeds(count: 1, longCount: 10, base: 0x0004_5704) {
+            let figures = try await Self.replicaCuts(seed: seed, cuts: FuzzSettings.isLong ? 30 : 8, keepFullSync: true)
+            total = (total.cuts + figures.cuts, total.committed + figures.committed, total.lost + figures.lost)
+        }
+        print(
+            "power loss, replica store (commits fsynced): cuts \(total.cuts), writes returned \(total.committed), "
+                + "lost = \(total.lost), duplicated = 0")
+        #expect(total.lost == 0)
+    }
+
+    /// BUG: the same as the server's — `LocalStore` opens with `journalMode = .wal`, so GRDB
+    /// sets `synchronous = NORMAL` over its FULL and a returned write is not durable.
+    @Test("replica store as built: a power cut loses returned writes (known bug: synchronous is NORMAL)")
+    func replicaWritesAsBuilt() async throws {
+        await withKnownIssue("GRDB's WAL setup overrides LocalStore's synchronous = FULL") {
+            let seed = FuzzSettings.seeds(count: 1, longCount: 1, base: 0x0004_5705)[0]
+            let figures = try await Self.replicaCuts(seed: seed, cuts: 3, keepFullSync: false)
+            print(
+                "power loss, replica store (as built): cuts \(figures.cuts), writes returned \(figures.committed), "
+                    + "lost = \(figures.lost)")
+            #expect(figures.lost == 0)
+        }
+    }
+
+    static func replicaCuts(seed: UInt64, cuts: Int, keepFullSync: Bool) async throws -> (
+        cuts: Int, committed: Int, lost: Int
+    ) {
+        print("power loss drill (replica store): seed \(seed) (replay with KRALIKI_SEED=\(seed))")
+        var random = SeededRandom(seed: seed)
+        let directory = TempDirectory("power-loss-replica")
+        let outputs = TempDirectory("power-loss-replica-out")
+        // Created by a normal process, so the shim never sees a brand-new database file.
+        do {
+            _ = try LocalStore.create(
+                in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(0x9041), user: "field", tenant: "acme"))
+        }
+        var committed = Set<String>()
+        var lost = Set<String>()  // a write lost at one cut is still missing at the next: count it once
+        for cut in 0..<cuts {
+            let output = outputs.sub("cut\(cut).out")
+            _ = FileManager.default.createFile(atPath: output, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: ChildProcess.builtProduct("power-loss-server"))
+            process.arguments = ["replica", directory.path] + (keepFullSync ? ["--keep-full-sync"] : [])
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+            process.standardError = FileHandle.standardError
+            try process.run()
+            try await Task.sleep(for: .milliseconds(random.int(150...700)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let text = try String(contentsOfFile: output, encoding: .utf8)
+            // Only whole lines: a line cut short was not fully reported.
+            var lines = text.split(separator: "\n")
+            if !text.hasSuffix("\n"), !lines.isEmpty { lines.removeLast() }
+            for line in lines where line.hasPrefix("committed ") { committed.insert(String(line.dropFirst(10))) }
+            _ = try revert(directory.path, keepPrefixSeed: random.chance(0.5) ? random.next() | 1 : 0)
+            // Opening checks the file's integrity (quick_check) and refuses a damaged one.
+            let store = try LocalStore.open(in: directory.path)
+            let names = Set(store.state.contacts.valueByKey.values.compactMap { $0.name.value })
+            let missing = committed.subtracting(names)
+            if !missing.isEmpty {
+                lost.formUnion(missing)
+                Issue.record("seed \(seed) cut \(cut): \(missing.count) returned writes lost, e.g. \(missing.sorted().prefix(3))")
+            }
+        }
+        return (cuts, committed.count, lost.count)
+    }
+
     static func run(seeds: [UInt64], cutsPerSeed: Int, keepFullSync: Bool) async throws -> Figures {
         var figures = Figures()
         for seed in seeds {
@@ -135,6 +209,8 @@ struct PowerLossDrillTests {
         }
         server.stop()
 
+        // A version lost at one cut is still missing at the next: count each once.
+        var lostVersions = Set<String>()
         for cut in 0..<cuts {
             let checkpointPages = random.chance(0.5) ? random.int(2...16) : nil
             try await server.start(.powerLoss(checkpointPages: checkpointPages, keepFullSync: keepFullSync))
@@ -184,12 +260,14 @@ struct PowerLossDrillTests {
                 for (contact, version) in writer.acknowledged.sorted(by: { $0.key < $1.key }) {
                     let key = VersionedName(writer: writer.index, contact: contact, version: version).key
                     let found = census.newestByKey[key]?.version ?? 0
-                    if found < version { lost.append("\(key) acknowledged at v\(version), served v\(found)") }
+                    if found < version {
+                        lost.append("\(key) acknowledged at v\(version), served v\(found)")
+                        lostVersions.insert("\(key) v\(version)")
+                    }
                 }
             }
             // One issue per cut, with a few examples: a lossy server must not flood the log.
             if !lost.isEmpty {
-                figures.lost += lost.count
                 Issue.record("\(context): \(lost.count) acknowledged lost, e.g. \(lost.prefix(3).joined(separator: "; "))")
             }
             figures.duplicated += census.duplicated
@@ -224,8 +302,9 @@ struct PowerLossDrillTests {
             await writer.disconnect()
             await writer.replica.close()
         }
+        // Lost: acknowledged versions a cut took, and versions still not served at the end.
+        figures.lost += lostVersions.union(missing).count
         if !missing.isEmpty {
-            figures.lost += missing.count
             Issue.record("seed \(seed) at the end: \(missing.count) written versions not served, e.g. \(missing.prefix(3))")
         }
         figures.duplicated += census.duplicated
