@@ -53,11 +53,16 @@ struct SchemathesisDrillTests {
             // Not the stateful phase: it follows the document's links from the device list to
             // revoke, revokes the fuzzer's own device and then only sees 401s.
             "--phases", "examples,coverage,fuzzing",
+            // No example database: a run depends on its seed alone, and leaves nothing in the tree.
+            "--generation-database", "none",
             "--no-color", "--report-dir", reports.path,
         ]
         print("schemathesis: seed \(seed) (replay with KRALIKI_SEED=\(seed)), \(examples) examples per operation")
         let started = ContinuousClock.now
-        let result = try await ChildProcess.run(executable, arguments)
+        // Run in a scratch directory: schemathesis keeps a cache (`.schemathesis/`) in its working
+        // directory, and the repository is not the place for it.
+        let result = try await ChildProcess.run(
+            "/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", reports.path, executable] + arguments)
         let summary = result.stdout.split(separator: "\n").filter {
             $0.contains("generated") || $0.contains("passed") || $0.contains("failures") || $0.contains("❌")
         }
