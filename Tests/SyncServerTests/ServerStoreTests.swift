@@ -151,3 +151,10 @@ func serverSchemaMatchesFiles() throws {
             "\(file) differs; run scripts/embed-schema.py")
     }
 }
+
+@Test("the server store fsyncs every commit (synchronous = FULL on the writer, not GRDB's WAL default)")
+func serverStoreIsFull() throws {
+    let directory = TempDirectory("durability")
+    #expect(try ServerStore.open(in: directory.path).synchronousLevel() == 2)
+    #expect(try ServerStore.open(in: directory.path).synchronousLevel() == 2, "after a reopen")
+}

@@ -196,7 +196,11 @@ public final class LocalStore {
             db.add(function: searchFold)
         }
         do {
-            return try DatabaseQueue(path: path, configuration: configuration)
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            // GRDB's WAL setup runs after prepareDatabase and sets synchronous = NORMAL: set the
+            // chosen level again, or a "FULL" store would fsync only at checkpoints.
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+            return queue
         } catch let error as DatabaseError
             where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
         {
@@ -237,6 +241,14 @@ public final class LocalStore {
     // MARK: Local writes
 
     /// The wall clock corrected by the server's offset hint, ms.
+    /// The connection's `PRAGMA synchronous`: 2 = FULL (every commit fsynced before it
+    /// returns), 1 = NORMAL (see `Durability`).
+    public func synchronousLevel() throws(StoreError) -> Int {
+        try Self.wrap("reading \(path)") {
+            try database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        }
+    }
+
     public func correctedTime(wall: UInt64) -> UInt64 {
         UInt64(max(0, Int64(wall) + session.clockOffset))
     }

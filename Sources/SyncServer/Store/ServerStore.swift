@@ -49,6 +49,11 @@ public final class ServerStore: Sendable {
                 try db.execute(sql: "PRAGMA foreign_keys = ON")
             }
             let database = try DatabasePool(path: path, configuration: configuration)
+            // GRDB's WAL setup runs AFTER prepareDatabase and sets synchronous = NORMAL, which in
+            // WAL mode fsyncs only at checkpoints: a push would be acknowledged while its commit
+            // sat in the page cache, and a power cut would lose it (issue #7's power-loss drill
+            // found exactly this). FULL again, on the writer — the only connection that commits.
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try SQLiteFile.migrate(database, migrations: serverSchemaMigrations, path: path, upgrade: "sync-server")
             return ServerStore(
                 path: path, database: database, maxForwardDrift: maxForwardDrift, maxPullChanges: maxPullChanges)
@@ -386,6 +391,11 @@ public final class ServerStore: Sendable {
                     recovery: Self.recovery)
             }
         }
+    }
+
+    /// The writer's `PRAGMA synchronous` (2 = FULL: every commit fsynced before it returns).
+    public func synchronousLevel() throws(StoreError) -> Int {
+        try wrap { try database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } }
     }
 
     /// `PRAGMA integrity_check` ("ok" when sound).
