@@ -94,7 +94,8 @@ struct HTTP2AbuseDrillTests {
         // arms its close timer on the PING ACK); this client, like an attacker, never answers,
         // so the drill asserts the GOAWAY and reports how many were closed.
         let idleStarted = ContinuousClock.now
-        while ContinuousClock.now - idleStarted < .seconds(30) + bound && idle.contains(where: { $0.goAwayCode == nil }) {
+        while ContinuousClock.now - idleStarted < .seconds(30) + bound && idle.contains(where: { $0.goAwayCode == nil })
+        {
             try await Task.sleep(for: .milliseconds(200))
         }
         let idleGoAways = idle.filter { $0.goAwayCode != nil }.count

@@ -52,7 +52,10 @@ struct HostileInputDrillTests {
         let victimToken = victim.credentials.token
         let attackerToken = attacker.credentials.token
         let captured: [(CapturedRequest, token: String?)] = [
-            (CapturedRequest("/v1/sync/push", "application/json", Array(try JSONEncoder().encode(push))), attackerToken),
+            (
+                CapturedRequest("/v1/sync/push", "application/json", Array(try JSONEncoder().encode(push))),
+                attackerToken
+            ),
             (CapturedRequest("/v1/sync/push", "application/vnd.kraliki.sync", push.encodedBlob()), attackerToken),
             // Pulls never write, so the victim's own token is fair game.
             (
@@ -66,7 +69,8 @@ struct HostileInputDrillTests {
                     PullRequest(epoch: nil, cursor: 0, maxChanges: 5, maxBytes: 5000).encodedBlob()), victimToken
             ),
             (
-                CapturedRequest("/v1/admin/enrolments", "application/json", Array(#"{"user":"eve","role":"agent"}"#.utf8)),
+                CapturedRequest(
+                    "/v1/admin/enrolments", "application/json", Array(#"{"user":"eve","role":"agent"}"#.utf8)),
                 attackerToken
             ),
             (CapturedRequest("/v1/enroll", "application/json", Array(#"{"code":"ABCD-EFGH-JKLM"}"#.utf8)), nil),
@@ -198,7 +202,8 @@ struct HostileInputDrillTests {
                 throw DrillFailure("victim pull: \(answer.status) \(answer.text)")
             }
             json["serverTime"] = nil
-            pulled.append(String(decoding: try JSONSerialization.data(withJSONObject: json, options: .sortedKeys), as: UTF8.self))
+            pulled.append(
+                String(decoding: try JSONSerialization.data(withJSONObject: json, options: .sortedKeys), as: UTF8.self))
             guard json["hasMore"] as? Bool == true, let next = json["nextCursor"] as? Int else { break }
             cursor = next
         }
@@ -230,7 +235,8 @@ struct HostileInputDrillTests {
             try store.write(wall: now) { state, context throws(ValidationError) in
                 try state.createContact(
                     ContactDraft(
-                        name: "\(label) contact \(index)", company: "Firma \(index)", phones: ["+420 601 000 \(100 + index)"],
+                        name: "\(label) contact \(index)", company: "Firma \(index)",
+                        phones: ["+420 601 000 \(100 + index)"],
                         emails: ["\(label)\(index)@example.cz"], tags: ["t\(index % 3)"]), context)
             }
             try store.write(wall: now) { state, context throws(ValidationError) in

@@ -69,7 +69,9 @@ struct SchemathesisDrillTests {
         print(
             "schemathesis: exit \(result.status) after \(ContinuousClock.now - started); "
                 + summary.suffix(3).joined(separator: " | "))
-        #expect(result.status == 0, "schemathesis found problems:\n\(result.stdout.suffix(6_000))\n\(result.stderr.suffix(2_000))")
+        #expect(
+            result.status == 0,
+            "schemathesis found problems:\n\(result.stdout.suffix(6_000))\n\(result.stderr.suffix(2_000))")
         #expect(result.stdout.contains("Tested:"), "schemathesis did not test: \(result)")
         #expect(try await raw.send(.GET, "/healthz").status == 200)
         await raw.shutdown()

@@ -178,7 +178,8 @@ struct TenantIsolationDrillTests {
 
         /// An admin revokes a device of its own tenant; that device's very next request is refused.
         mutating func revoke() async throws {
-            guard let admin = pickDevice(where: { [rolesByUser] in Self.isAdmin($0, rolesByUser) && !$0.revoked }) else { return }
+            guard let admin = pickDevice(where: { [rolesByUser] in Self.isAdmin($0, rolesByUser) && !$0.revoked })
+            else { return }
             let candidates = devices.indices.filter { devices[$0].tenant == devices[admin].tenant }
             let target = random.pick(candidates)
             let answer = try await send(admin, .POST, "/v1/admin/devices/\(devices[target].id)/revoke")
@@ -194,7 +195,8 @@ struct TenantIsolationDrillTests {
             case "/v1/sync/pull": next = try await send(target, .POST, path, json: Self.pullJSON)
             case "/v1/sync/push":
                 next = try await send(
-                    target, .POST, path, json: #"{"protocolVersion":1,"replica":"\#(devices[target].id)","changes":[]}"#)
+                    target, .POST, path, json: #"{"protocolVersion":1,"replica":"\#(devices[target].id)","changes":[]}"#
+                )
             default: next = try await send(target, .GET, path)
             }
             if next.status != 401 || next.problemType != "device-revoked" {
@@ -216,7 +218,8 @@ struct TenantIsolationDrillTests {
             let marker = "<\(tenants[device.tenant])>"
             let delta: TenantState
             if random.chance(0.5) {
-                delta = try state.createContact(ContactDraft(name: "\(marker) contact \(device.localSequence)"), context)
+                delta = try state.createContact(
+                    ContactDraft(name: "\(marker) contact \(device.localSequence)"), context)
             } else {
                 delta = try state.addScheduleEntry(
                     ScheduleDraft(
@@ -293,7 +296,10 @@ struct TenantIsolationDrillTests {
             }
             checkNoLeak(answer, to: device.tenant, path)
             if path == "/v1/admin/devices" {
-                let listed = Set(((answer.json?["devices"] as? [[String: Any]]) ?? []).compactMap { ($0["device"] as? [String: Any])?["id"] as? String })
+                let listed = Set(
+                    ((answer.json?["devices"] as? [[String: Any]]) ?? []).compactMap {
+                        ($0["device"] as? [String: Any])?["id"] as? String
+                    })
                 let own = Set(devices.filter { $0.tenant == device.tenant }.map(\.id))
                 if !listed.isSubset(of: own) {
                     totals.leaks.append("seed \(seed): device list shows \(listed.subtracting(own))")
@@ -301,7 +307,8 @@ struct TenantIsolationDrillTests {
                 if listed != own { wrong("device list \(listed) is not the tenant's \(own)") }
             }
             if path == "/v1/admin/users" {
-                let listed = Set(((answer.json?["users"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String })
+                let listed = Set(
+                    ((answer.json?["users"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String })
                 let own = Set(rolesByUser[device.tenant].keys)
                 if listed != own { totals.leaks.append("seed \(seed): users \(listed) are not the tenant's \(own)") }
             }
@@ -330,7 +337,8 @@ struct TenantIsolationDrillTests {
             case 2:
                 answer = try await send(
                     index, .POST, "/v1/sync/pull",
-                    json: #"{"protocolVersion":1,"cursor":0,"maxChanges":10,"maxBytes":10000,"tenant":"\#(tenants[devices[victim].tenant])"}"#
+                    json:
+                        #"{"protocolVersion":1,"cursor":0,"maxChanges":10,"maxBytes":10000,"tenant":"\#(tenants[devices[victim].tenant])"}"#
                 )
                 expected = (400, "unknown-field")
             default:
@@ -445,7 +453,8 @@ struct TenantIsolationDrillTests {
                 var needles = [tenants[other]] + devices.filter { $0.tenant == other }.map(\.id)
                 needles += entitiesByTenant[other]
                 for needle in needles where !sent.contains(needle) && bytes.range(of: Data(needle.utf8)) != nil {
-                    totals.leaks.append("seed \(seed): \(what) to \(tenants[tenant]) shows \(needle) of \(tenants[other])")
+                    totals.leaks.append(
+                        "seed \(seed): \(what) to \(tenants[tenant]) shows \(needle) of \(tenants[other])")
                 }
             }
         }

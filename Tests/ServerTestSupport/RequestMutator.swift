@@ -83,7 +83,9 @@ public struct RequestMutator {
             let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
             body = random.chance(0.5) ? Array(nested.utf8) : splicing(#""deep":\#(nested),"#, into: body)
         case .invalidUTF8:
-            let invalid: [[UInt8]] = [[0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0xC3]]
+            let invalid: [[UInt8]] = [
+                [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0xC3],
+            ]
             // Inside a string value when there is one (past the quote of a key or value).
             let quotes = body.indices.filter { body[$0] == 0x22 }
             let at = quotes.isEmpty ? random.int(0...body.count) : random.pick(quotes) + 1
@@ -103,14 +105,17 @@ public struct RequestMutator {
         let replacement: Any
         switch kind {
         case .wrongType:
-            replacement = random.pick([
-                NSNull(), true, "string", 3.5, [1, 2], ["a": 1], -7, String(repeating: "9", count: 40),
-            ] as [Any])
+            replacement = random.pick(
+                [
+                    NSNull(), true, "string", 3.5, [1, 2], ["a": 1], -7, String(repeating: "9", count: 40),
+                ] as [Any])
         case .oversizedValue:
-            replacement = random.pick([
-                String(repeating: "A", count: random.int(1_000...100_000)), UInt64.max, Double.greatestFiniteMagnitude,
-                Array(repeating: "x", count: random.int(1_000...20_000)),
-            ] as [Any])
+            replacement = random.pick(
+                [
+                    String(repeating: "A", count: random.int(1_000...100_000)), UInt64.max,
+                    Double.greatestFiniteMagnitude,
+                    Array(repeating: "x", count: random.int(1_000...20_000)),
+                ] as [Any])
         case .negativeCount:
             replacement = random.pick([-1, Int.min, -9_999_999_999, -0.5] as [Any])
         default:  // huge batch: many copies of an array's element (or of the whole document)
@@ -123,7 +128,8 @@ public struct RequestMutator {
             } else {
                 root = Array(repeating: root, count: count)
             }
-            return (try? Array(JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .fragmentsAllowed])))
+            return
+                (try? Array(JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .fragmentsAllowed])))
                 ?? body
         }
         let path = random.pick(paths + [[]])

@@ -181,7 +181,8 @@ struct BadInputTests {
             CapturedRequest(
                 "/v1/sync/push", "application/json",
                 Array(#"{"protocolVersion":1,"replica":"\#(device.id)","changes":[]}"#.utf8)),
-            CapturedRequest("/v1/admin/enrolments", "application/json", Array(#"{"user":"newbie","role":"agent"}"#.utf8)),
+            CapturedRequest(
+                "/v1/admin/enrolments", "application/json", Array(#"{"user":"newbie","role":"agent"}"#.utf8)),
             CapturedRequest("/v1/enroll", "application/json", Array(#"{"code":"AAAA-BBBB"}"#.utf8)),
             CapturedRequest(
                 "/v1/sync/pull", "application/vnd.kraliki.sync",
@@ -198,7 +199,8 @@ struct BadInputTests {
             statuses[answer.status, default: 0] += 1
             if answer.status >= 500 || (answer.status >= 400 && !answer.isProblem) {
                 failures.append(
-                    "#\(index) \(request.path) \(mutation.rawValue): \(answer.status) for \(body.map { String(format: "%02x", $0) }.joined())")
+                    "#\(index) \(request.path) \(mutation.rawValue): \(answer.status) for \(body.map { String(format: "%02x", $0) }.joined())"
+                )
             }
         }
         print("bad-input mutations: \(count) requests, statuses \(statuses.sorted { $0.key < $1.key })")

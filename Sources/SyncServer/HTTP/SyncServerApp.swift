@@ -26,7 +26,8 @@ public struct SyncServerApp {
     /// live stream is an open stream, so a follower is never idle). NIOHTTP2's own defaults
     /// already close rapid-reset, PING/SETTINGS-flood and CONTINUATION-flood connections
     /// (HTTP2AbuseDrillTests checks both).
-    static let http2Connections = HTTP2ChannelConfiguration(idleTimeout: .seconds(30), gracefulCloseTimeout: .seconds(10))
+    static let http2Connections = HTTP2ChannelConfiguration(
+        idleTimeout: .seconds(30), gracefulCloseTimeout: .seconds(10))
 
     /// Builds the Hummingbird application. `onRunning` gets the bound port (useful with port 0).
     public func application(
