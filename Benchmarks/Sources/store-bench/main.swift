@@ -46,8 +46,13 @@ func rawQueue(_ name: String, _ durability: Durability) throws -> DatabaseQueue 
     var configuration = Configuration()
     configuration.journalMode = .wal
     let synchronous = durability == .full ? "FULL" : "NORMAL"
-    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
-    return try DatabaseQueue(path: root + "/\(name).sqlite", configuration: configuration)
+    let queue = try DatabaseQueue(path: root + "/\(name).sqlite", configuration: configuration)
+    // After GRDB's WAL setup, which sets NORMAL (until session 3 this baseline ran NORMAL even
+    // when it said FULL, like the stores themselves).
+    try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+    let level = try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+    precondition(level == (durability == .full ? 2 : 1), "raw baseline runs synchronous \(level ?? -1)")
+    return queue
 }
 
 /// STORE_BENCH_ONLY=edit|import|sync runs one section (for profiling).
