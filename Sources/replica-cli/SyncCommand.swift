@@ -169,9 +169,17 @@ struct StatusCommand: ParsableCommand {
         let lastSync: String?
         let pendingChanges: Int
         let refusedChanges: Int
+        /// Each refused change with the server's reason (what the user must act on).
+        let refused: [Refused]
         let openConflicts: Int
         let clockOffsetMs: Int64
         let storeBytes: Int
+    }
+
+    struct Refused: Encodable {
+        let localSequence: UInt64
+        let code: String
+        let reason: String
     }
 
     func run() throws {
@@ -179,12 +187,15 @@ struct StatusCommand: ParsableCommand {
         try console.run {
             let store = try console.openStore()
             let credentials = try? console.credentials()
+            let refused = try store.rejectedChanges().map {
+                Refused(localSequence: $0.localSequence, code: $0.code, reason: $0.reason)
+            }
             let lastSync = try store.lastSync()
             let status = Status(
                 replica: store.identity.replica.hex, user: store.identity.user, tenant: store.identity.tenant,
                 role: credentials?.role, server: store.serverURL ?? credentials?.server,
                 lastSync: lastSync.map { TimeText.utc(Int64($0)) }, pendingChanges: try store.outboxCount(),
-                refusedChanges: try store.rejectedChanges().count, openConflicts: try store.refreshConflicts().count,
+                refusedChanges: refused.count, refused: refused, openConflicts: try store.refreshConflicts().count,
                 clockOffsetMs: store.session.clockOffset, storeBytes: store.sizeOnDisk())
             if console.json {
                 console.emit(status)
@@ -209,6 +220,8 @@ struct StatusCommand: ParsableCommand {
             for (label, value) in rows {
                 print(label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
             }
+            // Why each refused change was refused: the server's reason, in its words.
+            for change in refused { print("  #\(change.localSequence) \(change.code): \(change.reason)") }
         }
     }
 }

@@ -107,6 +107,13 @@ struct ClockSkewDrillTests {
             ChildProcess.builtProduct("replica-cli"), ["status", "--json", "--data", directory.sub("early")])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         #expect(json["refusedChanges"] as? Int == 2, "replica-cli status: \(status)")
+        // ... and says why, for each of them.
+        let refused = json["refused"] as? [[String: Any]] ?? []
+        #expect(refused.count == 2 && refused.allSatisfy { $0["code"] as? String == "clock-drift-exceeded" })
+        #expect(refused.allSatisfy { ($0["reason"] as? String)?.isEmpty == false }, "replica-cli status: \(status)")
+        let text = try await ChildProcess.run(
+            ChildProcess.builtProduct("replica-cli"), ["status", "--data", directory.sub("early")])
+        #expect(text.stdout.contains("clock-drift-exceeded:"), "replica-cli status: \(text)")
         let shown = (json["clockOffsetMs"] as? NSNumber)?.int64Value ?? 0
         #expect(abs(shown + Self.year) < Self.offsetTolerance, "replica-cli status: \(status)")
         print(

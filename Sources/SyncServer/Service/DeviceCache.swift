@@ -25,6 +25,14 @@ final class DeviceCache: Sendable {
         return device
     }
 
+    /// Forgets the devices of `user` (their role changed through this server): the next request
+    /// reads the new role.
+    func forget(tenant: String, user: String) {
+        entries.withLock { entries in
+            entries = entries.filter { $0.value.device.tenant != tenant || $0.value.device.user != user }
+        }
+    }
+
     func forget(device id: String) {
         entries.withLock { entries in entries = entries.filter { $0.value.device.id != id } }
         revoked.withLock { _ = $0.insert(id) }

@@ -271,6 +271,8 @@ public final class SyncService: Sendable {
             let code = try store.createEnrolmentCode(
                 tenant: device.tenant, user: body.user, role: body.role, wall: call.wall,
                 lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: device.id)
+            // A code for an existing user may change their role: their devices act under it at once.
+            devices.forget(tenant: device.tenant, user: body.user)
             return try Self.json(
                 EnrolmentResponse(
                     code: code.code, tenant: code.tenant, user: code.user, role: code.role, expiresMs: code.expiresMs,
