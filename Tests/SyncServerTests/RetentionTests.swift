@@ -36,6 +36,32 @@ struct RetentionTests {
         }
     }
 
+    /// A device writing on its own copy of the state, with its own clock (for store-level tests
+    /// that set the server's clock themselves).
+    struct Writer {
+        let user: String
+        let replica: ReplicaID
+        var state = TenantState()
+        var clock: HybridLogicalClock
+
+        init(_ user: String, _ replica: UInt64) {
+            self.user = user
+            self.replica = ReplicaID(replica)
+            clock = HybridLogicalClock(replica: ReplicaID(replica))
+        }
+
+        mutating func context(wall: UInt64 = RetentionTests.wall) -> WriteContext {
+            WriteContext(author: Author(user: user, device: replica), stamp: clock.now(wall: wall))
+        }
+
+        /// `changes` as one push batch, local sequences from 1.
+        func batch(_ changes: [TenantState]) -> PushBatch {
+            PushBatch(
+                replica: replica, epoch: nil,
+                changes: changes.enumerated().map { PushChange(localSequence: UInt64($0 + 1), change: $1) })
+        }
+    }
+
     /// Active contacts by ID, with their names: what a user sees.
     static func visible(_ replica: EnrolledReplica) -> [EntityID: String] {
         replica.store.state.contacts.valueByKey.filter { $0.value.isActive }.mapValues { $0.name.value ?? "" }
@@ -127,19 +153,11 @@ struct RetentionTests {
         let jana = try device("jana")
         let petr = try device("petr")
         let away = try device("eva")
-        var state = TenantState()
-        var clock = HybridLogicalClock(replica: ReplicaID(7))
-        func context() -> WriteContext {
-            WriteContext(author: Author(user: "jana", device: ReplicaID(7)), stamp: clock.now(wall: Self.wall))
-        }
-        let created = try state.createContact(ContactDraft(name: "Doomed"), context())
+        var writer = Writer("jana", 7)
+        let created = try writer.state.createContact(ContactDraft(name: "Doomed"), writer.context())
         let id = created.contacts.sortedKeys[0]
-        let deleted = try state.delete(.contact, id, context())
-        _ = try store.receive(
-            PushBatch(
-                replica: ReplicaID(7), epoch: nil,
-                changes: [PushChange(localSequence: 1, change: created), PushChange(localSequence: 2, change: deleted)]),
-            tenant: "acme", wall: Self.wall)
+        let deleted = try writer.state.delete(.contact, id, writer.context())
+        _ = try store.receive(writer.batch([created, deleted]), tenant: "acme", wall: Self.wall)
         let head = try store.sequence(of: "acme")
         _ = try store.collectGarbage(retention: Self.day, wall: Self.wall + 1)  // the checkpoint
 
@@ -167,19 +185,12 @@ struct RetentionTests {
     func serverClockDecidesAge() throws {
         let directory = TempDirectory("store")
         let store = try ServerStore.open(in: directory.path)
-        var author = TenantState()
+        var eva = Writer("eva", 7)
         let yearAgo = Self.wall - 365 * Self.day
-        var clock = HybridLogicalClock(replica: ReplicaID(7))
-        func context() -> WriteContext {
-            WriteContext(author: Author(user: "eva", device: ReplicaID(7)), stamp: clock.now(wall: yearAgo))
-        }
-        let created = try author.createContact(ContactDraft(name: "Old"), context())
+        let created = try eva.state.createContact(ContactDraft(name: "Old"), eva.context(wall: yearAgo))
         let id = created.contacts.sortedKeys[0]
-        let deleted = try author.delete(.contact, id, context())
-        let batch = PushBatch(
-            replica: ReplicaID(7), epoch: nil,
-            changes: [PushChange(localSequence: 1, change: created), PushChange(localSequence: 2, change: deleted)])
-        _ = try store.receive(batch, tenant: "acme", wall: Self.wall)
+        let deleted = try eva.state.delete(.contact, id, eva.context(wall: yearAgo))
+        _ = try store.receive(eva.batch([created, deleted]), tenant: "acme", wall: Self.wall)
 
         // The deletion's stamp is a year old, but the server received it just now.
         let first = try store.collectGarbage(retention: Self.day, wall: Self.wall + 1)
@@ -191,37 +202,23 @@ struct RetentionTests {
 
         // The same old state pushed again (a re-push after a restore) is ignored, not refused,
         // and does not re-create the record; a new edit of it is refused with a reason.
-        let again = try store.receive(
-            PushBatch(replica: ReplicaID(7), epoch: nil, changes: [PushChange(localSequence: 3, change: created)]),
-            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        let again = try store.receive(eva.batch([created]), tenant: "acme", wall: Self.wall + 2 * Self.day)
         #expect(again.rejected.isEmpty)
         #expect(try store.state(of: "acme").contacts[id] == nil)
-        var stale = author
-        var newer = HybridLogicalClock(replica: ReplicaID(8))
-        let edit = try stale.restore(
-            .contact, id,
-            WriteContext(author: Author(user: "jan", device: ReplicaID(8)), stamp: newer.now(wall: Self.wall)))
-        let refused = try store.receive(
-            PushBatch(replica: ReplicaID(8), epoch: nil, changes: [PushChange(localSequence: 1, change: edit)]),
-            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        var jan = Writer("jan", 8)
+        jan.state = eva.state
+        let edit = try jan.state.restore(.contact, id, jan.context())
+        let refused = try store.receive(jan.batch([edit]), tenant: "acme", wall: Self.wall + 2 * Self.day)
         #expect(refused.rejected.map(\.code) == ["entity-collected"])
         #expect(try store.state(of: "acme").contacts[id] == nil)
 
         // Deleting it again (a replica that had not heard) is ignored; a new note on it is
         // refused, so nothing points at a record that is gone.
-        var unaware = TenantState()
-        unaware.merge(created)
-        var third = HybridLogicalClock(replica: ReplicaID(9))
-        func unawareContext() -> WriteContext {
-            WriteContext(author: Author(user: "iva", device: ReplicaID(9)), stamp: third.now(wall: Self.wall))
-        }
-        let note = try unaware.addNote(NoteDraft(contact: id, text: "called"), unawareContext())
-        let redelete = try unaware.delete(.contact, id, unawareContext())
-        let answer = try store.receive(
-            PushBatch(
-                replica: ReplicaID(9), epoch: nil,
-                changes: [PushChange(localSequence: 1, change: note), PushChange(localSequence: 2, change: redelete)]),
-            tenant: "acme", wall: Self.wall + 2 * Self.day)
+        var iva = Writer("iva", 9)
+        iva.state.merge(created)
+        let note = try iva.state.addNote(NoteDraft(contact: id, text: "called"), iva.context())
+        let redelete = try iva.state.delete(.contact, id, iva.context())
+        let answer = try store.receive(iva.batch([note, redelete]), tenant: "acme", wall: Self.wall + 2 * Self.day)
         #expect(answer.rejected.map(\.localSequence) == [1])
         #expect(try store.state(of: "acme").notes.isBottom)
     }
@@ -230,20 +227,12 @@ struct RetentionTests {
     func referencedContactIsKept() throws {
         let directory = TempDirectory("store")
         let store = try ServerStore.open(in: directory.path)
-        var state = TenantState()
-        var clock = HybridLogicalClock(replica: ReplicaID(7))
-        func context() -> WriteContext {
-            WriteContext(author: Author(user: "eva", device: ReplicaID(7)), stamp: clock.now(wall: Self.wall))
-        }
-        let created = try state.createContact(ContactDraft(name: "Called"), context())
+        var eva = Writer("eva", 7)
+        let created = try eva.state.createContact(ContactDraft(name: "Called"), eva.context())
         let contact = created.contacts.sortedKeys[0]
-        let note = try state.addNote(NoteDraft(contact: contact, text: "called, no answer"), context())
-        let deleted = try state.delete(.contact, contact, context())
-        _ = try store.receive(
-            PushBatch(
-                replica: ReplicaID(7), epoch: nil,
-                changes: [created, note, deleted].enumerated().map { PushChange(localSequence: UInt64($0 + 1), change: $1) }),
-            tenant: "acme", wall: Self.wall)
+        let note = try eva.state.addNote(NoteDraft(contact: contact, text: "called, no answer"), eva.context())
+        let deleted = try eva.state.delete(.contact, contact, eva.context())
+        _ = try store.receive(eva.batch([created, note, deleted]), tenant: "acme", wall: Self.wall)
         _ = try store.collectGarbage(retention: Self.day, wall: Self.wall)
         let collection = try store.collectGarbage(retention: Self.day, wall: Self.wall + 2 * Self.day)
         #expect(collection.tombstones == 0)
