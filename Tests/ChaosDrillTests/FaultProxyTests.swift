@@ -112,7 +112,9 @@ enum EchoClient {
         func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
     }
 
-    static func roundTrip(_ payload: [UInt8], port: Int, waitAtMost: Duration = .seconds(20)) async throws -> (
+    static func roundTrip(
+        _ payload: [UInt8], port: Int, waitAtMost: Duration = .seconds(20)
+    ) async throws -> (
         bytes: [UInt8], closed: Bool
     ) {
         let collector = Collector()

@@ -44,7 +44,9 @@ struct NetworkChaosTests {
                     stats.resets += run.stats.resets + run.stats.forcedResets
                     stats.blackHoled += run.stats.blackHoled
                     stats.midResponseCloses += run.stats.midResponseCloses
-                    if !run.verdict.isClean { failures.append("seed \(run.seed) (replay: KRALIKI_SEED=\(run.seed)): \(run.verdict)") }
+                    if !run.verdict.isClean {
+                        failures.append("seed \(run.seed) (replay: KRALIKI_SEED=\(run.seed)): \(run.verdict)")
+                    }
                     if run.convergence > Self.convergenceBound {
                         failures.append("seed \(run.seed): converged only after \(run.convergence)")
                     }
@@ -169,7 +171,9 @@ struct ChaosRun: Sendable {
     /// About `editsPerSecond` writes per second until `end`, syncing every 0.3–1.5 s. A sync the
     /// network breaks is retried at the next turn; writes missed while a sync hung are made up
     /// at once, so the rate holds.
-    static func edit(_ replica: DrillReplica, seed: UInt64, until end: ContinuousClock.Instant) async throws
+    static func edit(
+        _ replica: DrillReplica, seed: UInt64, until end: ContinuousClock.Instant
+    ) async throws
         -> WriteLedger
     {
         var workload = Workload(seed: seed)

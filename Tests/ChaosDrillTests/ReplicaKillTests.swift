@@ -130,7 +130,8 @@ struct ReplicaKillRun: Sendable {
             let sync = try KillableProcess.start(cli, ["--data", victim, "sync", "--json"])
             switch target {
             case .anyMoment:
-                let limit = estimate.components.seconds * 1_000 + estimate.components.attoseconds / 1_000_000_000_000_000
+                let limit =
+                    estimate.components.seconds * 1_000 + estimate.components.attoseconds / 1_000_000_000_000_000
                 try await Task.sleep(for: .milliseconds(random.int(0...Int(limit))))
             case .afterCommit, .afterCommitThenPull:
                 // The auditor reads the server straight (not through the proxy) until it holds the

@@ -22,8 +22,9 @@ struct ServerKillTests {
         var failures = [String]()
         for seed in seeds {
             let run = try await ServerKillRun.run(seed: seed, kills: 50)
-            print("server-kill seed \(run.seed): \(run.verdict); kills \(run.kills) "
-                + "(push \(run.killsDuringPush), pull \(run.killsDuringPull))")
+            print(
+                "server-kill seed \(run.seed): \(run.verdict); kills \(run.kills) "
+                    + "(push \(run.killsDuringPush), pull \(run.killsDuringPull))")
             figures.seeds.append(seed)
             figures.kills += run.kills
             figures.requests += run.requests

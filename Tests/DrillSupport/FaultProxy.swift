@@ -333,7 +333,9 @@ final class ProxiedConnection: @unchecked Sendable {
         }
         let direction = side == .client ? faults.upstream : faults.downstream
         shared.count { stats in
-            if side == .client { stats.bytesUpstream += buffer.readableBytes } else {
+            if side == .client {
+                stats.bytesUpstream += buffer.readableBytes
+            } else {
                 stats.bytesDownstream += buffer.readableBytes
             }
         }
@@ -382,7 +384,8 @@ final class ProxiedConnection: @unchecked Sendable {
             let piece = buffer.readSlice(length: min(slice, buffer.readableBytes))!
             var delay = faults.latency
             if faults.jitter > .zero {
-                let nanos = faults.jitter.components.seconds * 1_000_000_000
+                let nanos =
+                    faults.jitter.components.seconds * 1_000_000_000
                     + faults.jitter.components.attoseconds / 1_000_000_000
                 delay += .nanoseconds(Int64.random(in: 0...max(0, nanos), using: &random))
             }

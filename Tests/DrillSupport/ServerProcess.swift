@@ -109,7 +109,11 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// SIGKILL: the process dies at once, mid-transaction if it was in one; waits until it is gone.
     public func kill() {
-        guard let process = lock.withLock({ state in defer { state.process = nil }; return state.process }) else {
+        guard
+            let process = lock.withLock({ state in
+                defer { state.process = nil }; return state.process
+            })
+        else {
             return
         }
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
@@ -118,7 +122,11 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// SIGTERM: a graceful stop; waits until it is gone.
     public func stop() {
-        guard let process = lock.withLock({ state in defer { state.process = nil }; return state.process }) else {
+        guard
+            let process = lock.withLock({ state in
+                defer { state.process = nil }; return state.process
+            })
+        else {
             return
         }
         if process.isRunning { process.terminate() }
@@ -138,7 +146,10 @@ public final class ServerProcess: @unchecked Sendable {
     public func enrolment(tenant: String = "acme", user: String, role: String) async throws -> String {
         let output = try await ChildProcess.run(
             Self.binary,
-            ["enroll", "--data", data, "--port", "\(port)", "--tenant", tenant, "--user", user, "--role", role, "--json"])
+            [
+                "enroll", "--data", data, "--port", "\(port)", "--tenant", tenant, "--user", user, "--role", role,
+                "--json",
+            ])
         let object = try? JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any]
         guard let enrolment = object?["enrolment"] as? String else {
             throw Failure("sync-server enroll printed \(output)")
@@ -148,7 +159,9 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// The enrolment for `user`, parsed; `through` replaces the server URL (a ``FaultProxy``'s),
     /// keeping the certificate fingerprint, so the replica pins the real server through the proxy.
-    public func link(tenant: String = "acme", user: String, role: String, through url: String? = nil) async throws
+    public func link(
+        tenant: String = "acme", user: String, role: String, through url: String? = nil
+    ) async throws
         -> EnrolmentLink
     {
         let link = try EnrolmentLink(parsing: try await enrolment(tenant: tenant, user: user, role: role))

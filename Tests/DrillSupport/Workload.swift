@@ -82,10 +82,12 @@ public struct Workload {
         let activeContacts = ownContacts.filter { state.contact($0)?.isActive == true }
         var kind: WriteLedger.Kind?
         switch roll {
-        case 0..<25, _ where activeContacts.isEmpty:
+        case 0..<25,
+            _ where activeContacts.isEmpty:
             let draft = ContactDraft(
                 name: "Drill \(marker)", company: random.chance(0.5) ? "Acme \(random.int(1...9))" : nil,
-                phones: random.chance(0.3) ? ["+420 6\(random.int(10...99)) \(random.int(100...999)) \(random.int(100...999))"] : [],
+                phones: random.chance(0.3)
+                    ? ["+420 6\(random.int(10...99)) \(random.int(100...999)) \(random.int(100...999))"] : [],
                 tags: ["drill"])
             let delta = try store.write(wall: wall) { state, context throws(ValidationError) in
                 try state.createContact(draft, context)

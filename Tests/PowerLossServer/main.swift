@@ -104,7 +104,8 @@ case "replica" where arguments.count >= 2:
         while true {
             counter += 1
             let name = "Replica write p\(run) n\(counter)"
-            try store.write(wall: UInt64(Date().timeIntervalSince1970 * 1000)) { state, context throws(ValidationError) in
+            try store.write(wall: UInt64(Date().timeIntervalSince1970 * 1000)) {
+                state, context throws(ValidationError) in
                 try state.createContact(ContactDraft(name: name), context)
             }
             FileHandle.standardOutput.write(Data("committed \(name)\n".utf8))
@@ -114,5 +115,7 @@ case "replica" where arguments.count >= 2:
     }
 
 default:
-    die("usage: power-loss-server serve DATA PORT [--checkpoint-every PAGES] [--keep-full-sync] | replica DIR [--keep-full-sync] | probe DIR")
+    die(
+        "usage: power-loss-server serve DATA PORT [--checkpoint-every PAGES] [--keep-full-sync] | replica DIR [--keep-full-sync] | probe DIR"
+    )
 }

@@ -40,7 +40,9 @@ struct ClockSkewDrillTests {
         }
 
         @discardableResult
-        func write(_ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState) throws
+        func write(
+            _ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState
+        ) throws
             -> TenantState
         {
             try replica.store.write(wall: wall(), command)

@@ -56,7 +56,10 @@ struct PowerLossDrillTests {
         #expect(report.undone_bytes > 0, "the unsynced commit overwrote no old WAL frames")
         #expect(try Self.labels(in: directory.path + "/probe.sqlite") == ["synced"])
         #expect(try Self.integrity(of: directory.path + "/probe.sqlite") == ["ok"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).allSatisfy { !$0.hasSuffix(".powerloss") })
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: directory.path).allSatisfy {
+                !$0.hasSuffix(".powerloss")
+            })
     }
 
     /// The server as built, behind the shim: nothing acknowledged may be lost, whatever the
@@ -99,7 +102,9 @@ struct PowerLossDrillTests {
         #expect(total.lost == 0)
     }
 
-    static func replicaCuts(seed: UInt64, cuts: Int, keepFullSync: Bool) async throws -> (
+    static func replicaCuts(
+        seed: UInt64, cuts: Int, keepFullSync: Bool
+    ) async throws -> (
         cuts: Int, committed: Int, lost: Int
     ) {
         print("power loss drill (replica store): seed \(seed) (replay with KRALIKI_SEED=\(seed))")
@@ -109,7 +114,8 @@ struct PowerLossDrillTests {
         // Created by a normal process, so the shim never sees a brand-new database file.
         do {
             _ = try LocalStore.create(
-                in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(0x9041), user: "field", tenant: "acme"))
+                in: directory.path, identity: ReplicaIdentity(replica: ReplicaID(0x9041), user: "field", tenant: "acme")
+            )
         }
         var committed = Set<String>()
         var lost = Set<String>()  // a write lost at one cut is still missing at the next: count it once
@@ -137,7 +143,9 @@ struct PowerLossDrillTests {
             let missing = committed.subtracting(names)
             if !missing.isEmpty {
                 lost.formUnion(missing)
-                Issue.record("seed \(seed) cut \(cut): \(missing.count) returned writes lost, e.g. \(missing.sorted().prefix(3))")
+                Issue.record(
+                    "seed \(seed) cut \(cut): \(missing.count) returned writes lost, e.g. \(missing.sorted().prefix(3))"
+                )
             }
         }
         return (cuts, committed.count, lost.count)
@@ -180,7 +188,8 @@ struct PowerLossDrillTests {
             writers.append(
                 PowerLossWriter(
                     index: index,
-                    replica: try await server.enrolReplica(in: directory.sub("writer\(index)"), user: "writer\(index)")))
+                    replica: try await server.enrolReplica(in: directory.sub("writer\(index)"), user: "writer\(index)"))
+            )
         }
         server.stop()
 
@@ -243,7 +252,8 @@ struct PowerLossDrillTests {
             }
             // One issue per cut, with a few examples: a lossy server must not flood the log.
             if !lost.isEmpty {
-                Issue.record("\(context): \(lost.count) acknowledged lost, e.g. \(lost.prefix(3).joined(separator: "; "))")
+                Issue.record(
+                    "\(context): \(lost.count) acknowledged lost, e.g. \(lost.prefix(3).joined(separator: "; "))")
             }
             figures.duplicated += census.duplicated
             let integrity = try integrity(of: data + "/server.sqlite")
@@ -280,7 +290,8 @@ struct PowerLossDrillTests {
         // Lost: acknowledged versions a cut took, and versions still not served at the end.
         figures.lost += lostVersions.union(missing).count
         if !missing.isEmpty {
-            Issue.record("seed \(seed) at the end: \(missing.count) written versions not served, e.g. \(missing.prefix(3))")
+            Issue.record(
+                "seed \(seed) at the end: \(missing.count) written versions not served, e.g. \(missing.prefix(3))")
         }
         figures.duplicated += census.duplicated
         await verifier.close()

@@ -170,7 +170,9 @@ struct VersionCensus {
 extension LocalStore {
     /// Writes with the system clock; a refused command is a bug in the drill.
     @discardableResult
-    func drillWrite(_ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState) throws
+    func drillWrite(
+        _ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState
+    ) throws
         -> TenantState
     {
         try write(wall: SyncEngine.systemWall(), command)

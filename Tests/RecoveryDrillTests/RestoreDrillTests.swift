@@ -114,7 +114,9 @@ struct RestoreDrillTests {
                 do {
                     let report = try await writer.replica.sync()
                     figures.repushed += report.pushedChanges
-                    if round == 0 { #expect(report.epochChanged, "seed \(seed): writer \(writer.index) saw no new epoch") }
+                    if round == 0 {
+                        #expect(report.epochChanged, "seed \(seed): writer \(writer.index) saw no new epoch")
+                    }
                 } catch let failure as SyncFailure where failure.code == .revokedDevice && writer.index == 3 {
                     try await writer.rejoin(try await server.enrolment(user: "writer3"))
                     figures.rejoined += 1
@@ -154,7 +156,8 @@ struct RestoreDrillTests {
                     }
                 } else if census.newestByKey[key]?.version != version {
                     figures.lost += 1
-                    Issue.record("seed \(seed): \(key) v\(version) is not there (\(census.newestByKey[key]?.text ?? "none"))")
+                    Issue.record(
+                        "seed \(seed): \(key) v\(version) is not there (\(census.newestByKey[key]?.text ?? "none"))")
                 }
             }
             await writer.replica.close()

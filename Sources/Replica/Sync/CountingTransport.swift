@@ -8,7 +8,8 @@ public final class CountingTransport: ConcurrentSyncTransport {
     let onExchange: @Sendable (_ requests: Int, _ bytes: Int) -> Void
 
     public init(
-        _ base: any ConcurrentSyncTransport, onExchange: @escaping @Sendable (_ requests: Int, _ bytes: Int) -> Void = {
+        _ base: any ConcurrentSyncTransport,
+        onExchange: @escaping @Sendable (_ requests: Int, _ bytes: Int) -> Void = {
             _, _ in
         }
     ) {

@@ -96,7 +96,8 @@ public struct SyncEngine {
                     let (bytes, arrived) = try await ahead.task.value
                     // When it arrived, on the engine's (injectable) wall clock.
                     let waited = ContinuousClock.now - arrived
-                    let waitedMs = UInt64(max(0, waited.components.seconds)) * 1000
+                    let waitedMs =
+                        UInt64(max(0, waited.components.seconds)) * 1000
                         + UInt64(max(0, waited.components.attoseconds / 1_000_000_000_000_000))
                     let now = wall()
                     receivedAt = now >= waitedMs ? now - waitedMs : 0
@@ -118,7 +119,8 @@ public struct SyncEngine {
             let response = try PullResponse(blob: answer)
             var session = store.session
             let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: receivedAt ?? wall())
-            if pipelinesPulls, actions.contains(.pullAgain), let concurrent = transport as? any ConcurrentSyncTransport {
+            if pipelinesPulls, actions.contains(.pullAgain), let concurrent = transport as? any ConcurrentSyncTransport
+            {
                 // The request the session will make once this batch is durable; used only if
                 // it is exactly that (otherwise it is cancelled and asked again).
                 let next = PullRequest(

@@ -86,21 +86,23 @@ extension ServerStore {
         let (candidates, deadLog) = try database.read { db -> ([Candidate], [Int64]) in
             guard let ledger = try ledger(tenant, db) else { return ([], []) }
             // Changes up to `old` reached the server at least `retention` ago.
-            let old = try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT sequence FROM retention_checkpoint WHERE tenant = ? AND at_ms <= ?
-                    ORDER BY at_ms DESC LIMIT 1
-                    """, arguments: [tenant, Int64(clamping: horizon)]
-            ).map { UInt64($0) } ?? 0
+            let old =
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT sequence FROM retention_checkpoint WHERE tenant = ? AND at_ms <= ?
+                        ORDER BY at_ms DESC LIMIT 1
+                        """, arguments: [tenant, Int64(clamping: horizon)]
+                ).map { UInt64($0) } ?? 0
             // Every active device has pulled up to `pulled`.
-            let pulled = try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT MIN(cursor) FROM device WHERE tenant = ? AND revoked_ms IS NULL
-                    AND COALESCE(last_seen_ms, created_ms) >= ?
-                    """, arguments: [tenant, Int64(clamping: horizon)]
-            ).map { UInt64($0) } ?? ledger.sequence
+            let pulled =
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT MIN(cursor) FROM device WHERE tenant = ? AND revoked_ms IS NULL
+                        AND COALESCE(last_seen_ms, created_ms) >= ?
+                        """, arguments: [tenant, Int64(clamping: horizon)]
+                ).map { UInt64($0) } ?? ledger.sequence
             let bound = min(old, pulled)
             var live = Set<UInt64>()
             var candidates = [Candidate]()
@@ -209,7 +211,9 @@ extension ServerStore {
     }
 
     /// What a collected entity had seen, if `id` was collected.
-    func collectedKnowledge(_ tenant: String, _ kind: EntityKind, _ id: String, _ db: Database) throws
+    func collectedKnowledge(
+        _ tenant: String, _ kind: EntityKind, _ id: String, _ db: Database
+    ) throws
         -> VersionVector?
     {
         guard
@@ -261,8 +265,9 @@ extension ServerStore {
     public func collectedCount(of tenant: String) throws(StoreError) -> (entities: Int, through: UInt64) {
         try wrap {
             try database.read { db in
-                let count = try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM collected_entity WHERE tenant = ?", arguments: [tenant]) ?? 0
+                let count =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM collected_entity WHERE tenant = ?", arguments: [tenant]) ?? 0
                 return (count, try ledger(tenant, db)?.collectedThrough ?? 0)
             }
         }

@@ -301,50 +301,50 @@ public final class ServerStore: Sendable {
         let response: PullResponse?
         do {
             response = try wrap {
-            try database.read { db -> PullResponse? in
-                guard let ledger = try ledger(tenant, db) else { return nil }
-                let sameEpoch = request.epoch == ledger.epoch
-                if sameEpoch, request.cursor > 0, request.cursor < ledger.collectedThrough {
-                    stale = .staleCursor(cursor: request.cursor, collectedThrough: ledger.collectedThrough)
-                    return nil
-                }
-                let cursor = sameEpoch ? request.cursor : 0
-                let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
-                var changes = [PulledChange]()
-                var bytes = 0
-                var next = cursor
-                var more = false
-                let rows = try Row.fetchCursor(
-                    db,
-                    sql:
-                        "SELECT sequence, kind, id, fields FROM server_log WHERE tenant = ? AND sequence > ? ORDER BY sequence",
-                    arguments: [tenant, Int64(clamping: cursor)])  // a peer may send any UInt64
-                while let row = try rows.next() {
-                    let sequence = UInt64(row[0] as Int64)
-                    let kindName: String = row[1]
-                    let idText: String = row[2]
-                    let fields = FieldMask(rawValue: UInt64(bitPattern: row[3] as Int64))
-                    guard let kind = EntityKind(rawValue: kindName), let id = EntityID(text: idText) else {
-                        throw StoreError(.corrupt, "\(path): bad log entry \(sequence)")
+                try database.read { db -> PullResponse? in
+                    guard let ledger = try ledger(tenant, db) else { return nil }
+                    let sameEpoch = request.epoch == ledger.epoch
+                    if sameEpoch, request.cursor > 0, request.cursor < ledger.collectedThrough {
+                        stale = .staleCursor(cursor: request.cursor, collectedThrough: ledger.collectedThrough)
+                        return nil
                     }
-                    let change = try projection(kind, id, tenant, fields: fields, at: sequence, db)
-                    if let change {
-                        let size = change.encodedBlob().count
-                        if !changes.isEmpty && (changes.count >= maxChanges || bytes + size > request.maxBytes) {
-                            more = true
-                            break
+                    let cursor = sameEpoch ? request.cursor : 0
+                    let maxChanges = max(1, min(request.maxChanges, maxPullChanges))
+                    var changes = [PulledChange]()
+                    var bytes = 0
+                    var next = cursor
+                    var more = false
+                    let rows = try Row.fetchCursor(
+                        db,
+                        sql:
+                            "SELECT sequence, kind, id, fields FROM server_log WHERE tenant = ? AND sequence > ? ORDER BY sequence",
+                        arguments: [tenant, Int64(clamping: cursor)])  // a peer may send any UInt64
+                    while let row = try rows.next() {
+                        let sequence = UInt64(row[0] as Int64)
+                        let kindName: String = row[1]
+                        let idText: String = row[2]
+                        let fields = FieldMask(rawValue: UInt64(bitPattern: row[3] as Int64))
+                        guard let kind = EntityKind(rawValue: kindName), let id = EntityID(text: idText) else {
+                            throw StoreError(.corrupt, "\(path): bad log entry \(sequence)")
                         }
-                        changes.append(PulledChange(sequence: sequence, change: change))
-                        bytes += size
+                        let change = try projection(kind, id, tenant, fields: fields, at: sequence, db)
+                        if let change {
+                            let size = change.encodedBlob().count
+                            if !changes.isEmpty && (changes.count >= maxChanges || bytes + size > request.maxBytes) {
+                                more = true
+                                break
+                            }
+                            changes.append(PulledChange(sequence: sequence, change: change))
+                            bytes += size
+                        }
+                        next = sequence
                     }
-                    next = sequence
+                    // At the end of the log the replica is caught up, even when the last sequences
+                    // have no log entry any more (collected, or superseded and removed).
+                    if !more { next = max(next, ledger.sequence) }
+                    return PullResponse(
+                        epoch: ledger.epoch, changes: changes, nextCursor: next, hasMore: more, serverTime: wall)
                 }
-                // At the end of the log the replica is caught up, even when the last sequences
-                // have no log entry any more (collected, or superseded and removed).
-                if !more { next = max(next, ledger.sequence) }
-                return PullResponse(
-                    epoch: ledger.epoch, changes: changes, nextCursor: next, hasMore: more, serverTime: wall)
-            }
             }
         } catch {
             throw .store(error)
@@ -395,7 +395,9 @@ public final class ServerStore: Sendable {
 
     /// The writer's `PRAGMA synchronous` (2 = FULL: every commit fsynced before it returns).
     public func synchronousLevel() throws(StoreError) -> Int {
-        try wrap { try database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } }
+        try wrap {
+            try database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        }
     }
 
     /// `PRAGMA integrity_check` ("ok" when sound).
