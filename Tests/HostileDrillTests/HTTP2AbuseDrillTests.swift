@@ -7,9 +7,10 @@ import SyncServer
 import Testing
 
 /// Drill 9 (issue #7): HTTP/2 abuse from raw connections — rapid reset (CVE-2023-44487), PING
-/// and SETTINGS floods, an oversized header block, a CONTINUATION flood, 200 idle connections.
-/// The offending connection is closed within a bound while a well-behaved replica, pushing and
-/// pulling at the same moment, keeps syncing and loses nothing.
+/// and SETTINGS floods, an oversized header block, a CONTINUATION flood, 200 idle connections
+/// that never answer the server's PING, 100 TLS handshakes that never complete. The offending
+/// connection is closed within a bound while a well-behaved replica, pushing and pulling at the
+/// same moment, keeps syncing and loses nothing.
 @Suite("HTTP/2 abuse drill")
 struct HTTP2AbuseDrillTests {
     struct Attack: Sendable {
@@ -44,7 +45,12 @@ struct HTTP2AbuseDrillTests {
 
     @Test("floods and resets get their connection closed; a well-behaved replica keeps syncing meanwhile")
     func abuse() async throws {
-        let server = try await RunningServer.start()
+        // Short connection limits so the idle and handshake cases take seconds (defaults: 30 s, 10 s).
+        let idleSeconds = 3.0
+        let server = try await RunningServer.start { config in
+            config.limits.idleConnectionSeconds = idleSeconds
+            config.limits.tlsHandshakeSeconds = idleSeconds
+        }
         let certificate = server.launcher.certificate!.certificatePath
         let replicas = TempDirectory("abuse-replicas")
         let good = try await server.enrolReplica(in: replicas.sub("good"), user: "good")
@@ -76,11 +82,19 @@ struct HTTP2AbuseDrillTests {
             await connection.close()
         }
 
-        // Many idle connections: they must not starve a real replica.
+        // Many idle connections and handshakes that never complete: they must not starve a real
+        // replica, and the server must close every one of them.
         var idle = [RawHTTP2Connection]()
         for _ in 0..<200 {
             idle.append(try await RawHTTP2Connection.connect(port: server.port, certificatePath: certificate))
         }
+        var silent = [RawHTTP2Connection]()
+        for index in 0..<100 {
+            // Half of them say nothing at all; half stop inside their ClientHello.
+            let start: [UInt8] = index.isMultiple(of: 2) ? [] : [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]
+            silent.append(try await RawHTTP2Connection.connectWithoutHandshake(port: server.port, sending: start))
+        }
+        let idleStarted = ContinuousClock.now
         written += 1
         try good.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
             try state.createContact(ContactDraft(name: "beside idle connections"), context)
@@ -88,23 +102,35 @@ struct HTTP2AbuseDrillTests {
         let report = try await good.sync()
         syncs += 1
         #expect(report.pushedChanges >= 1)
-        let openBeside = idle.filter(\.isOpen).count
-        // The server sends GOAWAY on a connection that has had no stream for 30 s (SyncServerApp).
-        // It closes it only once the client answers the PING that follows (Hummingbird 2.28.1
-        // arms its close timer on the PING ACK); this client, like an attacker, never answers,
-        // so the drill asserts the GOAWAY and reports how many were closed.
-        let idleStarted = ContinuousClock.now
-        while ContinuousClock.now - idleStarted < .seconds(30) + bound && idle.contains(where: { $0.goAwayCode == nil })
-        {
+        let openBeside = idle.filter(\.isOpen).count + silent.filter(\.isOpen).count
+        // A handshake must complete within tlsHandshakeSeconds. An HTTP/2 connection with no stream
+        // for idleConnectionSeconds gets GOAWAY and a PING; Hummingbird closes it once the PING is
+        // answered, and these clients, like attackers, never answer: the server's ConnectionGuard
+        // closes them 15 s after the GOAWAY.
+        let idleBound = Duration.seconds(idleSeconds) + .seconds(15) + bound
+        while ContinuousClock.now - idleStarted < idleBound && (idle + silent).contains(where: \.isOpen) {
             try await Task.sleep(for: .milliseconds(200))
         }
+        let took = ContinuousClock.now - idleStarted
         let idleGoAways = idle.filter { $0.goAwayCode != nil }.count
         let idleClosed = idle.filter { !$0.isOpen }.count
+        let silentClosed = silent.filter { !$0.isOpen }.count
         lines.append(
-            "200 idle connections: \(openBeside) open while the replica synced beside them; \(idleGoAways) got "
-                + "GOAWAY within \(ContinuousClock.now - idleStarted) of idling, \(idleClosed) closed")
+            "200 idle connections that never answer PING, 100 handshakes that never complete: \(openBeside) open "
+                + "while the replica synced beside them; \(idleGoAways) got GOAWAY, \(idleClosed) + \(silentClosed) "
+                + "closed within \(took)")
         #expect(idleGoAways == idle.count, "idle connections were not sent GOAWAY")
-        for connection in idle { await connection.close() }
+        #expect(idleClosed == idle.count, "idle connections that ignore GOAWAY were left open")
+        #expect(silentClosed == silent.count, "connections without a TLS handshake were left open")
+        var exposition = [UInt8]()
+        server.service.metrics.registry.emit(into: &exposition)
+        let dropped = String(decoding: exposition, as: UTF8.self).split(separator: "\n").filter {
+            $0.hasPrefix("kraliki_connections_dropped_total")
+        }
+        lines.append("connection metrics: " + dropped.joined(separator: ", "))
+        #expect(dropped.contains { $0.contains("handshake-timeout") && $0.hasSuffix(" \(silent.count)") })
+        #expect(dropped.contains { $0.contains("goaway-ignored") && !$0.hasSuffix(" 0") })
+        for connection in idle + silent { await connection.close() }
 
         // Nothing the replica wrote was lost or doubled; a second replica sees all of it.
         let reader = try await server.enrolReplica(in: replicas.sub("reader"), user: "reader")

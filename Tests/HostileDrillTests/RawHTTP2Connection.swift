@@ -40,6 +40,16 @@ final class RawHTTP2Connection: Sendable {
         return connection
     }
 
+    /// A plain TCP connection to the TLS port that sends `bytes` (nothing, or the start of a
+    /// ClientHello) and then stays silent: a handshake that never completes.
+    static func connectWithoutHandshake(port: Int, sending bytes: [UInt8] = []) async throws -> RawHTTP2Connection {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port).get()
+        let connection = RawHTTP2Connection(channel: channel, seen: Observed())
+        if !bytes.isEmpty { try await connection.send(bytes) }
+        return connection
+    }
+
     private init(channel: any Channel, seen: Observed) {
         self.channel = channel
         self.seen = seen

@@ -62,7 +62,7 @@ struct LongOfflineDrillTests {
             let roll = random.int(0...99)
             let name = marker()
             switch roll {
-            case 0..<25, _ where contacts.isEmpty:
+            case _ where roll < 25 || contacts.isEmpty:
                 let change = try store.write(wall: wall) { state, context throws(ValidationError) in
                     try state.createContact(ContactDraft(name: name), context)
                 }

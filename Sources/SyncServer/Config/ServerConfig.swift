@@ -50,6 +50,14 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         /// Enrolment attempts (code guesses) per second across the server, and burst.
         public var enrolmentsPerSecond = 5.0
         public var enrolmentBurst = 20.0
+        /// An HTTP/2 connection with no open stream for this long gets GOAWAY (an HTTP/1.1
+        /// connection with no request is closed); one that has not closed 15 s after a GOAWAY
+        /// is closed by the server.
+        public var idleConnectionSeconds = 30.0
+        /// A TLS handshake not complete after this long: the connection is closed.
+        public var tlsHandshakeSeconds = 10.0
+        /// Connections open at once; at the cap the server stops accepting until one closes.
+        public var maxConnections = 10_000
         public init() {}
 
         public init(from decoder: any Decoder) throws {
@@ -67,6 +75,9 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             burst = try value(.burst, defaults.burst)
             enrolmentsPerSecond = try value(.enrolmentsPerSecond, defaults.enrolmentsPerSecond)
             enrolmentBurst = try value(.enrolmentBurst, defaults.enrolmentBurst)
+            idleConnectionSeconds = try value(.idleConnectionSeconds, defaults.idleConnectionSeconds)
+            tlsHandshakeSeconds = try value(.tlsHandshakeSeconds, defaults.tlsHandshakeSeconds)
+            maxConnections = try value(.maxConnections, defaults.maxConnections)
         }
     }
 
@@ -226,7 +237,9 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         }
         guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
             limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1,
-            limits.enrolmentsPerSecond > 0, limits.enrolmentBurst >= 1
+            limits.enrolmentsPerSecond > 0, limits.enrolmentBurst >= 1,
+            limits.idleConnectionSeconds.isFinite, limits.idleConnectionSeconds >= 1,
+            limits.tlsHandshakeSeconds.isFinite, limits.tlsHandshakeSeconds >= 1, limits.maxConnections >= 1
         else {
             throw Problem(setting: "limits", message: "a limit is out of range; see docs/deployment/configuration.md")
         }

@@ -21,13 +21,27 @@ public struct SyncServerApp {
         self.certificate = certificate
     }
 
-    /// HTTP/2 connection lifetimes. A connection with no open stream for 30 s gets GOAWAY and is
-    /// closed, so idle connections cannot pile up (a replica reconnects on its next request; a
-    /// live stream is an open stream, so a follower is never idle). NIOHTTP2's own defaults
-    /// already close rapid-reset, PING/SETTINGS-flood and CONTINUATION-flood connections
-    /// (HTTP2AbuseDrillTests checks both).
-    static let http2Connections = HTTP2ChannelConfiguration(
-        idleTimeout: .seconds(30), gracefulCloseTimeout: .seconds(10))
+    /// HTTP/2 connection lifetimes. A connection with no open stream for `idleConnectionSeconds`
+    /// (30 s) gets GOAWAY and is closed, so idle connections cannot pile up (a replica reconnects
+    /// on its next request; a live stream is an open stream, so a follower is never idle); an
+    /// HTTP/1.1 connection (ALPN fallback) with no request in progress as long is closed.
+    /// NIOHTTP2's own defaults already close rapid-reset, PING/SETTINGS-flood and
+    /// CONTINUATION-flood connections (HTTP2AbuseDrillTests checks both); `ConnectionGuard`
+    /// closes what they leave open.
+    static func http2Connections(_ limits: ServerConfig.Limits) -> HTTP2ChannelConfiguration {
+        let idle = Duration.milliseconds(Int64(limits.idleConnectionSeconds * 1000))
+        return HTTP2ChannelConfiguration(
+            idleTimeout: idle, gracefulCloseTimeout: gracefulClose,
+            streamConfiguration: HTTP1Channel.Configuration(idleTimeout: TimeAmount(idle)))
+    }
+
+    static let gracefulClose = Duration.seconds(10)
+
+    static func connectionLimits(_ limits: ServerConfig.Limits) -> ConnectionLimits {
+        ConnectionLimits(
+            handshake: .milliseconds(Int64(limits.tlsHandshakeSeconds * 1000)), afterGoAway: gracefulClose + .seconds(5)
+        )
+    }
 
     /// Builds the Hummingbird application. `onRunning` gets the bound port (useful with port 0).
     public func application(
@@ -42,20 +56,36 @@ public struct SyncServerApp {
                 try await service.run(route, request, context)
             }
         }
+        let limits = service.config.limits
+        let connections = Self.http2Connections(limits)
+        let guardLimits = Self.connectionLimits(limits)
+        let census = service.metrics.connectionCensus()
         let server: HTTPServerBuilder
         if service.config.cleartextHTTP2 {
-            server = .plaintextHTTP2(configuration: Self.http2Connections)
+            server = HTTPServerBuilder { responder in
+                GuardedChannel(
+                    inner: HTTP2Channel(responder: responder, configuration: connections), limits: guardLimits,
+                    census: census)
+            }
         } else {
             guard let certificate else {
                 throw ServerConfig.Problem(setting: "tlsCertificate", message: "no certificate")
             }
-            server = try .http2Upgrade(
-                tlsConfiguration: try certificate.tlsConfiguration(), configuration: Self.http2Connections)
+            let tls = try certificate.tlsConfiguration()
+            server = HTTPServerBuilder { responder in
+                GuardedChannel(
+                    inner: try HTTP2UpgradeChannel(
+                        tlsConfiguration: tls, configuration: connections, responder: responder),
+                    limits: guardLimits, census: census)
+            }
         }
         return Application(
             router: router, server: server,
             configuration: ApplicationConfiguration(
-                address: .hostname(service.config.host, port: service.config.port), serverName: "kraliki-sync"),
+                address: .hostname(service.config.host, port: service.config.port), serverName: "kraliki-sync",
+                // At the cap the server stops accepting; new clients wait in the listen backlog
+                // (rather than being accepted and cut off) until a connection closes.
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             services: [HousekeepingService(service: service), CollectorService(service: service)],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: service.logger)

@@ -26,6 +26,8 @@ public final class ServerMetrics: Sendable {
     let staleCursorRefusals: Counter
     let lastCollection: Gauge
     let startTime: Gauge
+    let connectionsOpen: Gauge
+    let connectionsDropped: [ConnectionCensus.DropReason: Counter]
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -46,7 +48,8 @@ public final class ServerMetrics: Sendable {
         logEntriesCollected = counter(
             "kraliki_log_entries_collected_total", "Change-log entries removed because later changes superseded them.")
         staleCursorRefusals = counter(
-            "kraliki_stale_cursor_refusals_total", "Pulls refused because the device was away longer than the retention.")
+            "kraliki_stale_cursor_refusals_total",
+            "Pulls refused because the device was away longer than the retention.")
         lastCollection = registry.makeGauge(
             descriptor: Self.name(
                 "kraliki_last_collection_timestamp_seconds", "When garbage collection last finished (0: not yet)."))
@@ -55,6 +58,27 @@ public final class ServerMetrics: Sendable {
         startTime = registry.makeGauge(
             descriptor: Self.name("kraliki_start_time_seconds", "When this server process started (Unix time)."))
         startTime.set(Date().timeIntervalSince1970)
+        connectionsOpen = registry.makeGauge(
+            descriptor: Self.name("kraliki_connections_open", "Client connections open (TCP, TLS or not)."))
+        // Every reason made at start, so each series is exported (at 0) before its first drop.
+        connectionsDropped = Dictionary(
+            uniqueKeysWithValues: ConnectionCensus.DropReason.allCases.map { reason in
+                (
+                    reason,
+                    registry.makeCounter(
+                        descriptor: Self.name(
+                            "kraliki_connections_dropped_total",
+                            "Connections the server closed for exceeding a connection limit, by reason."),
+                        labels: [("reason", reason.rawValue)])
+                )
+            })
+    }
+
+    /// Counts the server's connections into these metrics.
+    func connectionCensus() -> ConnectionCensus {
+        ConnectionCensus(
+            onDrop: { [connectionsDropped] reason in connectionsDropped[reason]?.increment() },
+            onCount: { [connectionsOpen] open in connectionsOpen.set(Double(open)) })
     }
 
     /// Counts one answered request and its latency, by route template and status code.
