@@ -128,11 +128,15 @@ public final class ServerStore: Sendable {
         public let tenant: String
         /// The pushing device, whose health columns the same transaction updates.
         public let device: String?
+        /// The newest stamp of each change (for the drift check), found where the push is made —
+        /// on the request's thread — rather than on the single ingest thread every push waits for.
+        let newestStamps: [HLC?]
 
         public init(batch: PushBatch, tenant: String, device: String? = nil) {
             self.batch = batch
             self.tenant = tenant
             self.device = device
+            newestStamps = batch.changes.map(\.change.newestStamp)
         }
     }
 
@@ -155,7 +159,7 @@ public final class ServerStore: Sendable {
         try wrap {
             try database.write { db in
                 try group.map { push in
-                    let ack = try receive(push.batch, tenant: push.tenant, wall: wall, db)
+                    let ack = try receive(push, wall: wall, db)
                     if let device = push.device {
                         try db.cachedStatement(
                             sql: "UPDATE device SET last_push_ms = ?, last_seen_ms = ? WHERE id = ?"
@@ -167,12 +171,13 @@ public final class ServerStore: Sendable {
         }
     }
 
-    private func receive(_ batch: PushBatch, tenant: String, wall: UInt64, _ db: Database) throws -> PushAck {
+    private func receive(_ push: Push, wall: UInt64, _ db: Database) throws -> PushAck {
+        let (batch, tenant) = (push.batch, push.tenant)
         let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
         var ledger = try ensureLedger(tenant, db)
         var rejected = [Rejection]()
-        for change in batch.changes {
-            if let newest = change.change.newestStamp {
+        for (change, newest) in zip(batch.changes, push.newestStamps) {
+            if let newest {
                 do throws(ClockError) {
                     try clock.check(newest, wall: wall)
                 } catch {
@@ -233,10 +238,19 @@ public final class ServerStore: Sendable {
                     continue
                 }
             }
-            let before: E = try stored.map { row in try decodeEntity(E.self, row[0]) } ?? E()
             var sequences = try stored.map { row in try Self.decodeSequences(row[1]) } ?? []
-            let after = before.merging(entityDelta)
-            let changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
+            let after: E
+            let changed: FieldMask
+            if let stored {
+                let before = try decodeEntity(E.self, stored[0])
+                after = before.merging(entityDelta)
+                changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
+            } else {
+                // A new entity: bottom ⊔ delta is the delta, and every field it holds changed
+                // (the general path computes the same, at a merge and a comparison per field).
+                after = entityDelta
+                changed = entityDelta.presentFields
+            }
             if changed.isEmpty { continue }
             ledger.sequence += 1
             let sequence = ledger.sequence
