@@ -88,12 +88,16 @@ struct ClockSkewDrillTests {
         #expect(try await early.sync().rejectedChanges == 1)
         #expect(try early.store.rejectedChanges().count == 2)
 
-        // A replica a year fast that syncs before writing adopts the offset at once: its stamps
+        // A replica a year fast that syncs before writing adopts the offset from its first
+        // answer that came back within 10 s (on a loaded machine the first may not): its stamps
         // are near the true time and accepted.
         let prompt = SkewedReplica(
             name: "prompt", replica: try await server.enrolReplica(in: directory.sub("prompt"), user: "prompt"),
             skew: Self.year, jumpy: false)
         try await prompt.sync()
+        for _ in 0..<30 where abs(prompt.store.session.clockOffset + Self.year) >= Self.offsetTolerance {
+            try await prompt.sync()
+        }
         #expect(abs(prompt.store.session.clockOffset + Self.year) < Self.offsetTolerance)
         let delta = try prompt.write { state, context throws(ValidationError) in
             try state.createContact(ContactDraft(name: "Written with the offset"), context)
