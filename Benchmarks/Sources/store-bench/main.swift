@@ -22,6 +22,14 @@ func asyncSeconds(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
+/// User + system CPU time of this process, seconds.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 func percentile(_ values: [Double], _ p: Double) -> Double {
     values.sorted()[min(values.count - 1, Int(Double(values.count) * p))]
@@ -55,7 +63,8 @@ func rawQueue(_ name: String, _ durability: Durability) throws -> DatabaseQueue 
     return queue
 }
 
-/// STORE_BENCH_ONLY=edit|import|sync runs one section (for profiling).
+/// STORE_BENCH_ONLY=edit|import|sync|ingest runs one section (for profiling); `ingest` is the server
+/// store alone (issue #5), run only when asked for.
 let only = ProcessInfo.processInfo.environment["STORE_BENCH_ONLY"]
 func runs(_ section: String) -> Bool { only == nil || only == section }
 
@@ -104,6 +113,49 @@ for durability in Durability.allCases where runs("edit") {
 // MARK: 2. Bulk import of 100,000 contacts in one transaction
 
 if only == "edit" { exit(0) }
+
+// MARK: STORE_BENCH_ONLY=ingest — the server store alone: creations, then single-field edits
+
+if only == "ingest" {
+    let server = try ServerStore.open(in: root + "/ingest-server")
+    let replica = ReplicaID(9)
+    let author = Author(user: "bench", device: replica)
+    var clock = HybridLogicalClock(replica: replica)
+    var state = TenantState()
+    func timedIngest(_ label: String, _ changes: [PushChange]) throws {
+        let batches = stride(from: 0, to: changes.count, by: 200).map {
+            PushBatch(replica: replica, epoch: nil, changes: Array(changes[$0..<min($0 + 200, changes.count)]))
+        }
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        var acks = [Double]()
+        let cpuBefore = cpuSeconds()
+        let total = try seconds {
+            for batch in batches { acks.append(try seconds { _ = try server.receive(batch, tenant: "t", wall: now) }) }
+        }
+        // CPU time is steadier than wall time on a shared machine: it is what to compare A/B.
+        let cpu = cpuSeconds() - cpuBefore
+        print(
+            "server store ingest, \(label): \(fmt(Double(changes.count) / total, 0)) changes/s; "
+                + "ack p50 \(fmt(median(acks) * 1000, 1)) ms, p99 \(fmt(percentile(acks, 0.99) * 1000, 1)) ms per 200; "
+                + "CPU \(fmt(cpu / Double(changes.count) * 1e6, 1)) µs per change")
+    }
+    var creations = [PushChange]()
+    for index in 0..<contactCount {
+        let context = WriteContext(author: author, stamp: clock.now(wall: wall), settings: DomainSettings())
+        creations.append(PushChange(localSequence: UInt64(index + 1), change: try state.createContact(draft(index), context)))
+    }
+    try timedIngest("\(contactCount) contact creations", creations)
+    var edits = [PushChange]()
+    for (index, id) in state.contacts.sortedKeys.enumerated() {
+        var edit = ContactEdit()
+        edit.title = "Title \(index)"
+        let context = WriteContext(author: author, stamp: clock.now(wall: wall + 1), settings: DomainSettings())
+        edits.append(
+            PushChange(localSequence: UInt64(contactCount + index + 1), change: try state.editContact(id, edit, context)))
+    }
+    try timedIngest("\(contactCount) single-field edits", edits)
+    exit(0)
+}
 
 let drafts = (0..<contactCount).map(draft)
 let raw = try rawQueue("raw-bulk", .full)
