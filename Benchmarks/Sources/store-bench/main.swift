@@ -142,7 +142,8 @@ if only == "ingest" {
     var creations = [PushChange]()
     for index in 0..<contactCount {
         let context = WriteContext(author: author, stamp: clock.now(wall: wall), settings: DomainSettings())
-        creations.append(PushChange(localSequence: UInt64(index + 1), change: try state.createContact(draft(index), context)))
+        creations.append(
+            PushChange(localSequence: UInt64(index + 1), change: try state.createContact(draft(index), context)))
     }
     try timedIngest("\(contactCount) contact creations", creations)
     var edits = [PushChange]()
@@ -151,7 +152,8 @@ if only == "ingest" {
         edit.title = "Title \(index)"
         let context = WriteContext(author: author, stamp: clock.now(wall: wall + 1), settings: DomainSettings())
         edits.append(
-            PushChange(localSequence: UInt64(contactCount + index + 1), change: try state.editContact(id, edit, context)))
+            PushChange(
+                localSequence: UInt64(contactCount + index + 1), change: try state.editContact(id, edit, context)))
     }
     try timedIngest("\(contactCount) single-field edits", edits)
     exit(0)
