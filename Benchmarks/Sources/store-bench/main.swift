@@ -146,6 +146,23 @@ if only == "ingest" {
             PushChange(localSequence: UInt64(index + 1), change: try state.createContact(draft(index), context)))
     }
     try timedIngest("\(contactCount) contact creations", creations)
+    // Serving them: pulls from cursor 0 as a fresh replica makes them (1,000 changes each).
+    var pulled = 0
+    var request = PullRequest(epoch: nil, cursor: 0, maxChanges: 1_000, maxBytes: 4 << 20)
+    let pullCPU = cpuSeconds()
+    let pullSeconds = try seconds {
+        while true {
+            let response = try server.respond(to: request, tenant: "t", wall: wall)
+            pulled += response.changes.count
+            _ = response.encodedBlob()
+            if !response.hasMore { break }
+            request = PullRequest(
+                epoch: response.epoch, cursor: response.nextCursor, maxChanges: 1_000, maxBytes: 4 << 20)
+        }
+    }
+    print(
+        "server store pulls of all \(pulled) contacts, 1,000 per pull, encoded: \(fmt(Double(pulled) / pullSeconds, 0)) "
+            + "changes/s; CPU \(fmt((cpuSeconds() - pullCPU) / Double(pulled) * 1e6, 1)) µs per change")
     var edits = [PushChange]()
     for (index, id) in state.contacts.sortedKeys.enumerated() {
         var edit = ContactEdit()

@@ -351,9 +351,7 @@ public final class ServerStore: Sendable {
                         guard let kind = EntityKind(rawValue: kindName), let id = EntityID(text: idText) else {
                             throw StoreError(.corrupt, "\(path): bad log entry \(sequence)")
                         }
-                        let change = try projection(kind, id, tenant, fields: fields, at: sequence, db)
-                        if let change {
-                            let size = change.encodedBlob().count
+                        if let (change, size) = try projection(kind, id, tenant, fields: fields, at: sequence, db) {
                             if !changes.isEmpty && (changes.count >= maxChanges || bytes + size > request.maxBytes) {
                                 more = true
                                 break
@@ -377,32 +375,48 @@ public final class ServerStore: Sendable {
         return response
     }
 
-    /// The fields of `fields` that `sequence` still holds the latest change of, as a change.
+    /// The fields of `fields` that `sequence` still holds the latest change of, as a change, and
+    /// the size of its encoded blob (what a pull's byte limit counts).
     private func projection(
         _ kind: EntityKind, _ id: EntityID, _ tenant: String, fields: FieldMask, at sequence: UInt64, _ db: Database
     )
-        throws -> TenantState?
+        throws -> (TenantState, size: Int)?
     {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"),
-                arguments: [tenant, kind.rawValue, id.text])
-        else { return nil }
+        let select = try RawStatement(
+            db, "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?")
+        try select.bind(1, tenant)
+        try select.bind(2, kind.rawValue)
+        try select.bind(3, id.text)
+        guard let row = try select.firstRowBlobs(2) else { return nil }
         let sequences = try Self.decodeSequences(row[1])
         var live = FieldMask()
         for (index, last) in sequences.enumerated() where fields.contains(.field(index)) && last == sequence {
             live.insert(.field(index))
         }
         if live.isEmpty { return nil }
+        // When the projection is every field the entity holds (the rule for a record changed
+        // once, as in an initial sync), it is the stored entity as it is: no copy.
+        let whole = Self.presentFields(ofStored: row[0]) == live
         func project<E: Entity>(_ type: E.Type) throws -> ORMap<EntityID, E> {
-            ORMap([id: try decodeEntity(E.self, row[0]).restricted(to: live)])
+            let entity = try decodeEntity(E.self, row[0])
+            return ORMap([id: whole ? entity : entity.restricted(to: live)])
         }
+        let change: TenantState
         switch kind {
-        case .contact: return TenantState(contacts: try project(Contact.self))
-        case .note: return TenantState(notes: try project(CallNote.self))
-        case .schedule: return TenantState(schedule: try project(ScheduleEntry.self))
+        case .contact: change = TenantState(contacts: try project(Contact.self))
+        case .note: change = TenantState(notes: try project(CallNote.self))
+        case .schedule: change = TenantState(schedule: try project(ScheduleEntry.self))
         }
+        // Measured by encoding it: the encoding of an entity depends on what precedes it in the
+        // same writer (replica IDs and times already written are referred to), so the stored
+        // bytes give only an upper bound, and the byte limit must match the reference ledger.
+        return (change, change.encodedBlob().count)
+    }
+
+    /// The field bitmap a stored entity blob begins with (after its type and version bytes).
+    static func presentFields(ofStored blob: Data) -> FieldMask? {
+        var reader = BinaryReader(bytes: blob.dropFirst(2))
+        return (try? reader.readVarint("a field bitmap")).map { FieldMask(rawValue: $0) }
     }
 
     /// The tenant's whole merged state (for backups, checks and tests).
