@@ -44,6 +44,34 @@ struct ProtocolTests {
         #expect(session.clockOffset == 0)
     }
 
+    @Test("the clock offset: every quick answer sets it; a slow one only when the held offset is surely worse")
+    func offsetFromSlowAnswers() {
+        var session = ReplicaSyncSession(replica: ReplicaID(1))
+        let year: Int64 = 365 * 86_400_000
+        func answer(serverTime: UInt64, sentAt: UInt64, roundTrip: UInt64) {
+            let request = session.nextPull()
+            let response = PullResponse(
+                epoch: ServerEpoch(rawValue: 1), changes: [], nextCursor: request.cursor, hasMore: false,
+                serverTime: serverTime)
+            _ = session.receive(response, for: request, sentAt: sentAt, receivedAt: sentAt + roundTrip)
+        }
+        // This laptop is a year fast, and every answer takes 40 s: the offset is learned anyway
+        // (off by at most 20 s, against a year).
+        let laptop = Self.wall + UInt64(year)
+        answer(serverTime: Self.wall + 20_000, sentAt: laptop, roundTrip: 40_000)
+        #expect(session.clockOffset == -year)
+        // Another slow answer whose estimate differs by less than its round trip: kept as it is.
+        answer(serverTime: Self.wall + 100_000 + 35_000, sentAt: laptop + 100_000, roundTrip: 40_000)
+        #expect(session.clockOffset == -year)
+        // A quick answer always refines it.
+        answer(serverTime: Self.wall + 200_000 + 5_000, sentAt: laptop + 200_000, roundTrip: 100)
+        #expect(session.clockOffset == -year + 4_950)
+        // A slow answer saying the clock is now right (the user fixed it) is adopted: a year off
+        // is far more than 40 s.
+        answer(serverTime: Self.wall + 300_000 + 20_000, sentAt: Self.wall + 300_000, roundTrip: 40_000)
+        #expect(session.clockOffset == 0)
+    }
+
     @Test("pushing the same batch twice changes nothing the second time")
     func idempotentPush() throws {
         var ledger = TenantLedger(epoch: ServerEpoch(rawValue: 1))

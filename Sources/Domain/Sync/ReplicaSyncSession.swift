@@ -150,15 +150,22 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         return true
     }
 
-    /// The longest round trip (ms) whose answer may set the clock offset. The estimate is off by
-    /// up to half the round trip, so an answer that took minutes (a retry, a stalled link) would
-    /// skew new stamps by minutes — enough for the server to refuse them. The domain fuzzer's
-    /// long tier found exactly that.
+    /// The longest round trip (ms) whose answer always sets the clock offset. The estimate is off
+    /// by up to half the round trip, so an answer that took minutes (a retry, a stalled link)
+    /// would skew new stamps by minutes — enough for the server to refuse them. The domain
+    /// fuzzer's long tier found exactly that.
     public static let maxRoundTripForOffset: UInt64 = 10_000
 
+    /// Sets the offset from an answer: always from a quick one; from a slower one only when the
+    /// offset held now is certainly worse — it differs from the new estimate by more than the
+    /// whole round trip, while the estimate is off by at most half of it. So a laptop a year
+    /// fast on a slow or busy link still learns its offset (the clock-skew drill found one that
+    /// never did while every answer took over 10 s), and a stalled link cannot skew a good one.
     private mutating func updateOffset(serverTime: UInt64, sentAt: UInt64, receivedAt: UInt64) {
-        guard receivedAt >= sentAt, receivedAt - sentAt <= Self.maxRoundTripForOffset else { return }
-        let midpoint = Int64(sentAt / 2 + receivedAt / 2)
-        clockOffset = Int64(serverTime) - midpoint
+        guard receivedAt >= sentAt else { return }
+        let roundTrip = receivedAt - sentAt
+        let estimate = Int64(serverTime) - Int64(sentAt / 2 + receivedAt / 2)
+        guard roundTrip <= Self.maxRoundTripForOffset || (estimate - clockOffset).magnitude > roundTrip else { return }
+        clockOffset = estimate
     }
 }
