@@ -42,6 +42,13 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
 
     /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
     /// `mutation` returns the value's own delta, as every mutation in this package does.
+    /// Makes room for `count` keys, so a map about to grow by many keys does not rehash (moving
+    /// every value) again and again as it grows.
+    @inlinable
+    public mutating func reserveCapacity(_ count: Int) {
+        _valueByKey.reserveCapacity(count)
+    }
+
     @inlinable @discardableResult
     public mutating func update(_ key: Key, _ mutation: (inout Value) -> Value) -> ORMap {
         var value = _valueByKey.removeValue(forKey: key) ?? Value()
@@ -72,7 +79,8 @@ extension ORMap: Mergeable {
 
     @inlinable
     public mutating func merge(_ other: ORMap) {
-        if _valueByKey.isEmpty {
+        // An empty map takes the other's storage, unless it has room reserved for more.
+        if _valueByKey.isEmpty && _valueByKey.capacity < other._valueByKey.count {
             _valueByKey = other._valueByKey
             return
         }

@@ -32,6 +32,12 @@ public struct TenantState: Mergeable, Codable, Sendable {
         schedule.merge(other.schedule)
     }
 
+    /// Makes room for `count` contacts in all (a bulk import), so the map does not grow step by
+    /// step.
+    public mutating func reserveCapacity(contacts count: Int) {
+        contacts.reserveCapacity(count)
+    }
+
     /// The number of entities (of every kind, deleted ones included).
     public var entityCount: Int { contacts.count + notes.count + schedule.count }
 

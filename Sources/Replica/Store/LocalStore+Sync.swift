@@ -108,8 +108,9 @@ extension LocalStore {
                     }
                 }
                 if !applied.isBottom {
-                    try persistEntities(of: applied, in: merged, db)
-                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", db)
+                    let writer = RowWriter(db)
+                    try persistEntities(of: applied, in: merged, before: state, writer)
+                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", writer)
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
                     )

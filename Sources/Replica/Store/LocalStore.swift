@@ -272,11 +272,12 @@ public final class LocalStore {
         do {
             try Self.wrap("writing to \(path)") {
                 try database.write { db in
-                    try persistEntities(of: delta, in: state, db)
+                    let writer = RowWriter(db)
+                    try persistEntities(of: delta, in: state, before: nil, writer)
                     try db.execute(
                         sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)",
                         arguments: [Data(delta.encodedBlob()), stamp.text])
-                    try audit(delta, stamp: stamp, user: identity.user, action: "write", db)
+                    try audit(delta, stamp: stamp, user: identity.user, action: "write", writer)
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [stamp.text])
                 }
