@@ -6,8 +6,8 @@ import Testing
 
 /// Each entity lists its fields three times: the `fields` descriptors (names, conflicts,
 /// projections) and the two visitor listings the hot operations use (`visitFields`,
-/// `updateFields`). These tests compute merge, bottom, presence, knowledge, encoding and
-/// decoding field by field through the descriptors and require the listings to agree, over
+/// `updateFields`). These tests compute merge, bottom, presence, knowledge (and its newest dot),
+/// encoding and decoding field by field through the descriptors and require the listings to agree, over
 /// seeded random entities in which every field occurs: a field left out of (or misplaced in) a
 /// listing fails here. KRALIKI_SEED=N replays one seed.
 @Suite("Entity field listings")
@@ -29,6 +29,9 @@ struct EntityFieldTests {
                 #expect(entity.isBottom == E.fields.allSatisfy { $0.isBottom(entity) }, "isBottom, \(context)")
                 #expect(entity.presentFields == ByDescriptors.presentFields(entity), "presentFields, \(context)")
                 #expect(entity.knowledge == ByDescriptors.knowledge(entity), "knowledge, \(context)")
+                #expect(
+                    entity.newestDot == ByDescriptors.knowledge(entity).entries.max { $0.counter < $1.counter },
+                    "newestDot, \(context)")
                 let bytes = ByDescriptors.encoded(entity)
                 #expect(entity.encodedBytes == bytes, "encoding, \(context)")
                 #expect((try? E.decoded(bytes)) == entity, "decoding, \(context)")

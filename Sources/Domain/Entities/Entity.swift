@@ -69,6 +69,12 @@ public protocol FieldUpdater {
     @inlinable mutating func visit<F: FieldCRDT>(_ field: F) { knowledge.merge(field.knowledge) }
 }
 
+@usableFromInline struct NewestDotFinder: FieldVisitor {
+    @usableFromInline var newest: Dot?
+    @inlinable init() {}
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) { newest = newer(newest, field.newestDot) }
+}
+
 @usableFromInline struct FieldEncoder: FieldVisitor {
     @usableFromInline var writer: BinaryWriter
     @inlinable init(_ writer: BinaryWriter) { self.writer = writer }
@@ -101,20 +107,20 @@ extension Entity {
         updateFields(with: other, &merger)
     }
 
+    /// `visitor` after it has seen every field.
     @inlinable
-    public var isBottom: Bool {
-        var check = BottomCheck()
-        visitFields(&check)
-        return check.isBottom
+    func visited<V: FieldVisitor>(_ visitor: V) -> V {
+        var visitor = visitor
+        visitFields(&visitor)
+        return visitor
     }
+
+    @inlinable
+    public var isBottom: Bool { visited(BottomCheck()).isBottom }
 
     /// The fields holding anything.
     @inlinable
-    public var presentFields: FieldMask {
-        var check = PresenceCheck()
-        visitFields(&check)
-        return FieldMask(rawValue: check.mask)
-    }
+    public var presentFields: FieldMask { FieldMask(rawValue: visited(PresenceCheck()).mask) }
 
     /// This entity with only the fields in `mask` (their whole current state).
     public func restricted(to mask: FieldMask) -> Self {
@@ -135,11 +141,12 @@ extension Entity {
 
     /// Everything seen of this entity, over all fields.
     @inlinable
-    public var knowledge: VersionVector {
-        var collector = KnowledgeCollector()
-        visitFields(&collector)
-        return collector.knowledge
-    }
+    public var knowledge: VersionVector { visited(KnowledgeCollector()).knowledge }
+
+    /// `knowledge.newestDot`: the newest event seen of this entity, without building its
+    /// knowledge (a version vector per field).
+    @inlinable
+    public var newestDot: Dot? { visited(NewestDotFinder()).newest }
 
     /// Everything seen of what people edit (bookkeeping fields such as the lifecycle and the
     /// authors left out).
