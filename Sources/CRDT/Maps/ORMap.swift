@@ -96,6 +96,24 @@ extension ORMap: Mergeable {
     }
 }
 
+extension ORMap {
+    /// Merges an update whose result is known already: `joined` holds, at each key the update
+    /// touches, this map's value merged with the update's (computed earlier by a caller that
+    /// needed those values first, as a store does to persist them before changing memory). Its
+    /// values are taken as they are: merging the update again would cost as much once more.
+    ///
+    /// - Precondition: every value of `joined` includes this map's value at its key (checked in
+    ///   debug builds).
+    @inlinable
+    public mutating func mergeJoined(_ joined: ORMap) {
+        _valueByKey.reserveCapacity(_valueByKey.count + joined.count)
+        for (key, value) in joined._valueByKey {
+            assert(_valueByKey[key].map { $0.merging(value) == value } ?? true, "\(key) is not a join of this value")
+            _valueByKey[key] = value
+        }
+    }
+}
+
 extension ORMap: ObservedRemovable where Value: ObservedRemovable {
     @discardableResult
     public mutating func removeAll() -> ORMap {

@@ -38,6 +38,14 @@ public struct TenantState: Mergeable, Codable, Sendable {
         contacts.reserveCapacity(count)
     }
 
+    /// Merges a change whose merge with this state `merged(with:)` computed already: takes
+    /// those entities as they are (see `ORMap.mergeJoined(_:)`).
+    public mutating func mergeJoined(_ merged: TenantState) {
+        contacts.mergeJoined(merged.contacts)
+        notes.mergeJoined(merged.notes)
+        schedule.mergeJoined(merged.schedule)
+    }
+
     /// The number of entities (of every kind, deleted ones included).
     public var entityCount: Int { contacts.count + notes.count + schedule.count }
 

@@ -2,13 +2,16 @@ import CRDT
 import Domain
 import Foundation
 import GRDB
+import GRDBSQLite
 
 // Writing an entity: its CRDT blob, and the query rows derived from its current (winning)
 // values. Child rows are replaced whole.
 
 /// The statements that write entities and their query rows, each prepared at most once per
 /// transaction and reused for every row: a `cachedStatement(sql:)` lookup hashes the whole SQL
-/// text, and with nine statements per contact that showed in the import's profile.
+/// text, and with nine statements per contact that showed in the import's profile. Parameters
+/// are bound through SQLite's C API, without building `StatementArguments` (an array of boxed
+/// values per row, another tenth of that profile).
 final class RowWriter {
     enum SQL: Int, CaseIterable {
         case entityState, contact, note, scheduleEntry, audit
@@ -74,9 +77,8 @@ final class RowWriter {
 
     init(_ db: Database) { self.db = db }
 
-    /// Runs `sql` with `arguments`, which must be exactly its parameters (the SQL is ours, so
-    /// they are not validated again on every row).
-    func run(_ sql: SQL, _ arguments: StatementArguments) throws {
+    /// Runs `sql` with `parameters`, which must be exactly its parameters, in order.
+    func run<each P: SQLiteParameter>(_ sql: SQL, _ parameters: repeat each P) throws {
         let statement: Statement
         if let ready = prepared[sql.rawValue] {
             statement = ready
@@ -84,8 +86,73 @@ final class RowWriter {
             statement = try db.cachedStatement(sql: sql.text)
             prepared[sql.rawValue] = statement
         }
-        statement.setUncheckedArguments(arguments)
-        try statement.execute()
+        let handle = statement.sqliteStatement
+        // Reset afterwards whatever happens: GRDB expects its cached statements idle.
+        defer { sqlite3_reset(handle) }
+        var index: Int32 = 0
+        for parameter in repeat each parameters {
+            index += 1
+            let code = parameter.bind(to: handle, at: index)
+            guard code == SQLITE_OK else { throw sqliteFailure(code, db, sql: sql.text) }
+        }
+        precondition(index == sqlite3_bind_parameter_count(handle), "\(sql) takes other parameters")
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else { throw sqliteFailure(code, db, sql: sql.text) }
+    }
+}
+
+/// The error of a statement run through SQLite's C API, as GRDB would have thrown it.
+func sqliteFailure(_ code: Int32, _ db: Database, sql: String) -> DatabaseError {
+    let message = db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) }
+    return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
+}
+
+/// A value bound to a statement parameter with SQLite's C API (see `RowWriter`).
+protocol SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32
+}
+
+/// SQLite copies the bound bytes (`SQLITE_TRANSIENT`), so they need not outlive the call.
+private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+extension String: SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        var text = self
+        return text.withUTF8 { bytes in
+            // An empty buffer may have no address, and a null pointer would bind NULL.
+            bytes.isEmpty
+                ? sqlite3_bind_text(statement, index, "", 0, transient)
+                : sqlite3_bind_text(statement, index, bytes.baseAddress, Int32(bytes.count), transient)
+        }
+    }
+}
+
+extension Int64: SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
+}
+
+extension Bool: SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        sqlite3_bind_int64(statement, index, self ? 1 : 0)
+    }
+}
+
+extension Data: SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        withUnsafeBytes { bytes in
+            bytes.isEmpty
+                ? sqlite3_bind_zeroblob(statement, index, 0)
+                : sqlite3_bind_blob(statement, index, bytes.baseAddress, Int32(bytes.count), transient)
+        }
+    }
+}
+
+extension Optional: SQLiteParameter where Wrapped: SQLiteParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        switch self {
+        case .some(let value): value.bind(to: statement, at: index)
+        case .none: sqlite3_bind_null(statement, index)
+        }
     }
 }
 
@@ -113,15 +180,15 @@ extension LocalStore {
         let at = stamp.text
         let device = stamp.replica.hex
         func log(_ kind: EntityKind, _ ids: some Sequence<EntityID>) throws {
-            for id in ids { try writer.run(.audit, [at, user, device, action, kind.rawValue, id.text]) }
+            for id in ids { try writer.run(.audit, at, user, device, action, kind.rawValue, id.text) }
         }
         try log(.contact, change.contacts.keys)
         try log(.note, change.notes.keys)
         try log(.schedule, change.schedule.keys)
     }
 
-    private func saveBlob<E: Entity>(_ id: EntityID, _ entity: E, _ writer: RowWriter) throws {
-        try writer.run(.entityState, [E.kind.rawValue, id.text, entityBlob(entity)])
+    private func saveBlob<E: Entity>(_ id: String, _ entity: E, _ writer: RowWriter) throws {
+        try writer.run(.entityState, E.kind.rawValue, id, entityBlob(entity))
     }
 
     private func lifecycleName<E: Entity>(_ entity: E) -> String {
@@ -133,34 +200,29 @@ extension LocalStore {
     }
 
     private func newestStamp<E: Entity>(_ entity: E) -> String {
-        entity.knowledge.entries.max { $0.counter < $1.counter }.map { HLC(time: $0.counter, replica: $0.replica).text }
-            ?? ""
+        entity.newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
     }
 
     /// Replaces the child rows of `owner` in one table (`delete` none when the owner is new).
     private func replaceChildren(
         delete: RowWriter.SQL?, insert: RowWriter.SQL, owner: String, _ values: [String], _ writer: RowWriter
     ) throws {
-        if let delete { try writer.run(delete, [owner]) }
-        for value in values { try writer.run(insert, [owner, value]) }
+        if let delete { try writer.run(delete, owner) }
+        for value in values { try writer.run(insert, owner, value) }
     }
 
     /// Saves a contact; `delta` is what changed, so child rows of untouched fields are left alone
     /// (rewriting them dirtied pages for nothing on every edit).
     private func save(_ id: EntityID, _ contact: Contact, delta: Contact, isNew: Bool, _ writer: RowWriter) throws {
-        try saveBlob(id, contact, writer)
+        let owner = id.text
+        try saveBlob(owner, contact, writer)
         let conflict =
             contact.name.hasConflict || contact.company.hasConflict || contact.title.hasConflict
             || contact.owner.hasConflict || contact.status.hasConflict || contact.address.hasConflict
             || contact.lifecycle.hasConflict
-        let owner = id.text
         try writer.run(
-            .contact,
-            [
-                owner, contact.name.value ?? "", contact.company.value, contact.title.value, contact.owner.value,
-                contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(delta),
-                conflict,
-            ])
+            .contact, owner, contact.name.value ?? "", contact.company.value, contact.title.value, contact.owner.value,
+            contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(delta), conflict)
         // Child rows only for the fields this change touched: rewriting untouched ones dirtied
         // pages (and WAL frames) for nothing on every edit.
         if !delta.phones.isBottom {
@@ -178,47 +240,40 @@ extension LocalStore {
                 delete: isNew ? nil : .deleteTags, insert: .insertTag, owner: owner, contact.tags.elements, writer)
         }
         if delta.customFields.isBottom { return }
-        if !isNew { try writer.run(.deleteFields, [owner]) }
+        if !isNew { try writer.run(.deleteFields, owner) }
         for key in contact.customFields.sortedKeys {
-            if let value = contact.customFields[key]?.value { try writer.run(.insertField, [owner, key, value]) }
+            if let value = contact.customFields[key]?.value { try writer.run(.insertField, owner, key, value) }
         }
     }
 
     private func save(_ id: EntityID, _ note: CallNote, delta: CallNote, isNew: Bool, _ writer: RowWriter) throws {
-        try saveBlob(id, note, writer)
+        let owner = id.text
+        try saveBlob(owner, note, writer)
         try writer.run(
-            .note,
-            [
-                id.text, note.contact.value?.id?.text, note.author.value, note.callTime.value,
-                note.duration.value.map { Int64($0) },
-                note.direction.value?.rawValue, note.outcome.value?.rawValue, note.body.value, lifecycleName(note),
-                newestStamp(delta),
-            ])
+            .note, owner, note.contact.value?.id?.text, note.author.value, note.callTime.value,
+            note.duration.value.map { Int64($0) }, note.direction.value?.rawValue, note.outcome.value?.rawValue,
+            note.body.value, lifecycleName(note), newestStamp(delta))
         if !delta.tags.isBottom {
             try replaceChildren(
-                delete: isNew ? nil : .deleteNoteTags, insert: .insertNoteTag, owner: id.text, note.tags.elements,
-                writer)
+                delete: isNew ? nil : .deleteNoteTags, insert: .insertNoteTag, owner: owner, note.tags.elements, writer)
         }
     }
 
     private func save(
         _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, isNew: Bool, _ writer: RowWriter
     ) throws {
-        try saveBlob(id, entry, writer)
+        let owner = id.text
+        try saveBlob(owner, entry, writer)
         let interval = entry.interval.value
         try writer.run(
-            .scheduleEntry,
-            [
-                id.text, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,
-                interval?.timeZone,
-                entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue, lifecycleName(entry),
-                newestStamp(delta),
-            ])
+            .scheduleEntry, owner, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,
+            interval?.timeZone, entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue,
+            lifecycleName(entry), newestStamp(delta))
         if delta.assignees.isBottom && delta.interval.isBottom { return }
-        if !isNew { try writer.run(.deleteAssignees, [id.text]) }
+        if !isNew { try writer.run(.deleteAssignees, owner) }
         if let interval {
             for assignee in entry.assignees.elements {
-                try writer.run(.insertAssignee, [assignee, interval.start, id.text, interval.end])
+                try writer.run(.insertAssignee, assignee, interval.start, owner, interval.end)
             }
         }
     }

@@ -83,8 +83,9 @@ extension LocalStore {
                 }
             }
         }
-        // Only the touched entities, merged, are built here; the whole state is merged in place
-        // after the commit (copying it per batch made a 100,000-contact sync quadratic).
+        // Only the touched entities, merged, are built here; after the commit the whole state
+        // takes them in place (copying it per batch made a 100,000-contact sync quadratic, and
+        // merging the change a second time cost as much as building them).
         let merged = state.merged(with: applied)
         let repush = actions.contains(.repushEverything)
         let finalClock = clock
@@ -128,7 +129,7 @@ extension LocalStore {
                     arguments: [try encodeJSON(session), Int64(wall)])
             }
         }
-        state.merge(applied)
+        state.mergeJoined(merged)
         self.session = session
         self.clock = finalClock
     }

@@ -193,6 +193,10 @@ public final class LocalStore {
         let synchronous = options.durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // A 64 MiB page cache (SQLite's default is 2 MiB, allocated as pages are used): a
+            // bulk import or a long pull dirties more pages than 2 MiB holds, and SQLite then
+            // spills them to the WAL inside the transaction and reads them back, again and again.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
             db.add(function: searchFold)
         }
         do {
