@@ -11,7 +11,8 @@ import GRDBSQLite
 /// transaction and reused for every row: a `cachedStatement(sql:)` lookup hashes the whole SQL
 /// text, and with nine statements per contact that showed in the import's profile. Parameters
 /// are bound through SQLite's C API, without building `StatementArguments` (an array of boxed
-/// values per row, another tenth of that profile).
+/// values per row, another tenth of that profile). Statements run this way bypass GRDB's
+/// transaction observers; nothing observes the store's database through GRDB.
 final class RowWriter {
     enum SQL: Int, CaseIterable {
         case entityState, contact, note, scheduleEntry, audit
