@@ -95,6 +95,17 @@ struct HLCTests {
         #expect(HLC(bytes: [1, 2, 3]) == nil)
     }
 
+    @Test("text forms are zero-padded lower-case hex of fixed width")
+    func textForms() {
+        #expect(
+            HLC(physical: 0x123, logical: 0xA, replica: ReplicaID(0xBEEF)).text == "000000000123-000a-000000000000beef")
+        #expect(
+            HLC(physical: HLC.maxPhysical, logical: .max, replica: ReplicaID(.max)).text
+                == "ffffffffffff-ffff-ffffffffffffffff")
+        #expect(ReplicaID(0).hex == "0000000000000000")
+        #expect(ReplicaID(0x0123_4567_89AB_CDEF).hex == "0123456789abcdef")
+    }
+
     @Test("the clock persists: a clock restored from its last stamp never goes back")
     func restoredClock() {
         var clock = HybridLogicalClock(replica: me)

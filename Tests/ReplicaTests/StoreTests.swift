@@ -117,7 +117,7 @@ struct StoreTests {
             $0.hasSuffix(".sql")
         }.sorted()
         let embedded = try String(contentsOfFile: root.path + "/Sources/Replica/Store/Schema.swift", encoding: .utf8)
-        #expect(files == ["0001_initial.sql", "0002_audit_and_conflicts.sql"])
+        #expect(files == ["0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql"])
         for file in files {
             let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
             #expect(
@@ -135,11 +135,15 @@ struct StoreTests {
                 try s.createContact(ContactDraft(name: "Old"), c)
             }
         }
-        // Turn the file back into schema 1: drop what schema 2 added.
+        // Turn the file back into schema 1: undo what schemas 2 and 3 did.
         let path = directory.sub(LocalStore.fileName)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
-            try db.execute(sql: "DROP TABLE audit; DROP TABLE conflicts; PRAGMA user_version = 1")
+            try db.execute(
+                sql: """
+                    DROP TABLE audit; DROP TABLE conflicts; DROP INDEX contacts_listing;
+                    CREATE INDEX contacts_by_name ON contacts (name COLLATE NOCASE); PRAGMA user_version = 1
+                    """)
         }
         try queue.close()
         let store = try LocalStore.open(in: directory.path)
@@ -148,7 +152,13 @@ struct StoreTests {
             try s.createContact(ContactDraft(name: "New"), c)
         }
         let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
-        #expect(version == 2)
+        #expect(version == 3)
+        let indexes = try DatabaseQueue(path: path).read { db in
+            try String.fetchAll(
+                db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts'")
+        }
+        #expect(indexes.contains("contacts_listing") && !indexes.contains("contacts_by_name"))
+        #expect(try store.contacts().map(\.name) == ["New", "Old"])
     }
 
     @Test("a store written by a newer version is refused, untouched, with a clear message")
@@ -162,7 +172,7 @@ struct StoreTests {
             Issue.record("opened a newer store")
         } catch {
             #expect(error.code == .newerSchema)
-            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 2)"))
+            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 3)"))
             #expect(error.message.contains("upgrade replica-cli"))
         }
         #expect(try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)

@@ -40,6 +40,15 @@ public struct VersionVector: Hashable, Sendable {
     }
 
     @inlinable public var isEmpty: Bool { entries.isEmpty }
+
+    /// The dot with the highest counter (of equal ones, the lowest replica's): the newest event
+    /// seen, since counters are HLC times.
+    @inlinable
+    public var newestDot: Dot? {
+        var newest: Dot?
+        for dot in storage where newest.map({ dot.counter > $0.counter }) ?? true { newest = dot }
+        return newest
+    }
     @inlinable public var count: Int { entries.count }
 
     /// True when `dot` is covered: its replica's entry is at least its counter.

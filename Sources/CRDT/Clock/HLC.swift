@@ -52,7 +52,7 @@ public struct HLC: Hashable, Comparable, Sendable {
     /// The persistable text form: `PPPPPPPPPPPP-LLLL-RRRRRRRRRRRRRRRR` (hex, fixed width), which
     /// sorts as text exactly as the stamps sort.
     public var text: String {
-        hexDigits(physical, width: 12) + "-" + hexDigits(UInt64(logical), width: 4) + "-" + replica.hex
+        String(hexFields: (physical, 12), (UInt64(logical), 4), (replica.rawValue, 16), separator: UInt8(ascii: "-"))
     }
 
     /// Parses ``text``; `nil` for anything else.
@@ -90,11 +90,6 @@ public struct HLC: Hashable, Comparable, Sendable {
         }
         self.init(time: time, replica: ReplicaID(replica))
     }
-}
-
-private func hexDigits(_ value: UInt64, width: Int) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }
 
 extension HLC: CustomStringConvertible {

@@ -33,10 +33,7 @@ public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable {
     }
 
     /// Sixteen lower-case hex digits: fixed width, so the text sorts like the number.
-    public var hex: String {
-        let digits = String(rawValue, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
+    public var hex: String { String(hexFields: (rawValue, 16)) }
 
     /// Parses the 16-hex-digit form written by ``hex``; `nil` for anything else.
     public init?(hex: some StringProtocol) {

@@ -90,6 +90,15 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
+    /// `context.newestDot`, without building the context of a single event.
+    @inlinable
+    public var newestDot: Dot? {
+        switch storage {
+        case .single(let stamp, _): stamp.dot
+        case .general(_, let context): context.newestDot
+        }
+    }
+
     @inlinable
     public var isEmpty: Bool {
         switch storage {

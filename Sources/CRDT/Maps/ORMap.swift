@@ -42,6 +42,13 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
 
     /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
     /// `mutation` returns the value's own delta, as every mutation in this package does.
+    /// Makes room for `count` keys, so a map about to grow by many keys does not rehash (moving
+    /// every value) again and again as it grows.
+    @inlinable
+    public mutating func reserveCapacity(_ count: Int) {
+        _valueByKey.reserveCapacity(count)
+    }
+
     @inlinable @discardableResult
     public mutating func update(_ key: Key, _ mutation: (inout Value) -> Value) -> ORMap {
         var value = _valueByKey.removeValue(forKey: key) ?? Value()
@@ -72,7 +79,8 @@ extension ORMap: Mergeable {
 
     @inlinable
     public mutating func merge(_ other: ORMap) {
-        if _valueByKey.isEmpty {
+        // An empty map takes the other's storage, unless it has room reserved for more.
+        if _valueByKey.isEmpty && _valueByKey.capacity < other._valueByKey.count {
             _valueByKey = other._valueByKey
             return
         }
@@ -84,6 +92,24 @@ extension ORMap: Mergeable {
             } else {
                 _valueByKey[key] = value
             }
+        }
+    }
+}
+
+extension ORMap {
+    /// Merges an update whose result is known already: `joined` holds, at each key the update
+    /// touches, this map's value merged with the update's (computed earlier by a caller that
+    /// needed those values first, as a store does to persist them before changing memory). Its
+    /// values are taken as they are: merging the update again would cost as much once more.
+    ///
+    /// - Precondition: every value of `joined` includes this map's value at its key (checked in
+    ///   debug builds).
+    @inlinable
+    public mutating func mergeJoined(_ joined: ORMap) {
+        _valueByKey.reserveCapacity(_valueByKey.count + joined.count)
+        for (key, value) in joined._valueByKey {
+            assert(_valueByKey[key].map { $0.merging(value) == value } ?? true, "\(key) is not a join of this value")
+            _valueByKey[key] = value
         }
     }
 }

@@ -19,7 +19,7 @@
 public struct MVRegister<Value: Hashable & Comparable & Sendable>: Hashable, Sendable {
     public typealias Sibling = DotKernel<Value>.Event
 
-    public var kernel: DotKernel<Value> { _kernel }
+    @inlinable public var kernel: DotKernel<Value> { _kernel }
     @usableFromInline internal var _kernel: DotKernel<Value>
 
     @inlinable
@@ -33,18 +33,18 @@ public struct MVRegister<Value: Hashable & Comparable & Sendable>: Hashable, Sen
     }
 
     /// The sibling values in stamp order (the winner last).
-    public var siblings: [Sibling] { kernel.live }
+    @inlinable public var siblings: [Sibling] { _kernel.live }
 
-    public var values: [Value] { kernel.live.map(\.payload) }
+    @inlinable public var values: [Value] { _kernel.live.map(\.payload) }
 
     /// The deterministic winner: the sibling with the greatest stamp.
-    public var value: Value? { kernel.winner?.payload }
+    @inlinable public var value: Value? { _kernel.winner?.payload }
 
     /// The stamp of the winning sibling.
-    public var stamp: HLC? { kernel.winner?.stamp }
+    @inlinable public var stamp: HLC? { _kernel.winner?.stamp }
 
     /// True when concurrent writes left more than one sibling.
-    public var hasConflict: Bool { kernel.liveCount > 1 }
+    @inlinable public var hasConflict: Bool { _kernel.liveCount > 1 }
 
     /// Writes `value`, superseding every sibling seen here, and returns the delta.
     ///

@@ -24,7 +24,7 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
     /// One element's insertions and what has been seen of it.
     public struct Entry: Hashable, Sendable {
         public let element: Element
-        public var kernel: DotKernel<Presence> { _kernel }
+        @inlinable public var kernel: DotKernel<Presence> { _kernel }
         @usableFromInline internal var _kernel: DotKernel<Presence>
 
         @inlinable
@@ -53,15 +53,17 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// The elements present, in order.
+    @inlinable
     public var elements: [Element] {
-        entries.compactMap { $0.kernel.isEmpty ? nil : $0.element }
+        _entries.compactMap { $0._kernel.isEmpty ? nil : $0.element }
     }
 
+    @inlinable
     public var count: Int {
-        entries.reduce(0) { $0 + ($1.kernel.isEmpty ? 0 : 1) }
+        _entries.reduce(0) { $0 + ($1._kernel.isEmpty ? 0 : 1) }
     }
 
-    public var isEmpty: Bool { count == 0 }
+    @inlinable public var isEmpty: Bool { count == 0 }
 
     @inlinable
     public func contains(_ element: Element) -> Bool {

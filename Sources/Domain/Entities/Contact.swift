@@ -39,6 +39,41 @@ public struct Contact: Entity {
         .field("tags", { $0.tags }, { $1(&$0.tags) }),
         .field("not-duplicate-of", { $0.notDuplicateOf }, { $1(&$0.notDuplicateOf) }, content: false),
     ]
+
+    // The same fields in the same order as `fields` (checked by EntityFieldTests).
+    @inlinable
+    public func visitFields<V: FieldVisitor>(_ visitor: inout V) {
+        visitor.visit(lifecycle)
+        visitor.visit(authors)
+        visitor.visit(name)
+        visitor.visit(company)
+        visitor.visit(title)
+        visitor.visit(owner)
+        visitor.visit(status)
+        visitor.visit(address)
+        visitor.visit(customFields)
+        visitor.visit(phones)
+        visitor.visit(emails)
+        visitor.visit(tags)
+        visitor.visit(notDuplicateOf)
+    }
+
+    @inlinable
+    public mutating func updateFields<U: FieldUpdater>(with other: Contact, _ updater: inout U) {
+        updater.update(&lifecycle, with: other.lifecycle)
+        updater.update(&authors, with: other.authors)
+        updater.update(&name, with: other.name)
+        updater.update(&company, with: other.company)
+        updater.update(&title, with: other.title)
+        updater.update(&owner, with: other.owner)
+        updater.update(&status, with: other.status)
+        updater.update(&address, with: other.address)
+        updater.update(&customFields, with: other.customFields)
+        updater.update(&phones, with: other.phones)
+        updater.update(&emails, with: other.emails)
+        updater.update(&tags, with: other.tags)
+        updater.update(&notDuplicateOf, with: other.notDuplicateOf)
+    }
 }
 
 /// A note of one call with a contact. Mostly appended; the body can be edited.
@@ -75,6 +110,37 @@ public struct CallNote: Entity {
         .field("body", { $0.body }, { $1(&$0.body) }),
         .field("orphan-accepted", { $0.orphanAccepted }, { $1(&$0.orphanAccepted) }, content: false),
     ]
+
+    // The same fields in the same order as `fields` (checked by EntityFieldTests).
+    @inlinable
+    public func visitFields<V: FieldVisitor>(_ visitor: inout V) {
+        visitor.visit(lifecycle)
+        visitor.visit(authors)
+        visitor.visit(contact)
+        visitor.visit(author)
+        visitor.visit(callTime)
+        visitor.visit(duration)
+        visitor.visit(direction)
+        visitor.visit(outcome)
+        visitor.visit(tags)
+        visitor.visit(body)
+        visitor.visit(orphanAccepted)
+    }
+
+    @inlinable
+    public mutating func updateFields<U: FieldUpdater>(with other: CallNote, _ updater: inout U) {
+        updater.update(&lifecycle, with: other.lifecycle)
+        updater.update(&authors, with: other.authors)
+        updater.update(&contact, with: other.contact)
+        updater.update(&author, with: other.author)
+        updater.update(&callTime, with: other.callTime)
+        updater.update(&duration, with: other.duration)
+        updater.update(&direction, with: other.direction)
+        updater.update(&outcome, with: other.outcome)
+        updater.update(&tags, with: other.tags)
+        updater.update(&body, with: other.body)
+        updater.update(&orphanAccepted, with: other.orphanAccepted)
+    }
 }
 
 /// A call-back, appointment or shift. The time interval is one value.
@@ -106,4 +172,33 @@ public struct ScheduleEntry: Entity {
         .field("status", { $0.status }, { $1(&$0.status) }),
         .field("accepted-overlaps", { $0.acceptedOverlaps }, { $1(&$0.acceptedOverlaps) }, content: false),
     ]
+
+    // The same fields in the same order as `fields` (checked by EntityFieldTests).
+    @inlinable
+    public func visitFields<V: FieldVisitor>(_ visitor: inout V) {
+        visitor.visit(lifecycle)
+        visitor.visit(authors)
+        visitor.visit(entryKind)
+        visitor.visit(title)
+        visitor.visit(interval)
+        visitor.visit(assignees)
+        visitor.visit(contact)
+        visitor.visit(location)
+        visitor.visit(status)
+        visitor.visit(acceptedOverlaps)
+    }
+
+    @inlinable
+    public mutating func updateFields<U: FieldUpdater>(with other: ScheduleEntry, _ updater: inout U) {
+        updater.update(&lifecycle, with: other.lifecycle)
+        updater.update(&authors, with: other.authors)
+        updater.update(&entryKind, with: other.entryKind)
+        updater.update(&title, with: other.title)
+        updater.update(&interval, with: other.interval)
+        updater.update(&assignees, with: other.assignees)
+        updater.update(&contact, with: other.contact)
+        updater.update(&location, with: other.location)
+        updater.update(&status, with: other.status)
+        updater.update(&acceptedOverlaps, with: other.acceptedOverlaps)
+    }
 }

@@ -16,21 +16,111 @@ public protocol Entity: Mergeable, BinaryCodable, Codable {
     static var fields: [FieldDescriptor<Self>] { get }
     var lifecycle: MVRegister<Lifecycle> { get set }
     var authors: Authors { get set }
+    /// Shows every field to `visitor`, in ``fields`` order.
+    func visitFields<V: FieldVisitor>(_ visitor: inout V)
+    /// Hands every field to `updater`, in ``fields`` order, with the same field of `other`.
+    mutating func updateFields<U: FieldUpdater>(with other: Self, _ updater: inout U)
+}
+
+// The hot operations (merge, isBottom, encoding, knowledge) go through the two listings above
+// rather than the `fields` descriptors: a visitor is specialized per entity and field type and
+// inlined, where a descriptor costs two closure calls and a copy (retain) of the field per field
+// per entity, which led the store's import and pull profiles. The descriptors stay the reference
+// the listings are checked against (`EntityFieldTests`) and serve the colder, per-field work
+// (conflicts, projections, field comparisons).
+
+/// Reads the fields of an entity, one after another (see ``Entity/visitFields(_:)``).
+public protocol FieldVisitor {
+    mutating func visit<F: FieldCRDT>(_ field: F)
+}
+
+/// Changes the fields of an entity, one after another, each with the same field of another
+/// entity of its type (see ``Entity/updateFields(with:_:)``).
+public protocol FieldUpdater {
+    mutating func update<F: FieldCRDT>(_ field: inout F, with other: F)
+}
+
+@usableFromInline struct FieldMerger: FieldUpdater {
+    @inlinable init() {}
+    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+        if !other.isBottom { field.merge(other) }
+    }
+}
+
+@usableFromInline struct BottomCheck: FieldVisitor {
+    @usableFromInline var isBottom = true
+    @inlinable init() {}
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) { isBottom = isBottom && field.isBottom }
+}
+
+@usableFromInline struct PresenceCheck: FieldVisitor {
+    @usableFromInline var mask: UInt64 = 0
+    @usableFromInline var index: UInt64 = 0
+    @inlinable init() {}
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) {
+        if !field.isBottom { mask |= 1 << index }
+        index += 1
+    }
+}
+
+@usableFromInline struct KnowledgeCollector: FieldVisitor {
+    @usableFromInline var knowledge = VersionVector()
+    @inlinable init() {}
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) { knowledge.merge(field.knowledge) }
+}
+
+@usableFromInline struct NewestDotFinder: FieldVisitor {
+    @usableFromInline var newest: Dot?
+    @inlinable init() {}
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) { newest = newer(newest, field.newestDot) }
+}
+
+@usableFromInline struct FieldEncoder: FieldVisitor {
+    @usableFromInline var writer: BinaryWriter
+    @inlinable init(_ writer: BinaryWriter) { self.writer = writer }
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F) {
+        if !field.isBottom { field.encode(to: &writer) }
+    }
+}
+
+@usableFromInline struct FieldDecoder: FieldUpdater {
+    @usableFromInline var reader: BinaryReader
+    @usableFromInline let present: UInt64
+    @usableFromInline var index: UInt64 = 0
+    /// The first failure; the fields after it are left alone.
+    @usableFromInline var failure: BinaryDecodingError?
+    @inlinable init(_ reader: BinaryReader, present: UInt64) {
+        self.reader = reader
+        self.present = present
+    }
+    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+        defer { index += 1 }
+        guard failure == nil, present & (1 << index) != 0 else { return }
+        do { field = try F(from: &reader) } catch { failure = error }
+    }
 }
 
 extension Entity {
+    @inlinable
     public mutating func merge(_ other: Self) {
-        for field in Self.fields where !field.isBottom(other) { field.merge(&self, other) }
+        var merger = FieldMerger()
+        updateFields(with: other, &merger)
     }
 
-    public var isBottom: Bool { Self.fields.allSatisfy { $0.isBottom(self) } }
+    /// `visitor` after it has seen every field.
+    @inlinable
+    func visited<V: FieldVisitor>(_ visitor: V) -> V {
+        var visitor = visitor
+        visitFields(&visitor)
+        return visitor
+    }
+
+    @inlinable
+    public var isBottom: Bool { visited(BottomCheck()).isBottom }
 
     /// The fields holding anything.
-    public var presentFields: FieldMask {
-        var mask = FieldMask()
-        for (index, field) in Self.fields.enumerated() where !field.isBottom(self) { mask.insert(.field(index)) }
-        return mask
-    }
+    @inlinable
+    public var presentFields: FieldMask { FieldMask(rawValue: visited(PresenceCheck()).mask) }
 
     /// This entity with only the fields in `mask` (their whole current state).
     public func restricted(to mask: FieldMask) -> Self {
@@ -50,9 +140,13 @@ extension Entity {
     }
 
     /// Everything seen of this entity, over all fields.
-    public var knowledge: VersionVector {
-        Self.fields.reduce(into: VersionVector()) { $0.merge($1.knowledge(self)) }
-    }
+    @inlinable
+    public var knowledge: VersionVector { visited(KnowledgeCollector()).knowledge }
+
+    /// `knowledge.newestDot`: the newest event seen of this entity, without building its
+    /// knowledge (a version vector per field).
+    @inlinable
+    public var newestDot: Dot? { visited(NewestDotFinder()).newest }
 
     /// Everything seen of what people edit (bookkeeping fields such as the lifecycle and the
     /// authors left out).
@@ -74,14 +168,18 @@ extension Entity {
     /// The user behind a device that touched this entity.
     public func user(of device: ReplicaID) -> String { authors[device] ?? "unknown user" }
 
+    @inlinable
     public func encode(to writer: inout BinaryWriter) {
-        let present = presentFields
-        writer.writeVarint(present.rawValue)
-        for (index, field) in Self.fields.enumerated() where present.contains(.field(index)) {
-            field.encode(self, &writer)
-        }
+        writer.writeVarint(presentFields.rawValue)
+        // The writer moves into the encoder and back (swapped, not copied: a copy would make
+        // the next write copy the whole buffer).
+        var encoder = FieldEncoder(BinaryWriter(capacity: 0))
+        swap(&encoder.writer, &writer)
+        visitFields(&encoder)
+        swap(&encoder.writer, &writer)
     }
 
+    @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let present = try reader.readVarint("a field bitmap")
         guard present >> UInt64(Self.fields.count) == 0 else {
@@ -90,8 +188,10 @@ extension Entity {
                 "expected a \(Self.kind) with at most \(Self.fields.count) fields, found bitmap \(present)")
         }
         self.init()
-        for (index, field) in Self.fields.enumerated() where present & (1 << UInt64(index)) != 0 {
-            try field.decode(&self, &reader)
-        }
+        var decoder = FieldDecoder(BinaryReader(bytes: []), present: present)
+        swap(&decoder.reader, &reader)
+        updateFields(with: Self(), &decoder)
+        swap(&decoder.reader, &reader)
+        if let failure = decoder.failure { throw failure }
     }
 }

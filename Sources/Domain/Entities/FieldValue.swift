@@ -46,12 +46,23 @@ public protocol FieldCRDT: Mergeable, BinaryCodable, Codable, Sendable {
     func registers(field: String) -> [(field: String, siblings: [FieldEvent])]
     /// Everything seen on this field.
     var knowledge: VersionVector { get }
+    /// `knowledge.newestDot`, which registers and sets find without building their knowledge.
+    var newestDot: Dot? { get }
     /// Writes the value of sibling `index` of the register `field` again, superseding all its
     /// siblings, and returns the delta; `nil` when there is no such register or sibling.
     mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self?
 }
 
+/// The newer of two dots by `VersionVector.newestDot`'s rule.
+@inlinable
+func newer(_ a: Dot?, _ b: Dot?) -> Dot? {
+    guard let a, let b else { return a ?? b }
+    return b.counter > a.counter || (b.counter == a.counter && b.replica < a.replica) ? b : a
+}
+
 extension FieldCRDT {
+    public var newestDot: Dot? { knowledge.newestDot }
+
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self? { nil }
 }
 
@@ -65,6 +76,7 @@ extension MVRegister: FieldCRDT where Value: DisplayValue & BinaryCodable & Coda
     }
 
     public var knowledge: VersionVector { kernel.context }
+    public var newestDot: Dot? { kernel.newestDot }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> MVRegister? {
         guard field == prefix, siblings.indices.contains(index) else { return nil }
@@ -84,6 +96,8 @@ extension ORSet: FieldCRDT where Element: DisplayValue & BinaryCodable & Codable
     public var knowledge: VersionVector {
         entries.reduce(into: VersionVector()) { $0.merge($1.kernel.context) }
     }
+
+    public var newestDot: Dot? { entries.reduce(nil) { newer($0, $1.kernel.newestDot) } }
 }
 
 extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {

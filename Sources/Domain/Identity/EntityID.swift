@@ -23,10 +23,7 @@ public struct EntityID: Hashable, Comparable, Sendable {
         lhs.time != rhs.time ? lhs.time < rhs.time : lhs.replica < rhs.replica
     }
 
-    public var text: String {
-        let digits = String(time, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits + replica.hex
-    }
+    public var text: String { String(hexFields: (time, 16), (replica.rawValue, 16)) }
 
     /// Parses ``text``; `nil` for anything else.
     public init?(text: some StringProtocol) {

@@ -32,6 +32,20 @@ public struct TenantState: Mergeable, Codable, Sendable {
         schedule.merge(other.schedule)
     }
 
+    /// Makes room for `count` contacts in all (a bulk import), so the map does not grow step by
+    /// step.
+    public mutating func reserveCapacity(contacts count: Int) {
+        contacts.reserveCapacity(count)
+    }
+
+    /// Merges a change whose merge with this state `merged(with:)` computed already: takes
+    /// those entities as they are (see `ORMap.mergeJoined(_:)`).
+    public mutating func mergeJoined(_ merged: TenantState) {
+        contacts.mergeJoined(merged.contacts)
+        notes.mergeJoined(merged.notes)
+        schedule.mergeJoined(merged.schedule)
+    }
+
     /// The number of entities (of every kind, deleted ones included).
     public var entityCount: Int { contacts.count + notes.count + schedule.count }
 

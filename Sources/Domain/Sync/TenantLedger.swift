@@ -151,9 +151,7 @@ extension TenantState {
         var newest: Dot?
         func visit<E: Entity>(_ map: ORMap<EntityID, E>) {
             for entity in map.valueByKey.values {
-                for dot in entity.knowledge.entries where newest.map({ dot.counter > $0.counter }) ?? true {
-                    newest = dot
-                }
+                if let dot = entity.newestDot, newest.map({ dot.counter > $0.counter }) ?? true { newest = dot }
             }
         }
         visit(contacts)
@@ -167,6 +165,7 @@ extension TenantState {
     public func merged(with change: TenantState) -> TenantState {
         func merge<E: Entity>(_ current: ORMap<EntityID, E>, _ delta: ORMap<EntityID, E>) -> ORMap<EntityID, E> {
             var result = [EntityID: E]()
+            result.reserveCapacity(delta.count)
             for (id, entity) in delta.valueByKey { result[id] = (current[id] ?? E()).merging(entity) }
             return ORMap(result)
         }

@@ -83,7 +83,9 @@ func validatedText(_ text: String, field: String, limit: Int, required: Bool = f
     if required && trimmed.isEmpty {
         throw ValidationError(field: field, code: .required, message: "\(field) is required and cannot be empty")
     }
-    if trimmed.count > limit {
+    // A text has at most as many characters as UTF-8 bytes: count them (grapheme breaking, the
+    // slow part) only when the bytes exceed the limit.
+    if trimmed.utf8.count > limit && trimmed.count > limit {
         throw ValidationError(
             field: field, code: .tooLong,
             message: "\(field) has \(trimmed.count) characters; at most \(limit) are allowed")
@@ -98,6 +100,10 @@ func validatedText(_ text: String, field: String, limit: Int, required: Bool = f
 
 extension String {
     func trimmingWhitespace() -> String {
+        // Nothing to trim when both ends are visible ASCII (no Unicode property lookups).
+        if let first = utf8.first, let last = utf8.last, (0x21...0x7E).contains(first), (0x21...0x7E).contains(last) {
+            return self
+        }
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!

@@ -53,15 +53,19 @@ public enum PhoneNumber {
         let trimmed = input.trimmingWhitespace()
         var digits = ""
         var international = false
-        for (index, character) in trimmed.enumerated() {
-            if character == "+" && index == 0 {
-                international = true
-            } else if character.isASCII, let digit = character.wholeNumberValue {
-                digits.append(String(digit))
-            } else if " -./()\u{00A0}".contains(character) {
-                continue
-            } else {
-                throw invalid("contains \"\(character)\"; use digits, spaces, dashes and a leading +")
+        if let ascii = asciiDigits(trimmed) {
+            (digits, international) = ascii
+        } else {
+            for (index, character) in trimmed.enumerated() {
+                if character == "+" && index == 0 {
+                    international = true
+                } else if character.isASCII, let digit = character.wholeNumberValue {
+                    digits.append(String(digit))
+                } else if " -./()\u{00A0}".contains(character) {
+                    continue
+                } else {
+                    throw invalid("contains \"\(character)\"; use digits, spaces, dashes and a leading +")
+                }
             }
         }
         if digits.isEmpty { throw invalid("has no digits") }
@@ -101,6 +105,27 @@ public enum PhoneNumber {
         return "+" + defaultCountry.callingCode + national
     }
 
+    /// The digits of `text` and whether it starts with `+`, read byte by byte, when it holds only
+    /// ASCII digits and separators (the usual input: a `Character` loop costs grapheme breaking
+    /// and Unicode property lookups per digit); `nil` otherwise, for the character loop, which
+    /// also words the errors.
+    static func asciiDigits(_ text: String) -> (digits: String, international: Bool)? {
+        var digits = [UInt8]()
+        digits.reserveCapacity(text.utf8.count)
+        var international = false
+        for (index, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "+") where index == 0: international = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits.append(byte)
+            case UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: "("),
+                UInt8(ascii: ")"):
+                continue
+            default: return nil
+            }
+        }
+        return (String(decoding: digits, as: UTF8.self), international)
+    }
+
     private static func lengths(_ country: Country) -> String {
         country.nationalLengths.count == 1
             ? "\(country.nationalLengths.lowerBound)"
@@ -113,6 +138,12 @@ public enum PhoneNumber {
 public enum EmailAddress {
     /// - Throws: ``ValidationError`` `invalid-email`, saying what is wrong.
     public static func normalize(_ input: String) throws(ValidationError) -> String {
+        if let address = asciiAddress(input) { return address }
+        return try checkedAddress(input)
+    }
+
+    /// The general check of any input, which also words the errors.
+    static func checkedAddress(_ input: String) throws(ValidationError) -> String {
         func invalid(_ reason: String) -> ValidationError {
             ValidationError(field: "email", code: .invalidEmail, message: "e-mail \"\(input)\" \(reason)")
         }
@@ -140,5 +171,32 @@ public enum EmailAddress {
         }
         guard labels.last!.contains(where: \.isLetter) else { throw invalid("has a domain ending in a number") }
         return address
+    }
+
+    /// `input` lower-cased when it is visible ASCII (no spaces) and a valid address by the rules
+    /// above, checked byte by byte; `nil` otherwise, for the general check, which also words the
+    /// errors. (`Character` tests cost grapheme breaking and Unicode property lookups per
+    /// character; for visible ASCII a character is a byte, a letter is A–Z or a–z and a number
+    /// is 0–9, so both checks agree: see `ValidationTests`.)
+    static func asciiAddress(_ input: String) -> String? {
+        let bytes = Array(input.utf8)
+        guard bytes.count <= 254, bytes.allSatisfy({ (0x21...0x7E).contains($0) }),
+            let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at <= 64
+        else { return nil }
+        let local = bytes[..<at]
+        guard !local.contains(where: { "@,;<>".utf8.contains($0) }),
+            local.first != UInt8(ascii: "."), local.last != UInt8(ascii: "."),
+            !zip(local, local.dropFirst()).contains(where: { $0 == UInt8(ascii: ".") && $1 == UInt8(ascii: ".") })
+        else { return nil }
+        let labels = bytes[(at + 1)...].split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return nil }
+        func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
+        for label in labels {
+            guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
+                label.allSatisfy({ isLetter($0) || (0x30...0x39).contains($0) || $0 == UInt8(ascii: "-") })
+            else { return nil }
+        }
+        guard labels.last!.contains(where: isLetter) else { return nil }
+        return input.lowercased()
     }
 }

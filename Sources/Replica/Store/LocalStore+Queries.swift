@@ -2,6 +2,7 @@ import CRDT
 import Domain
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A contact as listed: its displayed values.
 public struct ContactRow: Hashable, Sendable, Codable {
@@ -74,17 +75,28 @@ extension LocalStore {
             """
         return try Self.wrap("querying \(path)") {
             try database.read { db in
-                // A cursor read by column index: building a Row per result and looking columns up
-                // by name cost more than SQLite itself for 100,000 contacts.
+                // Columns read straight from SQLite's C API: through GRDB's row cursor, the
+                // per-column conversions cost more than SQLite's scan of the listing index for
+                // 100,000 contacts.
+                let statement = try db.makeStatement(sql: sql)
+                try statement.setArguments(arguments)
+                let handle = statement.sqliteStatement
+                defer { sqlite3_reset(handle) }
+                func text(_ column: Int32) -> String? {
+                    guard let bytes = sqlite3_column_text(handle, column) else { return nil }
+                    let count = Int(sqlite3_column_bytes(handle, column))
+                    return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+                }
                 var result = [ContactRow]()
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-                while let row = try rows.next() {
+                while true {
+                    let code = sqlite3_step(handle)
+                    if code == SQLITE_DONE { return result }
+                    guard code == SQLITE_ROW else { throw sqliteFailure(code, db, sql: sql) }
                     result.append(
                         ContactRow(
-                            id: row[0], name: row[1], company: row[2], owner: row[3], status: row[4], lifecycle: row[5],
-                            hasConflict: row[6]))
+                            id: text(0) ?? "", name: text(1) ?? "", company: text(2), owner: text(3), status: text(4),
+                            lifecycle: text(5) ?? "", hasConflict: sqlite3_column_int64(handle, 6) != 0))
                 }
-                return result
             }
         }
     }

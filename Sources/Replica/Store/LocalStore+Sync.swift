@@ -83,8 +83,9 @@ extension LocalStore {
                 }
             }
         }
-        // Only the touched entities, merged, are built here; the whole state is merged in place
-        // after the commit (copying it per batch made a 100,000-contact sync quadratic).
+        // Only the touched entities, merged, are built here; after the commit the whole state
+        // takes them in place (copying it per batch made a 100,000-contact sync quadratic, and
+        // merging the change a second time cost as much as building them).
         let merged = state.merged(with: applied)
         let repush = actions.contains(.repushEverything)
         let finalClock = clock
@@ -108,8 +109,9 @@ extension LocalStore {
                     }
                 }
                 if !applied.isBottom {
-                    try persistEntities(of: applied, in: merged, db)
-                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", db)
+                    let writer = RowWriter(db)
+                    try persistEntities(of: applied, in: merged, before: state, writer)
+                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", writer)
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
                     )
@@ -127,7 +129,7 @@ extension LocalStore {
                     arguments: [try encodeJSON(session), Int64(wall)])
             }
         }
-        state.merge(applied)
+        state.mergeJoined(merged)
         self.session = session
         self.clock = finalClock
     }

@@ -193,6 +193,10 @@ public final class LocalStore {
         let synchronous = options.durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // A 64 MiB page cache (SQLite's default is 2 MiB, allocated as pages are used): a
+            // bulk import or a long pull dirties more pages than 2 MiB holds, and SQLite then
+            // spills them to the WAL inside the transaction and reads them back, again and again.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
             db.add(function: searchFold)
         }
         do {
@@ -272,11 +276,12 @@ public final class LocalStore {
         do {
             try Self.wrap("writing to \(path)") {
                 try database.write { db in
-                    try persistEntities(of: delta, in: state, db)
+                    let writer = RowWriter(db)
+                    try persistEntities(of: delta, in: state, before: nil, writer)
                     try db.execute(
                         sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)",
                         arguments: [Data(delta.encodedBlob()), stamp.text])
-                    try audit(delta, stamp: stamp, user: identity.user, action: "write", db)
+                    try audit(delta, stamp: stamp, user: identity.user, action: "write", writer)
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [stamp.text])
                 }
