@@ -87,73 +87,7 @@ final class RowWriter {
             statement = try db.cachedStatement(sql: sql.text)
             prepared[sql.rawValue] = statement
         }
-        let handle = statement.sqliteStatement
-        // Reset afterwards whatever happens: GRDB expects its cached statements idle.
-        defer { sqlite3_reset(handle) }
-        var index: Int32 = 0
-        for parameter in repeat each parameters {
-            index += 1
-            let code = parameter.bind(to: handle, at: index)
-            guard code == SQLITE_OK else { throw sqliteFailure(code, db, sql: sql.text) }
-        }
-        precondition(index == sqlite3_bind_parameter_count(handle), "\(sql) takes other parameters")
-        let code = sqlite3_step(handle)
-        guard code == SQLITE_DONE else { throw sqliteFailure(code, db, sql: sql.text) }
-    }
-}
-
-/// The error of a statement run through SQLite's C API, as GRDB would have thrown it.
-func sqliteFailure(_ code: Int32, _ db: Database, sql: String) -> DatabaseError {
-    let message = db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) }
-    return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
-}
-
-/// A value bound to a statement parameter with SQLite's C API (see `RowWriter`).
-protocol SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32
-}
-
-/// SQLite copies the bound bytes (`SQLITE_TRANSIENT`), so they need not outlive the call.
-private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
-
-extension String: SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        var text = self
-        return text.withUTF8 { bytes in
-            // An empty buffer may have no address, and a null pointer would bind NULL.
-            bytes.isEmpty
-                ? sqlite3_bind_text(statement, index, "", 0, transient)
-                : sqlite3_bind_text(statement, index, bytes.baseAddress, Int32(bytes.count), transient)
-        }
-    }
-}
-
-extension Int64: SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
-}
-
-extension Bool: SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        sqlite3_bind_int64(statement, index, self ? 1 : 0)
-    }
-}
-
-extension Data: SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        withUnsafeBytes { bytes in
-            bytes.isEmpty
-                ? sqlite3_bind_zeroblob(statement, index, 0)
-                : sqlite3_bind_blob(statement, index, bytes.baseAddress, Int32(bytes.count), transient)
-        }
-    }
-}
-
-extension Optional: SQLiteParameter where Wrapped: SQLiteParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        switch self {
-        case .some(let value): value.bind(to: statement, at: index)
-        case .none: sqlite3_bind_null(statement, index)
-        }
+        try statement.run(db, repeat each parameters)
     }
 }
 

@@ -218,13 +218,9 @@ public final class ServerStore: Sendable {
             let entityDelta = delta[id]!
             let idText = id.text
             // Cached statements: preparing one per entity (and GRDB's authorizer callback on
-            // every prepare) was a quarter of ingest CPU; bound through the C API (RawStatement).
-            let select = try RawStatement(
-                db, "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?")
-            try select.bind(1, tenant)
-            try select.bind(2, E.kind.rawValue)
-            try select.bind(3, idText)
-            let stored = try select.firstRowBlobs(2)
+            // every prepare) was a quarter of ingest CPU; run through the C API (SQLiteCalls.swift).
+            let stored = try db.cachedStatement(sql: Self.selectEntity).firstRowBlobs(
+                columns: 2, db, tenant, E.kind.rawValue, idText)
             if stored == nil, ledger.collectedThrough > 0 {
                 if let knowledge = try collectedKnowledge(tenant, E.kind, idText, db) {
                     // Nothing new, or only another deletion of it: nothing to keep, nothing to say.
@@ -260,26 +256,15 @@ public final class ServerStore: Sendable {
                 sequences += Array(repeating: 0, count: E.fields.count - sequences.count)
             }
             for index in E.fields.indices where changed.contains(.field(index)) { sequences[index] = sequence }
-            let upsert = try RawStatement(
-                db,
-                """
-                INSERT INTO server_entity (tenant, kind, id, state, field_sequences) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (tenant, kind, id) DO UPDATE SET state = excluded.state, field_sequences = excluded.field_sequences
-                """)
-            try upsert.bind(1, tenant)
-            try upsert.bind(2, E.kind.rawValue)
-            try upsert.bind(3, idText)
-            try upsert.bind(4, entityBlob(after))
-            try upsert.bind(5, Self.encodeSequences(sequences))
-            try upsert.run()
-            let log = try RawStatement(
-                db, "INSERT INTO server_log (tenant, sequence, kind, id, fields) VALUES (?, ?, ?, ?, ?)")
-            try log.bind(1, tenant)
-            try log.bind(2, Int64(sequence))
-            try log.bind(3, E.kind.rawValue)
-            try log.bind(4, idText)
-            try log.bind(5, Int64(bitPattern: changed.rawValue))
-            try log.run()
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO server_entity (tenant, kind, id, state, field_sequences) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (tenant, kind, id) DO UPDATE SET state = excluded.state, field_sequences = excluded.field_sequences
+                    """
+            ).run(db, tenant, E.kind.rawValue, idText, entityBlob(after), Self.encodeSequences(sequences))
+            try db.cachedStatement(
+                sql: "INSERT INTO server_log (tenant, sequence, kind, id, fields) VALUES (?, ?, ?, ?, ?)"
+            ).run(db, tenant, Int64(sequence), E.kind.rawValue, idText, Int64(bitPattern: changed.rawValue))
         }
     }
 
@@ -382,12 +367,10 @@ public final class ServerStore: Sendable {
     )
         throws -> (TenantState, size: Int)?
     {
-        let select = try RawStatement(
-            db, "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?")
-        try select.bind(1, tenant)
-        try select.bind(2, kind.rawValue)
-        try select.bind(3, id.text)
-        guard let row = try select.firstRowBlobs(2) else { return nil }
+        guard
+            let row = try db.cachedStatement(sql: Self.selectEntity).firstRowBlobs(
+                columns: 2, db, tenant, kind.rawValue, id.text)
+        else { return nil }
         let sequences = try Self.decodeSequences(row[1])
         var live = FieldMask()
         for (index, last) in sequences.enumerated() where fields.contains(.field(index)) && last == sequence {
@@ -412,6 +395,9 @@ public final class ServerStore: Sendable {
         // bytes give only an upper bound, and the byte limit must match the reference ledger.
         return (change, change.encodedBlob().count)
     }
+
+    static let selectEntity =
+        "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"
 
     /// The field bitmap a stored entity blob begins with (after its type and version bytes).
     static func presentFields(ofStored blob: Data) -> FieldMask? {
