@@ -7,9 +7,9 @@ import Testing
 /// Each entity lists its fields three times: the `fields` descriptors (names, conflicts,
 /// projections) and the two visitor listings the hot operations use (`visitFields`,
 /// `updateFields`). These tests compute merge, bottom, presence, knowledge (and its newest dot),
-/// encoding and decoding field by field through the descriptors and require the listings to agree, over
-/// seeded random entities in which every field occurs: a field left out of (or misplaced in) a
-/// listing fails here. KRALIKI_SEED=N replays one seed.
+/// projection, changed fields, encoding and decoding field by field through the descriptors and
+/// require the listings to agree, over seeded random entities in which every field occurs: a
+/// field left out of (or misplaced in) a listing fails here. KRALIKI_SEED=N replays one seed.
 @Suite("Entity field listings")
 struct EntityFieldTests {
     static let seeds = FuzzSettings.seeds(count: 300, longCount: 10_000, base: 0xF1E1D)
@@ -38,6 +38,12 @@ struct EntityFieldTests {
                 seen.formUnion(entity.presentFields)
             }
             #expect(a.merging(b) == ByDescriptors.merging(a, b), "merge, \(context)")
+            let mask = FieldMask(rawValue: random.rng.next())
+            #expect(a.restricted(to: mask) == ByDescriptors.restricted(a, to: mask), "restricted, \(context)")
+            let after = a.merging(b)
+            #expect(
+                E.changedFields(touchedBy: b, from: a, to: after) == ByDescriptors.changedFields(b, a, after),
+                "changedFields, \(context)")
             #expect(b.merging(a) == ByDescriptors.merging(b, a), "merge, \(context)")
             // One field at a time, so a listing that skips or swaps a field cannot hide behind
             // another field's value.
@@ -71,6 +77,20 @@ enum ByDescriptors {
 
     static func knowledge<E: Entity>(_ entity: E) -> VersionVector {
         E.fields.reduce(into: VersionVector()) { $0.merge($1.knowledge(entity)) }
+    }
+
+    static func restricted<E: Entity>(_ entity: E, to mask: FieldMask) -> E {
+        var result = E()
+        for (index, field) in E.fields.enumerated() where mask.contains(.field(index)) { field.copy(&result, entity) }
+        return result
+    }
+
+    static func changedFields<E: Entity>(_ delta: E, _ before: E, _ after: E) -> FieldMask {
+        var changed = FieldMask()
+        for (index, field) in E.fields.enumerated() where !field.isBottom(delta) && !field.equals(before, after) {
+            changed.insert(.field(index))
+        }
+        return changed
     }
 
     static func encoded<E: Entity>(_ entity: E) -> [UInt8] {

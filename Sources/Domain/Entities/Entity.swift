@@ -22,12 +22,12 @@ public protocol Entity: Mergeable, BinaryCodable, Codable {
     mutating func updateFields<U: FieldUpdater>(with other: Self, _ updater: inout U)
 }
 
-// The hot operations (merge, isBottom, encoding, knowledge) go through the two listings above
-// rather than the `fields` descriptors: a visitor is specialized per entity and field type and
-// inlined, where a descriptor costs two closure calls and a copy (retain) of the field per field
-// per entity, which led the store's import and pull profiles. The descriptors stay the reference
-// the listings are checked against (`EntityFieldTests`) and serve the colder, per-field work
-// (conflicts, projections, field comparisons).
+// The hot operations (merge, isBottom, encoding, knowledge, projections, field comparisons) go
+// through the two listings above rather than the `fields` descriptors: a visitor is specialized
+// per entity and field type and inlined, where a descriptor costs two closure calls and a copy
+// (retain) of the field per field per entity, which led the store's import and pull profiles.
+// The descriptors stay the reference the listings are checked against (`EntityFieldTests`) and
+// serve the colder, per-field work of conflicts (live events, registers, rewriting a sibling).
 
 /// Reads the fields of an entity, one after another (see ``Entity/visitFields(_:)``).
 public protocol FieldVisitor {
@@ -83,6 +83,29 @@ public protocol FieldUpdater {
     }
 }
 
+/// Copies the fields in `mask` from the other entity.
+@usableFromInline struct FieldCopier: FieldUpdater {
+    @usableFromInline let mask: UInt64
+    @usableFromInline var index: UInt64 = 0
+    @inlinable init(mask: UInt64) { self.mask = mask }
+    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+        if mask & (1 << index) != 0 { field = other }
+        index += 1
+    }
+}
+
+/// Notes which fields in `mask` differ from the other entity's, changing nothing.
+@usableFromInline struct FieldComparer: FieldUpdater {
+    @usableFromInline let mask: UInt64
+    @usableFromInline var index: UInt64 = 0
+    @usableFromInline var differing: UInt64 = 0
+    @inlinable init(mask: UInt64) { self.mask = mask }
+    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+        if mask & (1 << index) != 0 && field != other { differing |= 1 << index }
+        index += 1
+    }
+}
+
 @usableFromInline struct FieldDecoder: FieldUpdater {
     @usableFromInline var reader: BinaryReader
     @usableFromInline let present: UInt64
@@ -123,20 +146,23 @@ extension Entity {
     public var presentFields: FieldMask { FieldMask(rawValue: visited(PresenceCheck()).mask) }
 
     /// This entity with only the fields in `mask` (their whole current state).
+    @inlinable
     public func restricted(to mask: FieldMask) -> Self {
         var result = Self()
-        for (index, field) in Self.fields.enumerated() where mask.contains(.field(index)) { field.copy(&result, self) }
+        var copier = FieldCopier(mask: mask.rawValue)
+        result.updateFields(with: self, &copier)
         return result
     }
 
     /// The fields `delta` holds whose value differs between `before` and `after`: what a server
     /// gives a new sequence number to.
+    @inlinable
     public static func changedFields(touchedBy delta: Self, from before: Self, to after: Self) -> FieldMask {
-        var changed = FieldMask()
-        for (index, field) in fields.enumerated() where !field.isBottom(delta) && !field.equals(before, after) {
-            changed.insert(.field(index))
-        }
-        return changed
+        // A copy of `before` only to walk its fields beside `after`'s; nothing is changed.
+        var walked = before
+        var comparer = FieldComparer(mask: delta.presentFields.rawValue)
+        walked.updateFields(with: after, &comparer)
+        return FieldMask(rawValue: comparer.differing)
     }
 
     /// Everything seen of this entity, over all fields.
