@@ -22,6 +22,22 @@ func asyncSeconds(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
+/// One title edit of every contact of `state`, as push changes numbered from `firstSequence`.
+func titleEdits(
+    of state: inout TenantState, by author: Author, clock: inout HybridLogicalClock, wall: UInt64,
+    firstSequence: UInt64
+) throws -> [PushChange] {
+    var changes = [PushChange]()
+    for (index, id) in state.contacts.sortedKeys.enumerated() {
+        var edit = ContactEdit()
+        edit.title = "Title \(index)"
+        let context = WriteContext(author: author, stamp: clock.now(wall: wall), settings: DomainSettings())
+        changes.append(
+            PushChange(localSequence: firstSequence + UInt64(index), change: try state.editContact(id, edit, context)))
+    }
+    return changes
+}
+
 /// User + system CPU time of this process, seconds.
 func cpuSeconds() -> Double {
     var usage = rusage()
@@ -163,15 +179,8 @@ if only == "ingest" {
     print(
         "server store pulls of all \(pulled) contacts, 1,000 per pull, encoded: \(fmt(Double(pulled) / pullSeconds, 0)) "
             + "changes/s; CPU \(fmt((cpuSeconds() - pullCPU) / Double(pulled) * 1e6, 1)) µs per change")
-    var edits = [PushChange]()
-    for (index, id) in state.contacts.sortedKeys.enumerated() {
-        var edit = ContactEdit()
-        edit.title = "Title \(index)"
-        let context = WriteContext(author: author, stamp: clock.now(wall: wall + 1), settings: DomainSettings())
-        edits.append(
-            PushChange(
-                localSequence: UInt64(contactCount + index + 1), change: try state.editContact(id, edit, context)))
-    }
+    let edits = try titleEdits(
+        of: &state, by: author, clock: &clock, wall: wall + 1, firstSequence: UInt64(contactCount + 1))
     try timedIngest("\(contactCount) single-field edits", edits)
     exit(0)
 }
@@ -307,14 +316,7 @@ do {
     var clock = HybridLogicalClock(replica: ReplicaID(5))
     _ = try? clock.receive(editorState.newestStamp!, wall: wall)
     let author = Author(user: "editor", device: ReplicaID(5))
-    var changes = [PushChange]()
-    for (index, id) in editorState.contacts.sortedKeys.enumerated() {
-        var edit = ContactEdit()
-        edit.title = "Title \(index)"
-        let context = WriteContext(author: author, stamp: clock.now(wall: wall + 2), settings: DomainSettings())
-        changes.append(
-            PushChange(localSequence: UInt64(index + 1), change: try editorState.editContact(id, edit, context)))
-    }
+    let changes = try titleEdits(of: &editorState, by: author, clock: &clock, wall: wall + 2, firstSequence: 1)
     let batches = stride(from: 0, to: changes.count, by: 200).map {
         PushBatch(replica: ReplicaID(5), epoch: nil, changes: Array(changes[$0..<min($0 + 200, changes.count)]))
     }
