@@ -32,20 +32,17 @@ final class ConnectionCensus: Sendable {
         case goAwayIgnored = "goaway-ignored"
     }
 
+    /// Read at scrape time (setting a gauge from each event loop could leave it stale: two
+    /// loops' updates may land out of order).
     let open = Atomic<Int>(0)
     private let onDrop: @Sendable (DropReason) -> Void
-    private let onCount: @Sendable (Int) -> Void
 
-    init(
-        onDrop: @escaping @Sendable (DropReason) -> Void = { _ in },
-        onCount: @escaping @Sendable (Int) -> Void = { _ in }
-    ) {
+    init(onDrop: @escaping @Sendable (DropReason) -> Void = { _ in }) {
         self.onDrop = onDrop
-        self.onCount = onCount
     }
 
-    func enter() { onCount(open.add(1, ordering: .relaxed).newValue) }
-    func leave() { onCount(open.subtract(1, ordering: .relaxed).newValue) }
+    func enter() { open.add(1, ordering: .relaxed) }
+    func leave() { open.subtract(1, ordering: .relaxed) }
     func dropped(_ reason: DropReason) { onDrop(reason) }
 }
 

@@ -59,7 +59,7 @@ public struct SyncServerApp {
         let limits = service.config.limits
         let connections = Self.http2Connections(limits)
         let guardLimits = Self.connectionLimits(limits)
-        let census = service.metrics.connectionCensus()
+        let census = service.metrics.connections
         let server: HTTPServerBuilder
         if service.config.cleartextHTTP2 {
             server = HTTPServerBuilder { responder in

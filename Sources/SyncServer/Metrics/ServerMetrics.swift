@@ -27,7 +27,8 @@ public final class ServerMetrics: Sendable {
     let lastCollection: Gauge
     let startTime: Gauge
     let connectionsOpen: Gauge
-    let connectionsDropped: [ConnectionCensus.DropReason: Counter]
+    /// The server's client connections (counted by `ConnectionGuardHandler`).
+    let connections: ConnectionCensus
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -61,7 +62,7 @@ public final class ServerMetrics: Sendable {
         connectionsOpen = registry.makeGauge(
             descriptor: Self.name("kraliki_connections_open", "Client connections open (TCP, TLS or not)."))
         // Every reason made at start, so each series is exported (at 0) before its first drop.
-        connectionsDropped = Dictionary(
+        let dropped = Dictionary(
             uniqueKeysWithValues: ConnectionCensus.DropReason.allCases.map { reason in
                 (
                     reason,
@@ -72,13 +73,12 @@ public final class ServerMetrics: Sendable {
                         labels: [("reason", reason.rawValue)])
                 )
             })
+        connections = ConnectionCensus(onDrop: { reason in dropped[reason]?.increment() })
     }
 
-    /// Counts the server's connections into these metrics.
-    func connectionCensus() -> ConnectionCensus {
-        ConnectionCensus(
-            onDrop: { [connectionsDropped] reason in connectionsDropped[reason]?.increment() },
-            onCount: { [connectionsOpen] open in connectionsOpen.set(Double(open)) })
+    /// Sets the gauges read from memory at scrape time.
+    func refreshConnections() {
+        connectionsOpen.set(Double(connections.open.load(ordering: .relaxed)))
     }
 
     /// Counts one answered request and its latency, by route template and status code.

@@ -448,6 +448,7 @@ public final class SyncService: Sendable {
         }
         let store = self.store
         let metrics = self.metrics
+        metrics.refreshConnections()
         try await Self.offload {
             // Gauges computed from the store at scrape time.
             try? self.flushActivity()
