@@ -379,10 +379,9 @@ public final class ServerStore: Sendable {
         if live.isEmpty { return nil }
         // When the projection is every field the entity holds (the rule for a record changed
         // once, as in an initial sync), it is the stored entity as it is: no copy.
-        let whole = Self.presentFields(ofStored: row[0]) == live
         func project<E: Entity>(_ type: E.Type) throws -> ORMap<EntityID, E> {
             let entity = try decodeEntity(E.self, row[0])
-            return ORMap([id: whole ? entity : entity.restricted(to: live)])
+            return ORMap([id: entity.presentFields == live ? entity : entity.restricted(to: live)])
         }
         let change: TenantState
         switch kind {
@@ -398,12 +397,6 @@ public final class ServerStore: Sendable {
 
     static let selectEntity =
         "SELECT state, field_sequences FROM server_entity WHERE tenant = ? AND kind = ? AND id = ?"
-
-    /// The field bitmap a stored entity blob begins with (after its type and version bytes).
-    static func presentFields(ofStored blob: Data) -> FieldMask? {
-        var reader = BinaryReader(bytes: blob.dropFirst(2))
-        return (try? reader.readVarint("a field bitmap")).map { FieldMask(rawValue: $0) }
-    }
 
     /// The tenant's whole merged state (for backups, checks and tests).
     public func state(of tenant: String) throws(StoreError) -> TenantState {
