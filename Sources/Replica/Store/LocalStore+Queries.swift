@@ -101,17 +101,16 @@ extension LocalStore {
         }
     }
 
+    static let notesSQL = """
+        SELECT id, contact_id, author, call_time, outcome, body FROM call_notes
+        WHERE contact_id = ? AND lifecycle = 'active' ORDER BY call_time DESC, id
+        """
+
     /// The active notes of a contact, newest call first.
     public func notes(of contact: EntityID) throws(StoreError) -> [NoteRow] {
         try Self.wrap("querying \(path)") {
             try database.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT id, contact_id, author, call_time, outcome, body FROM call_notes
-                        WHERE contact_id = ? AND lifecycle = 'active' ORDER BY call_time DESC, id
-                        """, arguments: [contact.text]
-                ).map { row in
+                try Row.fetchAll(db, sql: Self.notesSQL, arguments: [contact.text]).map { row in
                     NoteRow(
                         id: row["id"], contactID: row["contact_id"], author: row["author"], callTime: row["call_time"],
                         outcome: row["outcome"], body: row["body"])
