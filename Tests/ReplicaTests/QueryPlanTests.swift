@@ -13,8 +13,10 @@ import Testing
 struct QueryPlanTests {
     func plan(_ sql: String, _ store: LocalStore) throws -> String {
         try store.database.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(
-                Array(repeating: "x", count: sql.filter { $0 == "?" }.count))
+            try Row.fetchAll(
+                db, sql: "EXPLAIN QUERY PLAN " + sql,
+                arguments: StatementArguments(
+                    Array(repeating: "x", count: sql.filter { $0 == "?" }.count))
             ).map { $0["detail"] as String }.joined(separator: "; ")
         }
     }

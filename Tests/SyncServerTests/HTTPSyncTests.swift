@@ -207,6 +207,55 @@ struct HTTPSyncTests {
         await server.stop()
     }
 
+    @Test("a device cannot push another device's writes, nor an author record naming another user")
+    func foreignWritesRefused() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        _ = try await jana.sync()
+        try Self.addContacts(petr.store, ["Petr's contact"])
+        let petrsChanges = try petr.store.pendingChanges()
+        // Jana's device sends Petr's unsent change as if it were its own.
+        func pushAsJana(_ changes: [PushChange]) async throws -> PushAck {
+            let batch = PushBatch(
+                replica: jana.store.identity.replica, epoch: jana.store.session.epoch, changes: changes)
+            return try PushAck(blob: try await jana.client.push(batch.encodedBlob()))
+        }
+        let ack = try await pushAsJana(petrsChanges)
+        #expect(ack.rejected.map(\.code) == ["foreign-write"], "\(ack.rejected)")
+        #expect(ack.rejected.first?.reason.contains(petr.store.identity.replica.hex) == true)
+        #expect(try server.store.state(of: "acme").isBottom, "the forged change was applied")
+
+        // Jana's own write, but with an author record that names another user for her device.
+        var state = jana.store.state
+        var clock = HybridLogicalClock(replica: jana.store.identity.replica)
+        let lying = try state.createContact(
+            ContactDraft(name: "Not by Jana"),
+            WriteContext(
+                author: Author(user: "admin", device: jana.store.identity.replica),
+                stamp: clock.now(wall: SyncEngine.systemWall()), settings: DomainSettings()))
+        let lie = try await pushAsJana([PushChange(localSequence: 1_000, change: lying)])
+        #expect(lie.rejected.map(\.code) == ["foreign-write"], "\(lie.rejected)")
+        #expect(lie.rejected.first?.reason.contains("authors.") == true)
+        #expect(try server.store.state(of: "acme").isBottom)
+
+        // Petr sends his own change: accepted; Jana pulls it and may then edit it.
+        #expect(try await petr.sync().rejectedChanges == 0)
+        _ = try await jana.sync()
+        let id = try #require(jana.store.state.contacts.sortedKeys.first)
+        try jana.store.write(wall: SyncEngine.systemWall()) { s, c throws(ValidationError) in
+            var edit = ContactEdit()
+            edit.title = "Edited by Jana"
+            return try s.editContact(id, edit, c)
+        }
+        #expect(try await jana.sync().rejectedChanges == 0)
+        #expect(try server.store.state(of: "acme").contacts[id]?.title.value == "Edited by Jana")
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("a server lost without a backup: replicas rejoin a new one with their IDs and push everything they hold")
     func rejoinAfterServerLoss() async throws {
         let directory = TempDirectory("replicas")

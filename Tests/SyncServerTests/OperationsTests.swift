@@ -89,6 +89,10 @@ struct OperationsTests {
         #expect(final.contacts.count == everything.contacts.count)
         let same = reopened.allSatisfy { $0.store.state == final }
         #expect(same, "replicas differ from the restored server after re-push")
+        // The first replica to sync sent back the other's lost writes too: allowed (they predate
+        // the restore), and on the record.
+        let sentBack = try server.store.auditLog(tenant: "acme").filter { $0.action == "push-others-writes" }
+        #expect(sentBack.count >= 1 && sentBack.allSatisfy { $0.actor == reopened[0].store.identity.replica.hex })
         for replica in replicas + reopened { await replica.close() }
         await server.stop()
     }

@@ -234,13 +234,16 @@ let rawSchemaImport = try seconds {
     try schemaRaw.write { db in
         let entity = try db.makeStatement(sql: "INSERT INTO entity_state (kind, id, state) VALUES ('contact', ?, ?)")
         let contact = try db.makeStatement(
-            sql: "INSERT INTO contacts (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict) "
+            sql:
+                "INSERT INTO contacts (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict) "
                 + "VALUES (?, ?, ?, ?, NULL, NULL, NULL, 'active', ?, 0)")
         let phone = try db.makeStatement(sql: "INSERT INTO contact_phones (contact_id, phone) VALUES (?, ?)")
         let email = try db.makeStatement(sql: "INSERT INTO contact_emails (contact_id, email) VALUES (?, ?)")
         let tag = try db.makeStatement(sql: "INSERT INTO contact_tags (contact_id, tag) VALUES (?, ?)")
         let audit = try db.makeStatement(
-            sql: "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, 'bench', '0000000000000002', 'import', 'contact', ?)")
+            sql:
+                "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, 'bench', '0000000000000002', 'import', 'contact', ?)"
+        )
         let outbox = try db.makeStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
         for (index, d) in drafts.enumerated() {
             let id = String(format: "%032x", index)
@@ -257,7 +260,8 @@ let rawSchemaImport = try seconds {
 }
 print(
     "  raw SQLite writing the store's rows into the store's schema (\(blobSize)-byte blobs): \(fmt(rawSchemaImport)) s; "
-        + "store ratio to it \(fmt(storeImport / rawSchemaImport))×; it is \(fmt(rawSchemaImport / rawImport))× the one-row baseline")
+        + "store ratio to it \(fmt(storeImport / rawSchemaImport))×; it is \(fmt(rawSchemaImport / rawImport))× the one-row baseline"
+)
 
 if only == "import" { exit(0) }
 

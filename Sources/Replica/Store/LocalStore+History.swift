@@ -43,7 +43,8 @@ extension LocalStore {
         guard let kind = state.kind(of: id) else { return nil }
         let changes: [HistoryEntry] = try Self.wrap("reading the audit trail of \(path)") {
             try database.read { db in
-                try Row.fetchAll(db, sql: Self.historySQL, arguments: [kind.rawValue, id.text]
+                try Row.fetchAll(
+                    db, sql: Self.historySQL, arguments: [kind.rawValue, id.text]
                 ).map { row in
                     let stamp = HLC(text: row["at_hlc"] as String)
                     return HistoryEntry(

@@ -302,7 +302,9 @@ public final class SyncService: Sendable {
         let receipt: ServerStore.Receipt
         do {
             receipt = try await committer.submit(
-                ServerStore.Push(batch: batch, tenant: device.tenant, device: device.id))
+                ServerStore.Push(
+                    batch: batch, tenant: device.tenant, device: device.id,
+                    author: Author(user: device.user, device: device.replica)))
         } catch {
             metrics.ingestErrors.increment()
             logger.error("push failed in the store", metadata: ["device": "\(device.id)", "error": "\(error)"])

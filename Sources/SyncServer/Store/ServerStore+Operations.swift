@@ -84,8 +84,10 @@ extension ServerStore {
                 for tenant in try String.fetchAll(db, sql: "SELECT tenant FROM tenant_ledger") {
                     let epoch = ServerEpoch.random(using: &generator)
                     try db.execute(
-                        sql: "UPDATE tenant_ledger SET epoch = ? WHERE tenant = ?",
-                        arguments: [epoch.description, tenant])
+                        sql: "UPDATE tenant_ledger SET epoch = ?, others_writes_before_ms = ? WHERE tenant = ?",
+                        // What the restore lost was accepted with stamps up to the drift bound
+                        // ahead of the server's clock; replicas may send it all back.
+                        arguments: [epoch.description, Int64(wall + store.maxForwardDrift), tenant])
                     try Self.audit(
                         db, wall: wall, tenant: tenant, actor: "cli", action: "restore",
                         detail: ["from": file, "epoch": epoch.description])

@@ -71,30 +71,39 @@ public final class ServerStore: Sendable {
         var sequence: UInt64
         /// The highest sequence of a collected tombstone (see ServerStore+Retention.swift).
         var collectedThrough: UInt64 = 0
+        /// Other devices' writes stamped before this (ms) may come back from replicas: the
+        /// epoch's start (plus the drift bound after a restore); 0 accepts none.
+        var othersWritesBefore: UInt64 = 0
     }
 
     func ledger(_ tenant: String, _ db: Database) throws -> LedgerRow? {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT epoch, sequence, collected_through FROM tenant_ledger WHERE tenant = ?"),
+                    sql:
+                        "SELECT epoch, sequence, collected_through, others_writes_before_ms FROM tenant_ledger WHERE tenant = ?"
+                ),
                 arguments: [tenant])
         else { return nil }
         let epoch: String = row[0]
         let sequence: Int64 = row[1]
         let collected: Int64 = row[2]
+        let othersBefore: Int64 = row[3]
         return LedgerRow(
             epoch: ServerEpoch(rawValue: UInt64(epoch, radix: 16) ?? 0), sequence: UInt64(sequence),
-            collectedThrough: UInt64(collected))
+            collectedThrough: UInt64(collected), othersWritesBefore: UInt64(max(0, othersBefore)))
     }
 
-    private func ensureLedger(_ tenant: String, _ db: Database) throws -> LedgerRow {
+    /// The tenant's ledger, created with a new epoch beginning at `wall` when there is none.
+    /// Writes older than that are the only other devices' writes a device may push: a server
+    /// replacing a lost one gets everything back from replicas, some of it from others.
+    private func ensureLedger(_ tenant: String, _ db: Database, wall: UInt64) throws -> LedgerRow {
         if let row = try ledger(tenant, db) { return row }
         var generator = SystemRandomNumberGenerator()
-        let row = LedgerRow(epoch: ServerEpoch.random(using: &generator), sequence: 0)
+        let row = LedgerRow(epoch: ServerEpoch.random(using: &generator), sequence: 0, othersWritesBefore: wall)
         try db.execute(
-            sql: "INSERT INTO tenant_ledger (tenant, epoch, sequence) VALUES (?, ?, 0)",
-            arguments: [tenant, row.epoch.description])
+            sql: "INSERT INTO tenant_ledger (tenant, epoch, sequence, others_writes_before_ms) VALUES (?, ?, 0, ?)",
+            arguments: [tenant, row.epoch.description, Int64(wall)])
         return row
     }
 
@@ -102,7 +111,8 @@ public final class ServerStore: Sendable {
     public func epoch(of tenant: String) throws(StoreError) -> ServerEpoch {
         try wrap {
             if let row = try database.read({ db in try ledger(tenant, db) }) { return row.epoch }
-            return try database.write { db in try ensureLedger(tenant, db).epoch }
+            let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+            return try database.write { db in try ensureLedger(tenant, db, wall: now).epoch }
         }
     }
 
@@ -128,15 +138,25 @@ public final class ServerStore: Sendable {
         public let tenant: String
         /// The pushing device, whose health columns the same transaction updates.
         public let device: String?
+        /// Who pushes: the device's replica and its user. Its changes may hold only its own
+        /// writes (see ``ForeignWrite``); `nil` for trusted callers (tests, tools), unchecked.
+        public let author: Author?
         /// The newest stamp of each change (for the drift check), found where the push is made —
         /// on the request's thread — rather than on the single ingest thread every push waits for.
         let newestStamps: [HLC?]
+        /// Per change, whether it may hold another device's write (so the ingest thread checks it
+        /// exactly); false for nearly every change, found on the request's thread too.
+        let mayHoldForeignWrites: [Bool]
 
-        public init(batch: PushBatch, tenant: String, device: String? = nil) {
+        public init(batch: PushBatch, tenant: String, device: String? = nil, author: Author? = nil) {
             self.batch = batch
             self.tenant = tenant
             self.device = device
+            self.author = author
             newestStamps = batch.changes.map(\.change.newestStamp)
+            mayHoldForeignWrites = batch.changes.map { change in
+                author.map { change.change.mayHoldForeignWrites(by: $0) } ?? false
+            }
         }
     }
 
@@ -174,9 +194,28 @@ public final class ServerStore: Sendable {
     private func receive(_ push: Push, wall: UInt64, _ db: Database) throws -> PushAck {
         let (batch, tenant) = (push.batch, push.tenant)
         let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
-        var ledger = try ensureLedger(tenant, db)
+        var ledger = try ensureLedger(tenant, db, wall: wall)
         var rejected = [Rejection]()
-        for (change, newest) in zip(batch.changes, push.newestStamps) {
+        for (index, (change, newest)) in zip(batch.changes, push.newestStamps).enumerated() {
+            if let author = push.author, push.mayHoldForeignWrites[index] {
+                let found = try foreignWrites(in: change, by: author, tenant, ledger, db)
+                if let refusing = found.refusing {
+                    rejected.append(
+                        Self.foreignWriteRejection(change, refusing, by: author))
+                    continue
+                }
+                if let first = found.allowed.first {
+                    // Rare (a re-push after a restore or a rejoin) and worth knowing: who sent
+                    // whose writes.
+                    try Self.audit(
+                        db, wall: wall, tenant: tenant, actor: author.device.hex, action: "push-others-writes",
+                        detail: [
+                            "writes": "\(found.allowed.count)",
+                            "devices": Set(found.allowed.map(\.stamp.replica.hex)).sorted().joined(separator: ","),
+                            "first": "\(first.kind.rawValue) \(first.id.text) \(first.field)",
+                        ])
+                }
+            }
             if let newest {
                 do throws(ClockError) {
                     try clock.check(newest, wall: wall)
@@ -202,6 +241,53 @@ public final class ServerStore: Sendable {
             epoch: ledger.epoch, processedThrough: batch.changes.map(\.localSequence).max() ?? 0,
             rejected: rejected,
             serverTime: wall)
+    }
+
+    /// What a change holds that `author` did not write: the write that refuses it, or the other
+    /// devices' writes it may carry — those stamped before the ledger's `othersWritesBefore`,
+    /// which a replica sends back after a restore (or a rejoin) lost them. Runs before any of the
+    /// change is applied: a change is accepted or refused whole.
+    private func foreignWrites(
+        in change: PushChange, by author: Author, _ tenant: String, _ ledger: LedgerRow, _ db: Database
+    ) throws -> (refusing: ForeignWrite?, allowed: [ForeignWrite]) {
+        var allowed = [ForeignWrite]()
+        func permitted(_ write: ForeignWrite) -> Bool {
+            // The device's own stamp on a foreign write (an author record for another device or
+            // naming another user) is never something a restore lost.
+            write.stamp.replica != author.device && write.stamp.physical < ledger.othersWritesBefore
+        }
+        func check<E: Entity>(_ delta: ORMap<EntityID, E>) throws -> ForeignWrite? {
+            for id in delta.sortedKeys where delta[id]!.mayHoldForeignWrites(by: author) {
+                let stored = try db.cachedStatement(sql: Self.selectEntity).firstRowBlobs(
+                    columns: 2, db, tenant, E.kind.rawValue, id.text)
+                // An edit of a collected record is the retention's to refuse (`entity-collected`,
+                // which tells the user why), not a new record under someone else's ID.
+                if stored == nil, ledger.collectedThrough > 0,
+                    try collectedKnowledge(tenant, E.kind, id.text, db) != nil
+                {
+                    continue
+                }
+                let before = try stored.map { try decodeEntity(E.self, $0[0]) }
+                let after = before.map { $0.merging(delta[id]!) } ?? delta[id]!
+                for write in E.foreignWrites(id: id, from: before, to: after, by: author) {
+                    guard permitted(write) else { return write }
+                    allowed.append(write)
+                }
+            }
+            return nil
+        }
+        let refusing = try check(change.change.contacts) ?? check(change.change.notes) ?? check(change.change.schedule)
+        return (refusing, refusing == nil ? allowed : [])
+    }
+
+    static func foreignWriteRejection(_ change: PushChange, _ write: ForeignWrite, by author: Author) -> Rejection {
+        Rejection(
+            localSequence: change.localSequence, code: "foreign-write",
+            reason:
+                "\(write.kind.rawValue) \(write.id.text) field \(write.field) carries a write stamped by device "
+                + "\(write.stamp.replica.hex) at \(TimeText.utc(Int64(write.stamp.physical))), which this device "
+                + "(\(author.device.hex), user \(author.user)) did not make; a device may send only its own writes, "
+                + "and other devices' only when they predate the tenant's epoch (its last restore)")
     }
 
     /// Merges `delta` into the stored entities, giving each entity it changes the next sequence.
