@@ -136,6 +136,8 @@ struct RefusedReissueDrillTests {
         #expect(abs(Int64(contact.name.stamp!.physical) - Int64(SyncEngine.systemWall())) < 600_000)
         let note = try #require(state.notes.valueByKey.values.first { $0.body.value == "Wants a quote by Friday" })
         #expect(note.contact.value?.id == newKarel && note.duration.value == 240)
+        // Its call time defaulted to the fast clock's time; re-issued, it is not a year ahead.
+        #expect(note.callTime.value! <= Int64(SyncEngine.systemWall()))
         let entry = try #require(state.schedule.valueByKey.values.first { $0.title.value == "Visit Karel" })
         #expect(entry.contact.value?.id == newKarel && entry.location.value == "Brno")
         #expect(entry.interval.value?.start == 1_893_456_000_000 && entry.assignees.elements == ["jana"])

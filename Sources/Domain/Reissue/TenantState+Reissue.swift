@@ -110,11 +110,16 @@ extension TenantState {
                     leaveOut(entity, nil, reason, Self.reference(contact, reason))
                     continue
                 }
+                let write = context()
+                // A call that already happened cannot lie after this (correct) clock: such a time
+                // came from the old replica's clock running ahead (a note's default call time is
+                // its write's time), so the note takes the re-issue's time instead.
+                let callTime = delta.callTime.value.flatMap { $0 > Int64(write.stamp.physical) ? nil : $0 }
                 let draft = NoteDraft(
-                    contact: contact, text: delta.body.value ?? "", callTime: delta.callTime.value,
+                    contact: contact, text: delta.body.value ?? "", callTime: callTime,
                     durationSeconds: delta.duration.value, direction: delta.direction.value?.rawValue,
                     outcome: delta.outcome.value?.rawValue, tags: delta.tags.elements)
-                let made = try addNote(draft, context())
+                let made = try addNote(draft, write)
                 ids[old] = made.notes.sortedKeys[0]
                 result.created[old] = made.notes.sortedKeys[0]
                 record(made)
