@@ -28,6 +28,41 @@ public struct Reissue: Sendable {
     /// Old ID → new ID of every entity it created again.
     public var created = [EntityID: EntityID]()
     public var leftOut = [LeftOutChange]()
+
+    mutating func record(_ delta: TenantState) {
+        if !delta.isBottom { deltas.append(delta) }
+    }
+
+    /// Records a creation made again: its change, and its new ID for the old one.
+    @discardableResult
+    mutating func created(_ old: EntityID, _ made: TenantState, _ ids: inout [EntityID: EntityID]) -> EntityID {
+        let new = (made.contacts.sortedKeys + made.notes.sortedKeys + made.schedule.sortedKeys)[0]
+        ids[old] = new
+        created[old] = new
+        record(made)
+        return new
+    }
+
+    mutating func leaveOut(
+        _ entity: EntityChange, _ fields: [FieldChange]?, _ reason: LeftOutChange.Reason, _ detail: String
+    ) {
+        let change = EntityChange(
+            kind: entity.kind, id: entity.id, action: entity.action, fields: fields ?? entity.fields)
+        leftOut.append(LeftOutChange(change: change, reason: reason, detail: detail))
+    }
+
+    /// Leaves out the field changes no command makes (by field name; `field.KEY` counts as
+    /// `field`) and returns the others.
+    @discardableResult
+    mutating func leaveOutUnsupported(_ entity: EntityChange, _ supported: Set<String>) -> [FieldChange] {
+        let isSupported = { (change: FieldChange) in supported.contains(String(change.field.prefix { $0 != "." })) }
+        let other = entity.fields.filter { !isSupported($0) }
+        if !other.isEmpty {
+            leaveOut(
+                entity, other, .noCommand, "no command makes this change again; make it by hand if it still matters")
+        }
+        return entity.fields.filter(isSupported)
+    }
 }
 
 extension TenantState {
@@ -49,40 +84,20 @@ extension TenantState {
         _ change: TenantState, ids: inout [EntityID: EntityID], context: () -> WriteContext
     ) throws(ValidationError) -> Reissue {
         var result = Reissue()
-        func record(_ delta: TenantState) {
-            if !delta.isBottom { result.deltas.append(delta) }
-        }
-        func leaveOut(
-            _ entity: EntityChange, _ fields: [FieldChange]? = nil, _ reason: LeftOutChange.Reason, _ detail: String
-        ) {
-            let change = EntityChange(
-                kind: entity.kind, id: entity.id, action: entity.action, fields: fields ?? entity.fields)
-            result.leftOut.append(LeftOutChange(change: change, reason: reason, detail: detail))
-        }
         for (old, delta) in change.contacts.valueByKey.sorted(by: { $0.key < $1.key }) {
             let entity = Self.describe(old, delta)
-            let (supported, other) = Self.split(entity.fields, Self.contactFields)
-            if !other.isEmpty { leaveOut(entity, other, .noCommand, Self.noCommand) }
             if entity.action == .create {
+                result.leaveOutUnsupported(entity, Self.contactFields)
                 let draft = ContactDraft(
                     name: delta.name.value ?? "", company: delta.company.value, title: delta.title.value,
                     owner: delta.owner.value, status: delta.status.value?.rawValue, address: delta.address.value,
                     phones: delta.phones.elements, emails: delta.emails.elements, tags: delta.tags.elements,
                     customFields: delta.customFields.valueByKey.compactMapValues(\.value))
-                let made = try createContact(draft, context())
-                let new = made.contacts.sortedKeys[0]
-                ids[old] = new
-                result.created[old] = new
-                record(made)
+                result.created(old, try createContact(draft, context()), &ids)
                 continue
             }
             let id = ids[old] ?? old
-            guard let target = contacts[id], target.exists else {
-                leaveOut(entity, nil, .missing, Self.missing(.contact, id))
-                continue
-            }
-            guard try lifecycle(entity, id, target, supported.isEmpty, leaveOut, record, context) else { continue }
-            guard !supported.isEmpty else { continue }
+            guard try editable(entity, id, contacts[id], Self.contactFields, &result, context) else { continue }
             var edit = ContactEdit()
             edit.name = delta.name.value
             edit.company = delta.company.value
@@ -95,19 +110,18 @@ extension TenantState {
             (edit.addTags, edit.removeTags) = Self.additionsAndRemovals(delta.tags)
             // An empty value removes a custom field, as on the command line.
             edit.customFields = delta.customFields.valueByKey.mapValues { $0.value ?? "" }
-            record(try editContact(id, edit, context()))
+            result.record(try editContact(id, edit, context()))
         }
         for (old, delta) in change.notes.valueByKey.sorted(by: { $0.key < $1.key }) {
             let entity = Self.describe(old, delta)
             if entity.action == .create {
-                let (_, other) = Self.split(entity.fields, Self.noteCreationFields)
-                if !other.isEmpty { leaveOut(entity, other, .noCommand, Self.noCommand) }
+                result.leaveOutUnsupported(entity, Self.noteCreationFields)
                 guard let contact = delta.contact.value?.id.map({ ids[$0] ?? $0 }) else {
-                    leaveOut(entity, nil, .missing, "the note points at no contact")
+                    result.leaveOut(entity, nil, .missing, "the note points at no contact")
                     continue
                 }
                 if let reason = referenceProblem(contact) {
-                    leaveOut(entity, nil, reason, Self.reference(contact, reason))
+                    result.leaveOut(entity, nil, reason, Self.reference(contact, reason))
                     continue
                 }
                 let write = context()
@@ -119,30 +133,20 @@ extension TenantState {
                     contact: contact, text: delta.body.value ?? "", callTime: callTime,
                     durationSeconds: delta.duration.value, direction: delta.direction.value?.rawValue,
                     outcome: delta.outcome.value?.rawValue, tags: delta.tags.elements)
-                let made = try addNote(draft, write)
-                ids[old] = made.notes.sortedKeys[0]
-                result.created[old] = made.notes.sortedKeys[0]
-                record(made)
+                result.created(old, try addNote(draft, write), &ids)
                 continue
             }
-            let (supported, other) = Self.split(entity.fields, ["body"])
-            if !other.isEmpty { leaveOut(entity, other, .noCommand, Self.noCommand) }
             let id = ids[old] ?? old
-            guard let target = notes[id], target.exists else {
-                leaveOut(entity, nil, .missing, Self.missing(.note, id))
-                continue
-            }
-            guard try lifecycle(entity, id, target, supported.isEmpty, leaveOut, record, context) else { continue }
-            if let body = delta.body.value { record(try editNote(id, text: body, context())) }
+            guard try editable(entity, id, notes[id], ["body"], &result, context) else { continue }
+            if let body = delta.body.value { result.record(try editNote(id, text: body, context())) }
         }
         for (old, delta) in change.schedule.valueByKey.sorted(by: { $0.key < $1.key }) {
             let entity = Self.describe(old, delta)
             if entity.action == .create {
-                let (_, other) = Self.split(entity.fields, Self.entryCreationFields)
-                if !other.isEmpty { leaveOut(entity, other, .noCommand, Self.noCommand) }
+                result.leaveOutUnsupported(entity, Self.entryCreationFields)
                 let contact = delta.contact.value?.id.map { ids[$0] ?? $0 }
                 if let contact, let reason = referenceProblem(contact) {
-                    leaveOut(entity, nil, reason, Self.reference(contact, reason))
+                    result.leaveOut(entity, nil, reason, Self.reference(contact, reason))
                     continue
                 }
                 let interval = delta.interval.value
@@ -150,57 +154,53 @@ extension TenantState {
                     title: delta.title.value ?? "", start: interval?.start ?? 0, end: interval?.end ?? 0,
                     timeZone: interval?.timeZone ?? "", kind: delta.entryKind.value?.rawValue,
                     assignees: delta.assignees.elements, contact: contact, location: delta.location.value)
-                let made = try addScheduleEntry(draft, context())
-                let new = made.schedule.sortedKeys[0]
-                ids[old] = new
-                result.created[old] = new
-                record(made)
+                let new = result.created(old, try addScheduleEntry(draft, context()), &ids)
                 // A new entry is planned; the refused one may have been marked done at once.
                 if let status = delta.status.value, status != .planned {
-                    record(try setScheduleStatus(new, status, context()))
+                    result.record(try setScheduleStatus(new, status, context()))
                 }
                 continue
             }
-            let (supported, other) = Self.split(entity.fields, ["interval", "status"])
-            if !other.isEmpty { leaveOut(entity, other, .noCommand, Self.noCommand) }
             let id = ids[old] ?? old
-            guard let target = schedule[id], target.exists else {
-                leaveOut(entity, nil, .missing, Self.missing(.schedule, id))
-                continue
-            }
-            guard try lifecycle(entity, id, target, supported.isEmpty, leaveOut, record, context) else { continue }
-            if let interval = delta.interval.value { record(try moveScheduleEntry(id, to: interval, context())) }
-            if let status = delta.status.value { record(try setScheduleStatus(id, status, context())) }
+            guard try editable(entity, id, schedule[id], ["interval", "status"], &result, context) else { continue }
+            if let interval = delta.interval.value { result.record(try moveScheduleEntry(id, to: interval, context())) }
+            if let status = delta.status.value { result.record(try setScheduleStatus(id, status, context())) }
         }
         return result
     }
 
-    /// Re-makes the deletion an entity change wrote, or leaves out what cannot be made. Returns
-    /// whether its field edits may be made (the entity is active here).
-    private mutating func lifecycle<E: Entity>(
-        _ entity: EntityChange, _ id: EntityID, _ target: E, _ onlyLifecycle: Bool,
-        _ leaveOut: (EntityChange, [FieldChange]?, LeftOutChange.Reason, String) -> Void,
-        _ record: (TenantState) -> Void, _ context: () -> WriteContext
+    /// For a change that is not a creation: leaves out the fields no command makes, re-makes a
+    /// deletion, leaves out what cannot be made (the entity missing or deleted here, a restore, a
+    /// merge). Returns whether the `supported` field edits are to be made (the entity is active).
+    private mutating func editable<E: Entity>(
+        _ entity: EntityChange, _ id: EntityID, _ target: E?, _ supported: Set<String>, _ result: inout Reissue,
+        _ context: () -> WriteContext
     ) throws(ValidationError) -> Bool {
+        let edits = result.leaveOutUnsupported(entity, supported)
+        guard let target, target.exists else {
+            result.leaveOut(entity, nil, .missing, Self.missing(entity.kind, id))
+            return false
+        }
         switch entity.action {
         case .delete where target.isActive:
-            record(try delete(entity.kind, id, context()))
-            return false
-        case .merge:
-            leaveOut(entity, [], .noCommand, "a merge of duplicates is not re-issued; resolve the duplicate again")
-            return target.isActive
-        case .restore where !target.isActive:
-            // Bringing a deleted record back is a person's decision, not a replay's.
-            leaveOut(entity, nil, .deleted, Self.deletedHere(entity.kind, id, restore: true))
-            return false
-        case .edit where !target.isActive && !onlyLifecycle:
-            leaveOut(entity, nil, .deleted, Self.deletedHere(entity.kind, id, restore: false))
+            result.record(try delete(entity.kind, id, context()))
             return false
         case .delete:
-            leaveOut(entity, nil, .deleted, "\(entity.kind) \(id) is already deleted here; nothing to do")
+            result.leaveOut(entity, nil, .deleted, "\(entity.kind) \(id) is already deleted here; nothing to do")
+            return false
+        case .merge:
+            result.leaveOut(
+                entity, [], .noCommand, "a merge of duplicates is not re-issued; resolve the duplicate again")
+            return false
+        case .restore where !target.isActive:
+            // Bringing a deleted record back is a person's decision, not a replay's.
+            result.leaveOut(entity, nil, .deleted, Self.deletedHere(entity.kind, id, restore: true))
+            return false
+        case .edit where !target.isActive && !edits.isEmpty:
+            result.leaveOut(entity, nil, .deleted, Self.deletedHere(entity.kind, id, restore: false))
             return false
         default:
-            return target.isActive
+            return target.isActive && !edits.isEmpty
         }
     }
 
@@ -220,21 +220,12 @@ extension TenantState {
         "kind", "title", "interval", "assignees", "contact", "location", "status",
     ]
 
-    /// The field changes a command can make (by field name; `field.KEY` counts as `field`) and
-    /// the rest.
-    static func split(_ fields: [FieldChange], _ supported: Set<String>) -> ([FieldChange], [FieldChange]) {
-        let made = fields.filter { supported.contains(String($0.field.prefix { $0 != "." })) }
-        return (made, fields.filter { !supported.contains(String($0.field.prefix { $0 != "." })) })
-    }
-
     static func additionsAndRemovals(_ set: ORSet<String>) -> ([String], [String]) {
         (
             set.entries.filter { !$0.kernel.isEmpty }.map(\.element),
             set.entries.filter { $0.kernel.isEmpty }.map(\.element)
         )
     }
-
-    static let noCommand = "no command makes this change again; make it by hand if it still matters"
 
     static func missing(_ kind: EntityKind, _ id: EntityID) -> String {
         "\(kind) \(id) does not exist in this replica (deleted and collected on the server, or never synced here); "
