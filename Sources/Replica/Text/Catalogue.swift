@@ -111,6 +111,37 @@ public struct Catalogue: Sendable {
         "history.action.write": "local change",
         "history.action.pull": "received by sync",
         "history.action.import": "imported",
+        "history.action.reissue": "refused change re-issued",
+        "refused.none": "Replica {replica} has no refused changes.",
+        "refused.header": "Refused changes of replica {replica} ({user}, tenant {tenant}): {count}",
+        "refused.change": "#{sequence} {code}: {reason}",
+        "refused.action.create": "create",
+        "refused.action.edit": "edit",
+        "refused.action.delete": "delete",
+        "refused.action.restore": "restore",
+        "refused.action.merge": "merge",
+        "refused.kind.contact": "contact",
+        "refused.kind.note": "note",
+        "refused.kind.schedule": "schedule entry",
+        "refused.done":
+            "Re-issued {changes} refused changes of replica {replica} as {commands} new changes; "
+            + "run `replica-cli sync` to send them.",
+        "refused.dry-run":
+            "Dry run: {changes} refused changes of replica {replica} would be re-issued as {commands} new changes. "
+            + "Nothing was changed.",
+        "refused.created": "#{sequence}: {kind} {old} is now {new}",
+        "refused.left-out": "Left out, for a person to decide ({count}):",
+        "refused.left-out-item": "#{sequence} {action} {kind} {id}: {reason}",
+        "refused.already": "Re-issued by an earlier run, skipped: {sequences}",
+        "refused.nothing-new":
+            "Nothing new: every refused change of replica {replica} was re-issued by an earlier run ({sequences}).",
+        "error.reissue.not-a-replica": "{directory} is not a replica directory (there is no replica store in it).",
+        "error.reissue.same-replica":
+            "{directory} is this replica. Run the command in the NEW replica and give the OLD one with --from.",
+        "error.reissue.other-tenant":
+            "{directory} belongs to tenant {detail}; its changes cannot be re-issued in this one.",
+        "error.reissue.nothing-refused":
+            "The replica in {directory} has no refused changes; there is nothing to re-issue.",
         "admin.not-permitted":
             "Not permitted: `admin {command}` needs an {needed} replica; this replica's role is {role}.",
         "admin.revoked": "Device {id} revoked; its next request is refused.",
@@ -236,6 +267,36 @@ public struct Catalogue: Sendable {
         "history.action.write": "místní změna",
         "history.action.pull": "přijato synchronizací",
         "history.action.import": "importováno",
+        "history.action.reissue": "odmítnutá změna vydaná znovu",
+        "refused.none": "Replika {replica} nemá žádné odmítnuté změny.",
+        "refused.header": "Odmítnuté změny repliky {replica} ({user}, tenant {tenant}): {count}",
+        "refused.change": "#{sequence} {code}: {reason}",
+        "refused.action.create": "vytvořit",
+        "refused.action.edit": "upravit",
+        "refused.action.delete": "smazat",
+        "refused.action.restore": "obnovit",
+        "refused.action.merge": "sloučit",
+        "refused.kind.contact": "kontakt",
+        "refused.kind.note": "poznámka",
+        "refused.kind.schedule": "položka plánu",
+        "refused.done":
+            "Odmítnuté změny repliky {replica} ({changes}) vydány znovu jako {commands} nových změn; "
+            + "odešlete je příkazem `replica-cli sync`.",
+        "refused.dry-run":
+            "Zkouška nanečisto: odmítnuté změny repliky {replica} ({changes}) by se vydaly znovu jako {commands} "
+            + "nových změn. Nic se nezměnilo.",
+        "refused.created": "#{sequence}: {kind} {old} je teď {new}",
+        "refused.left-out": "Vynecháno, rozhodne člověk ({count}):",
+        "refused.left-out-item": "#{sequence} {action} {kind} {id}: {reason}",
+        "refused.already": "Vydáno znovu už dřívějším spuštěním, přeskočeno: {sequences}",
+        "refused.nothing-new":
+            "Nic nového: všechny odmítnuté změny repliky {replica} vydalo znovu už dřívější spuštění ({sequences}).",
+        "error.reissue.not-a-replica": "{directory} není adresář repliky (není v něm úložiště repliky).",
+        "error.reissue.same-replica":
+            "{directory} je tato replika. Spusťte příkaz v NOVÉ replice a starou zadejte přes --from.",
+        "error.reissue.other-tenant":
+            "{directory} patří tenantu {detail}; jeho změny nelze vydat znovu v tomto.",
+        "error.reissue.nothing-refused": "Replika v {directory} nemá žádné odmítnuté změny; není co vydat znovu.",
         "admin.not-permitted":
             "Není povoleno: `admin {command}` vyžaduje repliku s rolí {needed}; tato replika má roli {role}.",
         "admin.revoked": "Zařízení {id} zablokováno; jeho příští požadavek bude odmítnut.",

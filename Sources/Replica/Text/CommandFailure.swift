@@ -55,6 +55,10 @@ public struct CommandFailure: Error, Sendable, Equatable {
             }
             return CommandFailure(
                 exitCode: 3, code: error.code.description, key: "error.store", ["detail": error.description])
+        case let error as ReissueError:
+            return CommandFailure(
+                exitCode: 1, code: error.code.description, field: "from", key: "error.reissue.\(error.code)",
+                ["directory": error.directory, "detail": error.detail])
         case let error as EnrolmentLinkError:
             return CommandFailure(
                 exitCode: 1, code: "invalid-enrolment", key: "error.enrolment-link", ["detail": error.description])
