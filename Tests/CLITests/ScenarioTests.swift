@@ -121,6 +121,22 @@ struct ScenarioTests {
         server.stop()
     }
 
+    /// Enrolling while the server is down is a plain error, not a crash (until session 5 the
+    /// certificate fetch left a NIO promise unfulfilled, which a debug build traps on).
+    @Test func enrolAgainstStoppedServer() async throws {
+        let serverDirectory = TempDirectory("cli-server")
+        let server = ServerProcess(data: serverDirectory.sub("data"))
+        try await server.start()
+        let link = try await server.enrolment(user: "petr", role: "field")
+        server.stop()
+        let home = TempDirectory("cli-replicas")
+        let petr = CLI(data: home.sub("petr"))
+        let output = try await petr.run(["init", link])
+        #expect(output.status == 2, "\(output)")
+        #expect(output.stderr.contains("unreachable"), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: home.sub("petr") + "/device.json"))
+    }
+
     @Test func revokedDeviceKeepsLocalData() async throws {
         let server = try await RunningServer.start()
         let home = TempDirectory("cli-revoke")

@@ -48,7 +48,16 @@ public enum CertificatePin {
                     try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(promise: handshake))
                 }
             }
-        let channel = try await bootstrap.connect(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: host, port: port).get()
+        } catch {
+            // Nothing will complete the handshake promise now; a promise dropped unfulfilled is
+            // a crash in debug builds (NIO's leak check), which `replica-cli init` hit against a
+            // port with nothing listening.
+            handshake.fail(error)
+            throw error
+        }
         defer { channel.close(promise: Optional<EventLoopPromise<Void>>.none) }
         do {
             try await handshake.futureResult.get()
