@@ -1,4 +1,5 @@
 import CRDT
+import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
@@ -117,7 +118,11 @@ struct StoreTests {
             $0.hasSuffix(".sql")
         }.sorted()
         let embedded = try String(contentsOfFile: root.path + "/Sources/Replica/Store/Schema.swift", encoding: .utf8)
-        #expect(files == ["0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql"])
+        #expect(
+            files == [
+                "0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql",
+                "0004_child_rows_by_element.sql",
+            ])
         for file in files {
             let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
             #expect(
@@ -132,17 +137,22 @@ struct StoreTests {
         do {
             let store = try create(directory)
             try store.write(wall: Self.wall) { s, c throws(ValidationError) in
-                try s.createContact(ContactDraft(name: "Old"), c)
+                try s.createContact(ContactDraft(name: "Old", phones: ["601111111"], tags: ["lead"]), c)
             }
         }
-        // Turn the file back into schema 1: undo what schemas 2 and 3 did.
+        // Turn the file back into schema 1: undo what schemas 2, 3 and 4 did.
         let path = directory.sub(LocalStore.fileName)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
             try db.execute(
                 sql: """
                     DROP TABLE audit; DROP TABLE conflicts; DROP INDEX contacts_listing;
-                    CREATE INDEX contacts_by_name ON contacts (name COLLATE NOCASE); PRAGMA user_version = 1
+                    CREATE INDEX contacts_by_name ON contacts (name COLLATE NOCASE);
+                    CREATE INDEX contact_phones_by_contact ON contact_phones (contact_id);
+                    CREATE INDEX contact_emails_by_contact ON contact_emails (contact_id);
+                    CREATE INDEX contact_tags_by_contact ON contact_tags (contact_id);
+                    CREATE INDEX note_tags_by_note ON note_tags (note_id);
+                    PRAGMA user_version = 1
                     """)
         }
         try queue.close()
@@ -152,13 +162,23 @@ struct StoreTests {
             try s.createContact(ContactDraft(name: "New"), c)
         }
         let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
-        #expect(version == 3)
+        #expect(version == 4)
         let indexes = try DatabaseQueue(path: path).read { db in
-            try String.fetchAll(
-                db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'contacts'")
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         }
         #expect(indexes.contains("contacts_listing") && !indexes.contains("contacts_by_name"))
+        #expect(!indexes.contains { $0.hasSuffix("_by_contact") || $0 == "note_tags_by_note" }, "\(indexes)")
         #expect(try store.contacts().map(\.name) == ["New", "Old"])
+        // Rows written before the migration follow edits made after it.
+        let old = try #require(try store.contacts(search: "601111111").first.flatMap { EntityID(text: $0.id) })
+        var edit = ContactEdit()
+        edit.removePhones = ["601111111"]
+        edit.addPhones = ["602222222"]
+        edit.removeTags = ["lead"]
+        try store.write(wall: Self.wall + 2) { s, c throws(ValidationError) in try s.editContact(old, edit, c) }
+        #expect(try store.contacts(search: "601111111").isEmpty)
+        #expect(try store.contacts(search: "602222222").map(\.name) == ["Old"])
+        #expect(try store.contacts(tag: "lead").isEmpty)
     }
 
     @Test("a store written by a newer version is refused, untouched, with a clear message")
@@ -172,7 +192,7 @@ struct StoreTests {
             Issue.record("opened a newer store")
         } catch {
             #expect(error.code == .newerSchema)
-            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 3)"))
+            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 4)"))
             #expect(error.message.contains("upgrade replica-cli"))
         }
         #expect(try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)
@@ -253,6 +273,85 @@ struct ImportTests {
 
 @Suite("Query tables")
 struct QueryTableTests {
+    /// The child rows (phones, e-mails, tags of contacts, tags of notes) exactly as the state's
+    /// elements: rows are kept in step element by element (schema 0004), through local edits,
+    /// concurrent edits arriving by pull, and imports.
+    @Test(
+        "child rows equal the state's elements after random edits on two syncing replicas",
+        arguments: FuzzSettings.seeds(count: 4, longCount: 100, base: 0xC41D))
+    func childRowsFollowState(seed: UInt64) async throws {
+        print("child rows: seed \(seed) (KRALIKI_SEED=\(seed) replays)")
+        var rng = SeededRandom(seed: seed)
+        let directory = TempDirectory()
+        let stores = try [
+            LocalStore.create(in: directory.sub("jana"), identity: StoreTests.jana),
+            LocalStore.create(
+                in: directory.sub("petr"),
+                identity: ReplicaIdentity(replica: ReplicaID(0xB2), user: "petr", tenant: "acme")),
+        ]
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 1)))
+        let phones = ["601111111", "602222222", "603333333"]
+        let emails = ["a@example.cz", "b@example.cz"]
+        let tags = ["vip", "lead", "cold"]
+        try stores[0].importContacts(
+            (0..<5).map { ContactDraft(name: "C\($0)", phones: [phones[$0 % 3]], tags: [tags[$0 % 3]]) },
+            wall: StoreTests.wall)
+        var wall = StoreTests.wall
+        for step in 0..<120 {
+            wall += 1
+            let store = stores[rng.int(0...1)]
+            if rng.chance(0.3) {
+                _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
+                continue
+            }
+            let contacts = store.state.contacts.sortedKeys
+            guard let id = contacts.isEmpty ? nil : rng.pick(contacts) else { continue }
+            if rng.chance(0.2) {
+                let tag = rng.pick(tags)
+                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
+                    try s.addNote(NoteDraft(contact: id, text: "n\(step)", tags: [tag]), c)
+                }
+                continue
+            }
+            var edit = ContactEdit()
+            if rng.chance(0.5) { edit.addPhones = [rng.pick(phones)] } else { edit.removePhones = [rng.pick(phones)] }
+            if rng.chance(0.5) { edit.addEmails = [rng.pick(emails)] } else { edit.removeEmails = [rng.pick(emails)] }
+            if rng.chance(0.5) { edit.addTags = [rng.pick(tags)] } else { edit.removeTags = [rng.pick(tags)] }
+            _ = try? store.write(wall: wall) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
+        }
+        for store in stores + stores {
+            _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
+        }
+        for store in stores {
+            var expected = Set<String>()
+            for (id, contact) in store.state.contacts.valueByKey {
+                expected.formUnion(contact.phones.elements.map { "phone \(id.text) \($0)" })
+                expected.formUnion(contact.emails.elements.map { "email \(id.text) \($0)" })
+                expected.formUnion(contact.tags.elements.map { "tag \(id.text) \($0)" })
+            }
+            for (id, note) in store.state.notes.valueByKey {
+                expected.formUnion(note.tags.elements.map { "note-tag \(id.text) \($0)" })
+            }
+            let rows = try await DatabaseQueue(
+                path: directory.sub(store === stores[0] ? "jana" : "petr") + "/" + LocalStore.fileName
+            )
+            .read { db in
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT 'phone ' || contact_id || ' ' || phone FROM contact_phones
+                        UNION ALL SELECT 'email ' || contact_id || ' ' || email FROM contact_emails
+                        UNION ALL SELECT 'tag ' || contact_id || ' ' || tag FROM contact_tags
+                        UNION ALL SELECT 'note-tag ' || note_id || ' ' || tag FROM note_tags
+                        """)
+            }
+            #expect(rows.count == Set(rows).count, "seed \(seed): duplicate rows")
+            let (extra, missing) = (Set(rows).subtracting(expected), expected.subtracting(rows))
+            #expect(extra.isEmpty && missing.isEmpty, "seed \(seed): rows \(extra) extra, \(missing) missing")
+        }
+        #expect(stores[0].state == stores[1].state, "seed \(seed): replicas differ")
+    }
+
     @Test("query rows follow edits, deletions and pulled changes")
     func rowsFollowChanges() async throws {
         let directory = TempDirectory()

@@ -16,8 +16,8 @@ import GRDBSQLite
 final class RowWriter {
     enum SQL: Int, CaseIterable {
         case entityState, contact, note, scheduleEntry, audit
-        case deletePhones, insertPhone, deleteEmails, insertEmail, deleteTags, insertTag
-        case deleteFields, insertField, deleteNoteTags, insertNoteTag, deleteAssignees, insertAssignee
+        case deletePhone, insertPhone, deleteEmail, insertEmail, deleteTag, insertTag
+        case deleteFields, insertField, deleteNoteTag, insertNoteTag, deleteAssignees, insertAssignee
 
         var text: String {
             switch self {
@@ -56,16 +56,17 @@ final class RowWriter {
                 """
             case .audit:
                 "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, ?, ?, ?, ?, ?)"
-            case .deletePhones: "DELETE FROM contact_phones WHERE contact_id = ?"
-            case .insertPhone: "INSERT INTO contact_phones (contact_id, phone) VALUES (?, ?)"
-            case .deleteEmails: "DELETE FROM contact_emails WHERE contact_id = ?"
-            case .insertEmail: "INSERT INTO contact_emails (contact_id, email) VALUES (?, ?)"
-            case .deleteTags: "DELETE FROM contact_tags WHERE contact_id = ?"
-            case .insertTag: "INSERT INTO contact_tags (contact_id, tag) VALUES (?, ?)"
+            // Child rows by element, each statement on the table's primary key (schema 0004).
+            case .deletePhone: "DELETE FROM contact_phones WHERE contact_id = ? AND phone = ?"
+            case .insertPhone: "INSERT OR IGNORE INTO contact_phones (contact_id, phone) VALUES (?, ?)"
+            case .deleteEmail: "DELETE FROM contact_emails WHERE contact_id = ? AND email = ?"
+            case .insertEmail: "INSERT OR IGNORE INTO contact_emails (contact_id, email) VALUES (?, ?)"
+            case .deleteTag: "DELETE FROM contact_tags WHERE contact_id = ? AND tag = ?"
+            case .insertTag: "INSERT OR IGNORE INTO contact_tags (contact_id, tag) VALUES (?, ?)"
             case .deleteFields: "DELETE FROM contact_fields WHERE contact_id = ?"
             case .insertField: "INSERT INTO contact_fields (contact_id, key, value) VALUES (?, ?, ?)"
-            case .deleteNoteTags: "DELETE FROM note_tags WHERE note_id = ?"
-            case .insertNoteTag: "INSERT INTO note_tags (note_id, tag) VALUES (?, ?)"
+            case .deleteNoteTag: "DELETE FROM note_tags WHERE note_id = ? AND tag = ?"
+            case .insertNoteTag: "INSERT OR IGNORE INTO note_tags (note_id, tag) VALUES (?, ?)"
             case .deleteAssignees: "DELETE FROM schedule_assignees WHERE entry_id = ?"
             case .insertAssignee:
                 "INSERT INTO schedule_assignees (assignee, start_ms, entry_id, end_ms) VALUES (?, ?, ?, ?)"
@@ -138,12 +139,21 @@ extension LocalStore {
         entity.newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
     }
 
-    /// Replaces the child rows of `owner` in one table (`delete` none when the owner is new).
-    private func replaceChildren(
-        delete: RowWriter.SQL?, insert: RowWriter.SQL, owner: String, _ values: [String], _ writer: RowWriter
+    /// Brings the child rows of `owner` in one table in step with the elements `delta` touched:
+    /// an element present after the change has its row, one removed has none. Elements the
+    /// delta does not hold kept their presence in the merge, so their rows are right already.
+    /// (A new owner has no rows to delete.)
+    private func updateChildren(
+        _ delta: ORSet<String>, after: ORSet<String>, isNew: Bool, insert: RowWriter.SQL, delete: RowWriter.SQL,
+        owner: String, _ writer: RowWriter
     ) throws {
-        if let delete { try writer.run(delete, owner) }
-        for value in values { try writer.run(insert, owner, value) }
+        for entry in delta.entries {
+            if after.contains(entry.element) {
+                try writer.run(insert, owner, entry.element)
+            } else if !isNew {
+                try writer.run(delete, owner, entry.element)
+            }
+        }
     }
 
     /// Saves a contact; `delta` is what changed, so child rows of untouched fields are left alone
@@ -160,20 +170,14 @@ extension LocalStore {
             contact.status.value?.rawValue, contact.address.value, lifecycleName(contact), newestStamp(delta), conflict)
         // Child rows only for the fields this change touched: rewriting untouched ones dirtied
         // pages (and WAL frames) for nothing on every edit.
-        if !delta.phones.isBottom {
-            try replaceChildren(
-                delete: isNew ? nil : .deletePhones, insert: .insertPhone, owner: owner, contact.phones.elements, writer
-            )
-        }
-        if !delta.emails.isBottom {
-            try replaceChildren(
-                delete: isNew ? nil : .deleteEmails, insert: .insertEmail, owner: owner, contact.emails.elements, writer
-            )
-        }
-        if !delta.tags.isBottom {
-            try replaceChildren(
-                delete: isNew ? nil : .deleteTags, insert: .insertTag, owner: owner, contact.tags.elements, writer)
-        }
+        try updateChildren(
+            delta.phones, after: contact.phones, isNew: isNew, insert: .insertPhone, delete: .deletePhone, owner: owner,
+            writer)
+        try updateChildren(
+            delta.emails, after: contact.emails, isNew: isNew, insert: .insertEmail, delete: .deleteEmail, owner: owner,
+            writer)
+        try updateChildren(
+            delta.tags, after: contact.tags, isNew: isNew, insert: .insertTag, delete: .deleteTag, owner: owner, writer)
         if delta.customFields.isBottom { return }
         if !isNew { try writer.run(.deleteFields, owner) }
         for key in contact.customFields.sortedKeys {
@@ -188,10 +192,9 @@ extension LocalStore {
             .note, owner, note.contact.value?.id?.text, note.author.value, note.callTime.value,
             note.duration.value.map { Int64($0) }, note.direction.value?.rawValue, note.outcome.value?.rawValue,
             note.body.value, lifecycleName(note), newestStamp(delta))
-        if !delta.tags.isBottom {
-            try replaceChildren(
-                delete: isNew ? nil : .deleteNoteTags, insert: .insertNoteTag, owner: owner, note.tags.elements, writer)
-        }
+        try updateChildren(
+            delta.tags, after: note.tags, isNew: isNew, insert: .insertNoteTag, delete: .deleteNoteTag, owner: owner,
+            writer)
     }
 
     private func save(
