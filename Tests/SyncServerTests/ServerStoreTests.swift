@@ -80,6 +80,44 @@ struct ServerStoreTests {
         #expect(try store.epoch(of: "other") != store.epoch(of: "acme"))
     }
 
+    @Test("a change with one foreign write among its entities is refused whole: nothing stored, no sequence used")
+    func foreignWriteRefusesWholeChange() throws {
+        let directory = TempDirectory("server")
+        let store = try ServerStore.open(in: directory.path)
+        let jana = Author(user: "jana", device: ReplicaID(1))
+        let petr = Author(user: "petr", device: ReplicaID(2))
+        func create(_ name: String, by author: Author, wall: UInt64) throws -> TenantState {
+            var state = TenantState()
+            var clock = HybridLogicalClock(replica: author.device)
+            return try state.createContact(
+                ContactDraft(name: name),
+                WriteContext(author: author, stamp: clock.now(wall: wall), settings: DomainSettings()))
+        }
+        // The tenant's epoch begins now: other devices' writes stamped later are never accepted.
+        let start = UInt64(Date().timeIntervalSince1970 * 1000)
+        _ = try store.epoch(of: "acme")
+        // Jana's own new contact and, in the same change, one stamped by Petr's device. The
+        // entities are applied in ID order, so Jana's (the earlier stamp) is written first.
+        var mixed = try create("Jana's", by: jana, wall: start + 1_000)
+        mixed.merge(try create("Petr's, forged", by: petr, wall: start + 2_000))
+        let now = start + 3_000
+        let push = ServerStore.Push(
+            batch: PushBatch(replica: jana.device, epoch: nil, changes: [PushChange(localSequence: 1, change: mixed)]),
+            tenant: "acme", author: jana)
+        let refused = try store.receive([push], wall: now)[0]
+        #expect(refused.ack.rejected.map(\.code) == ["foreign-write"])
+        #expect(try store.state(of: "acme").isBottom, "part of a refused change was stored")
+        #expect(refused.sequence == 0)
+        // The next change takes sequence 1: the refused one used none.
+        let own = ServerStore.Push(
+            batch: PushBatch(
+                replica: jana.device, epoch: nil,
+                changes: [PushChange(localSequence: 2, change: try create("Jana's", by: jana, wall: start + 1_000))]),
+            tenant: "acme", author: jana)
+        let accepted = try store.receive([own], wall: now)[0]
+        #expect(accepted.ack.rejected.isEmpty && accepted.sequence == 1)
+    }
+
     @Test("what was acknowledged survives closing and reopening")
     func durable() throws {
         let directory = TempDirectory("server")

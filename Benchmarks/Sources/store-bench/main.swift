@@ -22,15 +22,16 @@ func asyncSeconds(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
-/// One title edit of every contact of `state`, as push changes numbered from `firstSequence`.
+/// One title edit of every contact of `state` (to "`title` N"), as push changes numbered from
+/// `firstSequence`.
 func titleEdits(
     of state: inout TenantState, by author: Author, clock: inout HybridLogicalClock, wall: UInt64,
-    firstSequence: UInt64
+    firstSequence: UInt64, title: String = "Title"
 ) throws -> [PushChange] {
     var changes = [PushChange]()
     for (index, id) in state.contacts.sortedKeys.enumerated() {
         var edit = ContactEdit()
-        edit.title = "Title \(index)"
+        edit.title = "\(title) \(index)"
         let context = WriteContext(author: author, stamp: clock.now(wall: wall), settings: DomainSettings())
         changes.append(
             PushChange(localSequence: firstSequence + UInt64(index), change: try state.editContact(id, edit, context)))
@@ -138,15 +139,24 @@ if only == "ingest" {
     let author = Author(user: "bench", device: replica)
     var clock = HybridLogicalClock(replica: replica)
     var state = TenantState()
-    func timedIngest(_ label: String, _ changes: [PushChange]) throws {
+    /// `checked`: as the HTTP server does it, the pusher's ownership of every write checked.
+    func timedIngest(_ label: String, _ changes: [PushChange], by pusher: Author = author, checked: Bool = false) throws
+    {
         let batches = stride(from: 0, to: changes.count, by: 200).map {
-            PushBatch(replica: replica, epoch: nil, changes: Array(changes[$0..<min($0 + 200, changes.count)]))
+            PushBatch(replica: pusher.device, epoch: nil, changes: Array(changes[$0..<min($0 + 200, changes.count)]))
         }
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         var acks = [Double]()
         let cpuBefore = cpuSeconds()
         let total = try seconds {
-            for batch in batches { acks.append(try seconds { _ = try server.receive(batch, tenant: "t", wall: now) }) }
+            for batch in batches {
+                acks.append(
+                    try seconds {
+                        let push = ServerStore.Push(batch: batch, tenant: "t", author: checked ? pusher : nil)
+                        let ack = try server.receive([push], wall: now)[0].ack
+                        precondition(ack.rejected.isEmpty, "\(ack.rejected.prefix(1))")
+                    })
+            }
         }
         // CPU time is steadier than wall time on a shared machine: it is what to compare A/B.
         let cpu = cpuSeconds() - cpuBefore
@@ -182,6 +192,46 @@ if only == "ingest" {
     let edits = try titleEdits(
         of: &state, by: author, clock: &clock, wall: wall + 1, firstSequence: UInt64(contactCount + 1))
     try timedIngest("\(contactCount) single-field edits", edits)
+    // A colleague's edits of those contacts: each has seen another device's stamps, so the
+    // server compares it with the stored record to check every write in it is the colleague's.
+    let colleague = Author(user: "colleague", device: ReplicaID(10))
+    var colleagueClock = HybridLogicalClock(replica: colleague.device)
+    _ = try? colleagueClock.receive(state.newestStamp!, wall: wall + 2)
+    // The check alone, in memory: merge and field comparison as the server does them, with and
+    // without the ownership check, interleaved (CPU-bound; compare the two lines).
+    do {
+        let before = state  // what the server holds
+        let probe = try titleEdits(
+            of: &state, by: colleague, clock: &colleagueClock, wall: wall + 2, firstSequence: 1, title: "Probe")
+        var found = 0
+        for round in 0..<4 {
+            let checked = round % 2 == 0
+            let cpu = cpuSeconds()
+            for change in probe {
+                for (id, delta) in change.change.contacts.valueByKey {
+                    let old = before.contacts[id]!
+                    let after = old.merging(delta)
+                    let changed = Contact.changedFields(touchedBy: delta, from: old, to: after)
+                    if checked && delta.mayHoldForeignWrites(by: colleague) {
+                        let writes = Contact.foreignWrites(id: id, from: old, to: after, by: colleague, changed: changed)
+                        found += writes.count
+                    }
+                }
+            }
+            print(
+                "  merge + field comparison\(checked ? " + ownership check" : ""), in memory: "
+                    + "\(fmt((cpuSeconds() - cpu) / Double(probe.count) * 1e6, 2)) µs CPU per change")
+        }
+        precondition(found == 0, "the colleague's own edits were found foreign")
+    }
+    for (round, checked) in [(3, true), (4, false)] {
+        let edits = try titleEdits(
+            of: &state, by: colleague, clock: &colleagueClock, wall: wall + UInt64(round),
+            firstSequence: UInt64(round * contactCount), title: "Round \(round)")
+        try timedIngest(
+            "\(contactCount) edits by another device, ownership \(checked ? "checked" : "not checked")", edits,
+            by: colleague, checked: checked)
+    }
     exit(0)
 }
 

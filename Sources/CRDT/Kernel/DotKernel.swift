@@ -99,6 +99,16 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
+    /// True when this kernel has seen an event of a replica other than `replica` (its context
+    /// covers every live event), without building the context of a single event.
+    @inlinable
+    public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        switch storage {
+        case .single(let stamp, _): stamp.replica != replica
+        case .general(_, let context): context.entries.contains { $0.replica != replica }
+        }
+    }
+
     @inlinable
     public var isEmpty: Bool {
         switch storage {

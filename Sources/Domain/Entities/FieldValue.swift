@@ -51,6 +51,12 @@ public protocol FieldCRDT: Mergeable, BinaryCodable, Codable, Sendable {
     /// Writes the value of sibling `index` of the register `field` again, superseding all its
     /// siblings, and returns the delta; `nil` when there is no such register or sibling.
     mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self?
+    /// The stamps of ``liveEvents(field:)`` without building their texts: what the server's
+    /// ownership check compares on every edit of a colleague's record.
+    var liveStamps: [HLC] { get }
+    /// `knowledge` holds a replica other than `replica`, found without building it: the server
+    /// asks this of every pushed change.
+    func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool
 }
 
 /// The newer of two dots by `VersionVector.newestDot`'s rule.
@@ -62,6 +68,10 @@ func newer(_ a: Dot?, _ b: Dot?) -> Dot? {
 
 extension FieldCRDT {
     public var newestDot: Dot? { knowledge.newestDot }
+    public var liveStamps: [HLC] { liveEvents(field: "").map(\.stamp) }
+    public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        knowledge.entries.contains { $0.replica != replica }
+    }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self? { nil }
 }
@@ -77,6 +87,10 @@ extension MVRegister: FieldCRDT where Value: DisplayValue & BinaryCodable & Coda
 
     public var knowledge: VersionVector { kernel.context }
     public var newestDot: Dot? { kernel.newestDot }
+    @inlinable public var liveStamps: [HLC] { kernel.live.map { $0.stamp } }
+    @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        kernel.hasSeen(anyReplicaBut: replica)
+    }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> MVRegister? {
         guard field == prefix, siblings.indices.contains(index) else { return nil }
@@ -98,6 +112,10 @@ extension ORSet: FieldCRDT where Element: DisplayValue & BinaryCodable & Codable
     }
 
     public var newestDot: Dot? { entries.reduce(nil) { newer($0, $1.kernel.newestDot) } }
+    @inlinable public var liveStamps: [HLC] { entries.flatMap { $0.kernel.live.map { $0.stamp } } }
+    @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        entries.contains { $0.kernel.hasSeen(anyReplicaBut: replica) }
+    }
 }
 
 extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
@@ -107,6 +125,11 @@ extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
 
     public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] {
         sortedKeys.map { key in ("\(field).\(key)", valueByKey[key]!.liveEvents(field: "\(field).\(key)")) }
+    }
+
+    @inlinable public var liveStamps: [HLC] { valueByKey.values.flatMap { $0.liveStamps } }
+    @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        valueByKey.values.contains { $0.kernel.hasSeen(anyReplicaBut: replica) }
     }
 
     public var knowledge: VersionVector {

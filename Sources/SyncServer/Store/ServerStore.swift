@@ -197,25 +197,6 @@ public final class ServerStore: Sendable {
         var ledger = try ensureLedger(tenant, db, wall: wall)
         var rejected = [Rejection]()
         for (index, (change, newest)) in zip(batch.changes, push.newestStamps).enumerated() {
-            if let author = push.author, push.mayHoldForeignWrites[index] {
-                let found = try foreignWrites(in: change, by: author, tenant, ledger, db)
-                if let refusing = found.refusing {
-                    rejected.append(
-                        Self.foreignWriteRejection(change, refusing, by: author))
-                    continue
-                }
-                if let first = found.allowed.first {
-                    // Rare (a re-push after a restore or a rejoin) and worth knowing: who sent
-                    // whose writes.
-                    try Self.audit(
-                        db, wall: wall, tenant: tenant, actor: author.device.hex, action: "push-others-writes",
-                        detail: [
-                            "writes": "\(found.allowed.count)",
-                            "devices": Set(found.allowed.map(\.stamp.replica.hex)).sorted().joined(separator: ","),
-                            "first": "\(first.kind.rawValue) \(first.id.text) \(first.field)",
-                        ])
-                }
-            }
             if let newest {
                 do throws(ClockError) {
                     try clock.check(newest, wall: wall)
@@ -228,9 +209,33 @@ public final class ServerStore: Sendable {
                 }
             }
             var collected = [EntityRef]()
-            try apply(change.change.contacts, tenant, &ledger, &collected, db)
-            try apply(change.change.notes, tenant, &ledger, &collected, db)
-            try apply(change.change.schedule, tenant, &ledger, &collected, db)
+            // A change that has seen other devices' stamps (an edit of a colleague's record) is
+            // checked entity by entity against what is stored, before anything of it is written.
+            var ownership = push.author.flatMap { author in
+                push.mayHoldForeignWrites[index]
+                    ? OwnershipCheck(author: author, othersWritesBefore: ledger.othersWritesBefore) : nil
+            }
+            let contacts = try prepare(change.change.contacts, tenant, ledger, &collected, &ownership, db)
+            let notes = try prepare(change.change.notes, tenant, ledger, &collected, &ownership, db)
+            let schedule = try prepare(change.change.schedule, tenant, ledger, &collected, &ownership, db)
+            if let ownership, let refusing = ownership.refusing {
+                rejected.append(Self.foreignWriteRejection(change, refusing, by: ownership.author))
+                continue
+            }
+            try write(contacts, tenant, &ledger, db)
+            try write(notes, tenant, &ledger, db)
+            try write(schedule, tenant, &ledger, db)
+            if let ownership, let first = ownership.allowed.first {
+                // Rare (a re-push after a restore or a rejoin) and worth knowing: who sent
+                // whose writes.
+                try Self.audit(
+                    db, wall: wall, tenant: tenant, actor: ownership.author.device.hex, action: "push-others-writes",
+                    detail: [
+                        "writes": "\(ownership.allowed.count)",
+                        "devices": Set(ownership.allowed.map(\.stamp.replica.hex)).sorted().joined(separator: ","),
+                        "first": "\(first.kind.rawValue) \(first.id.text) \(first.field)",
+                    ])
+            }
             if !collected.isEmpty {
                 rejected.append(Self.collectedRejection(change.localSequence, collected))
             }
@@ -243,41 +248,34 @@ public final class ServerStore: Sendable {
             serverTime: wall)
     }
 
-    /// What a change holds that `author` did not write: the write that refuses it, or the other
-    /// devices' writes it may carry — those stamped before the ledger's `othersWritesBefore`,
-    /// which a replica sends back after a restore (or a rejoin) lost them. Runs before any of the
-    /// change is applied: a change is accepted or refused whole.
-    private func foreignWrites(
-        in change: PushChange, by author: Author, _ tenant: String, _ ledger: LedgerRow, _ db: Database
-    ) throws -> (refusing: ForeignWrite?, allowed: [ForeignWrite]) {
-        var allowed = [ForeignWrite]()
-        func permitted(_ write: ForeignWrite) -> Bool {
-            // The device's own stamp on a foreign write (an author record for another device or
-            // naming another user) is never something a restore lost.
-            write.stamp.replica != author.device && write.stamp.physical < ledger.othersWritesBefore
+    /// What a pushed change holds that its pusher did not write (see ``ForeignWrite``): the
+    /// first write that refuses it, or the other devices' writes it may carry — those stamped
+    /// before the ledger's `othersWritesBefore`, which a replica sends back after a restore (or a
+    /// rejoin) lost them.
+    struct OwnershipCheck {
+        let author: Author
+        let othersWritesBefore: UInt64
+        private(set) var refusing: ForeignWrite?
+        private(set) var allowed: [ForeignWrite] = []
+
+        init(author: Author, othersWritesBefore: UInt64) {
+            self.author = author
+            self.othersWritesBefore = othersWritesBefore
         }
-        func check<E: Entity>(_ delta: ORMap<EntityID, E>) throws -> ForeignWrite? {
-            for id in delta.sortedKeys where delta[id]!.mayHoldForeignWrites(by: author) {
-                let stored = try db.cachedStatement(sql: Self.selectEntity).firstRowBlobs(
-                    columns: 2, db, tenant, E.kind.rawValue, id.text)
-                // An edit of a collected record is the retention's to refuse (`entity-collected`,
-                // which tells the user why), not a new record under someone else's ID.
-                if stored == nil, ledger.collectedThrough > 0,
-                    try collectedKnowledge(tenant, E.kind, id.text, db) != nil
-                {
-                    continue
+
+        /// Takes the foreign writes of one entity; false when one of them refuses the change.
+        mutating func admit(_ writes: [ForeignWrite]) -> Bool {
+            for write in writes {
+                // The device's own stamp on a foreign write (an author record for another device
+                // or naming another user) is never something a restore lost.
+                guard write.stamp.replica != author.device, write.stamp.physical < othersWritesBefore else {
+                    refusing = write
+                    return false
                 }
-                let before = try stored.map { try decodeEntity(E.self, $0[0]) }
-                let after = before.map { $0.merging(delta[id]!) } ?? delta[id]!
-                for write in E.foreignWrites(id: id, from: before, to: after, by: author) {
-                    guard permitted(write) else { return write }
-                    allowed.append(write)
-                }
+                allowed.append(write)
             }
-            return nil
+            return true
         }
-        let refusing = try check(change.change.contacts) ?? check(change.change.notes) ?? check(change.change.schedule)
-        return (refusing, refusing == nil ? allowed : [])
     }
 
     static func foreignWriteRejection(_ change: PushChange, _ write: ForeignWrite, by author: Author) -> Rejection {
@@ -290,17 +288,28 @@ public final class ServerStore: Sendable {
                 + "and other devices' only when they predate the tenant's epoch (its last restore)")
     }
 
-    /// Merges `delta` into the stored entities, giving each entity it changes the next sequence.
-    /// An entity whose tombstone was collected is not re-created: a delta that adds nothing to
-    /// what it had seen is ignored (a retry, a re-push after a restore), one that carries new
-    /// edits is left out and listed in `collected`, so the change is refused with a reason.
-    private func apply<E: Entity>(
-        _ delta: ORMap<EntityID, E>, _ tenant: String, _ ledger: inout LedgerRow, _ collected: inout [EntityRef],
-        _ db: Database
-    )
-        throws
-    {
+    /// One entity of a change, merged and ready to be written.
+    struct Prepared<E: Entity> {
+        let idText: String
+        let after: E
+        let changed: FieldMask
+        let sequences: [UInt64]
+    }
+
+    /// Merges `delta` into the stored entities, without writing anything yet: the entities it
+    /// changes, each with the fields that changed. An entity whose tombstone was collected is not
+    /// re-created: a delta that adds nothing to what it had seen is ignored (a retry, a re-push
+    /// after a restore), one that carries new edits is left out and listed in `collected`, so the
+    /// change is refused with a reason. With `ownership`, every entity that has seen other
+    /// devices' stamps is checked; at the first refusing write this stops (the change is refused
+    /// whole, nothing of it written).
+    private func prepare<E: Entity>(
+        _ delta: ORMap<EntityID, E>, _ tenant: String, _ ledger: LedgerRow, _ collected: inout [EntityRef],
+        _ ownership: inout OwnershipCheck?, _ db: Database
+    ) throws -> [Prepared<E>] {
+        var result = [Prepared<E>]()
         for id in delta.sortedKeys {
+            if ownership?.refusing != nil { return [] }
             let entityDelta = delta[id]!
             let idText = id.text
             // Cached statements: preparing one per entity (and GRDB's authorizer callback on
@@ -322,13 +331,15 @@ public final class ServerStore: Sendable {
                     continue
                 }
             }
-            var sequences = try stored.map { blobs in try Self.decodeSequences(blobs[1]) } ?? []
+            let sequences = try stored.map { blobs in try Self.decodeSequences(blobs[1]) } ?? []
             let after: E
             let changed: FieldMask
+            var before: E?
             if let stored {
-                let before = try decodeEntity(E.self, stored[0])
-                after = before.merging(entityDelta)
-                changed = E.changedFields(touchedBy: entityDelta, from: before, to: after)
+                let decoded = try decodeEntity(E.self, stored[0])
+                after = decoded.merging(entityDelta)
+                changed = E.changedFields(touchedBy: entityDelta, from: decoded, to: after)
+                before = decoded
             } else {
                 // A new entity: bottom ⊔ delta is the delta, and every field it holds changed
                 // (the general path computes the same, at a merge and a comparison per field).
@@ -336,21 +347,40 @@ public final class ServerStore: Sendable {
                 changed = entityDelta.presentFields
             }
             if changed.isEmpty { continue }
+            if let author = ownership?.author, entityDelta.mayHoldForeignWrites(by: author),
+                !ownership!.admit(E.foreignWrites(id: id, from: before, to: after, by: author, changed: changed))
+            {
+                return []
+            }
+            result.append(Prepared(idText: idText, after: after, changed: changed, sequences: sequences))
+        }
+        return result
+    }
+
+    /// Writes prepared entities, giving each the next sequence.
+    private func write<E: Entity>(
+        _ prepared: [Prepared<E>], _ tenant: String, _ ledger: inout LedgerRow, _ db: Database
+    )
+        throws
+    {
+        for entity in prepared {
             ledger.sequence += 1
             let sequence = ledger.sequence
+            var sequences = entity.sequences
             if sequences.count < E.fields.count {
                 sequences += Array(repeating: 0, count: E.fields.count - sequences.count)
             }
-            for index in E.fields.indices where changed.contains(.field(index)) { sequences[index] = sequence }
+            for index in E.fields.indices where entity.changed.contains(.field(index)) { sequences[index] = sequence }
             try db.cachedStatement(
                 sql: """
                     INSERT INTO server_entity (tenant, kind, id, state, field_sequences) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (tenant, kind, id) DO UPDATE SET state = excluded.state, field_sequences = excluded.field_sequences
                     """
-            ).run(db, tenant, E.kind.rawValue, idText, entityBlob(after), Self.encodeSequences(sequences))
+            ).run(db, tenant, E.kind.rawValue, entity.idText, entityBlob(entity.after), Self.encodeSequences(sequences))
             try db.cachedStatement(
                 sql: "INSERT INTO server_log (tenant, sequence, kind, id, fields) VALUES (?, ?, ?, ?, ?)"
-            ).run(db, tenant, Int64(sequence), E.kind.rawValue, idText, Int64(bitPattern: changed.rawValue))
+            ).run(
+                db, tenant, Int64(sequence), E.kind.rawValue, entity.idText, Int64(bitPattern: entity.changed.rawValue))
         }
     }
 
