@@ -213,7 +213,8 @@ if only == "ingest" {
                     let after = old.merging(delta)
                     let changed = Contact.changedFields(touchedBy: delta, from: old, to: after)
                     if checked && delta.mayHoldForeignWrites(by: colleague) {
-                        let writes = Contact.foreignWrites(id: id, from: old, to: after, by: colleague, changed: changed)
+                        let writes = Contact.foreignWrites(
+                            id: id, from: old, to: after, by: colleague, changed: changed)
                         found += writes.count
                     }
                 }
