@@ -4,6 +4,7 @@ import Domain
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOSSL
 import Synchronization
 
@@ -162,12 +163,22 @@ public final class HTTPSyncClient: ConcurrentSyncTransport {
     private func send(_ original: HTTPClientRequest, limit: Int) async throws -> ByteBuffer {
         var request = original
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(request, timeout: requestTimeout)
-        } catch {
-            throw Self.classify(error, server: server)
+        var response: HTTPClientResponse?
+        for attempt in 1...3 {
+            do {
+                response = try await client.execute(request, timeout: requestTimeout)
+                break
+            } catch let refused as NIOHTTP2Errors.StreamClosed where refused.errorCode == .refusedStream && attempt < 3
+            {
+                // The server refused the stream before processing it (RFC 9113 §8.7): typically
+                // a new request racing the GOAWAY of a connection the server is closing as
+                // idle. Safe to send again at once, even a push; seen under load in the drills.
+                continue
+            } catch {
+                throw Self.classify(error, server: server)
+            }
         }
+        guard let response else { throw SyncFailure(.unreachable, "the server at \(server) refused the request") }
         let body = try await response.body.collect(upTo: limit)
         guard (200..<300).contains(Int(response.status.code)) else {
             throw Self.failure(status: Int(response.status.code), body: body, server: server)
