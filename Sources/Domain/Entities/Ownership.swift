@@ -56,7 +56,9 @@ extension Entity {
         var finder = ForeignStampFinder(mask: (changed ?? after.presentFields).rawValue, author: author)
         var walked = before ?? Self()
         walked.updateFields(with: after, &finder)
-        for (index, stamp) in finder.found { result.append(foreignWrite(id: id, field: index, stamp: stamp, in: after)) }
+        for (index, stamp) in finder.found {
+            result.append(foreignWrite(id: id, field: index, stamp: stamp, in: after))
+        }
         return result
     }
 
