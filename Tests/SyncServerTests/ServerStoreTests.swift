@@ -116,6 +116,21 @@ struct ServerStoreTests {
             tenant: "acme", author: jana)
         let accepted = try store.receive([own], wall: now)[0]
         #expect(accepted.ack.rejected.isEmpty && accepted.sequence == 1)
+
+        // A record of Jana's, every stamp inside her own, filed under an ID of Petr's device:
+        // its creation claimed for Petr. The request thread's scan sees nothing foreign in it;
+        // the ID is checked for every record new to the server.
+        let janas = try create("Filed under Petr", by: jana, wall: start + 1_500)
+        let borrowed = EntityID(time: janas.contacts.sortedKeys[0].time, replica: petr.device)
+        let filed = TenantState(contacts: ORMap([borrowed: janas.contacts.valueByKey.values.first!]))
+        #expect(!filed.mayHoldForeignWrites(by: jana))
+        let borrowing = ServerStore.Push(
+            batch: PushBatch(replica: jana.device, epoch: nil, changes: [PushChange(localSequence: 3, change: filed)]),
+            tenant: "acme", author: jana)
+        let refusedID = try store.receive([borrowing], wall: now)[0]
+        #expect(refusedID.ack.rejected.map(\.code) == ["foreign-write"])
+        #expect(refusedID.ack.rejected.first?.reason.contains("field id") == true, "\(refusedID.ack.rejected)")
+        #expect(try store.state(of: "acme").contacts[borrowed] == nil)
     }
 
     @Test("what was acknowledged survives closing and reopening")

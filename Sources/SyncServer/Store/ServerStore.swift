@@ -211,9 +211,10 @@ public final class ServerStore: Sendable {
             var collected = [EntityRef]()
             // A change that has seen other devices' stamps (an edit of a colleague's record) is
             // checked entity by entity against what is stored, before anything of it is written.
-            var ownership = push.author.flatMap { author in
-                push.mayHoldForeignWrites[index]
-                    ? OwnershipCheck(author: author, othersWritesBefore: ledger.othersWritesBefore) : nil
+            var ownership = push.author.map { author in
+                OwnershipCheck(
+                    author: author, othersWritesBefore: ledger.othersWritesBefore,
+                    mayHoldForeignStamps: push.mayHoldForeignWrites[index])
             }
             let contacts = try prepare(change.change.contacts, tenant, ledger, &collected, &ownership, db)
             let notes = try prepare(change.change.notes, tenant, ledger, &collected, &ownership, db)
@@ -255,12 +256,24 @@ public final class ServerStore: Sendable {
     struct OwnershipCheck {
         let author: Author
         let othersWritesBefore: UInt64
+        /// From the request thread's scan: false proves no entity of the change holds another
+        /// replica's stamp or author record (a new record's ID is checked regardless).
+        let mayHoldForeignStamps: Bool
         private(set) var refusing: ForeignWrite?
         private(set) var allowed: [ForeignWrite] = []
 
-        init(author: Author, othersWritesBefore: UInt64) {
+        init(author: Author, othersWritesBefore: UInt64, mayHoldForeignStamps: Bool) {
             self.author = author
             self.othersWritesBefore = othersWritesBefore
+            self.mayHoldForeignStamps = mayHoldForeignStamps
+        }
+
+        /// Whether an entity must be compared: a record new to the server under another
+        /// device's ID (its creation claimed for that device), or one that has seen other
+        /// replicas' stamps.
+        func mustCheck<E: Entity>(_ id: EntityID, _ delta: E, isNew: Bool) -> Bool {
+            (isNew && id.replica != author.device)
+                || (mayHoldForeignStamps && delta.mayHoldForeignWrites(by: author))
         }
 
         /// Takes the foreign writes of one entity; false when one of them refuses the change.
@@ -285,7 +298,7 @@ public final class ServerStore: Sendable {
                 "\(write.kind.rawValue) \(write.id.text) field \(write.field) carries a write stamped by device "
                 + "\(write.stamp.replica.hex) at \(TimeText.utc(Int64(write.stamp.physical))), which this device "
                 + "(\(author.device.hex), user \(author.user)) did not make; a device may send only its own writes, "
-                + "and other devices' only when they predate the tenant's epoch (its last restore)")
+                + "and other devices' only when they predate the tenant's epoch (its first sync or last restore)")
     }
 
     /// One entity of a change, merged and ready to be written.
@@ -301,8 +314,8 @@ public final class ServerStore: Sendable {
     /// re-created: a delta that adds nothing to what it had seen is ignored (a retry, a re-push
     /// after a restore), one that carries new edits is left out and listed in `collected`, so the
     /// change is refused with a reason. With `ownership`, every entity that has seen other
-    /// devices' stamps is checked; at the first refusing write this stops (the change is refused
-    /// whole, nothing of it written).
+    /// devices' stamps or is new under another device's ID is checked; at the first refusing
+    /// write this stops (the change is refused whole, nothing of it written).
     private func prepare<E: Entity>(
         _ delta: ORMap<EntityID, E>, _ tenant: String, _ ledger: LedgerRow, _ collected: inout [EntityRef],
         _ ownership: inout OwnershipCheck?, _ db: Database
@@ -347,8 +360,8 @@ public final class ServerStore: Sendable {
                 changed = entityDelta.presentFields
             }
             if changed.isEmpty { continue }
-            if let author = ownership?.author, entityDelta.mayHoldForeignWrites(by: author),
-                !ownership!.admit(E.foreignWrites(id: id, from: before, to: after, by: author, changed: changed))
+            if let check = ownership, check.mustCheck(id, entityDelta, isNew: before == nil),
+                !ownership!.admit(E.foreignWrites(id: id, from: before, to: after, by: check.author, changed: changed))
             {
                 return []
             }
