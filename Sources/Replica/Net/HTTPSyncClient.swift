@@ -160,25 +160,24 @@ public final class HTTPSyncClient: ConcurrentSyncTransport {
         }
     }
 
+    /// Runs `request`, sending it again at once when the server refused its stream: a refused
+    /// stream was never processed (RFC 9113 §8.7), typically a request racing the GOAWAY of a
+    /// connection the server closes as idle, so even a push is safe to repeat. Seen under load
+    /// in the drills. Any other failure is classified for the user.
+    private func execute(_ request: HTTPClientRequest, attempt: Int = 1) async throws -> HTTPClientResponse {
+        do {
+            return try await client.execute(request, timeout: requestTimeout)
+        } catch let refused as NIOHTTP2Errors.StreamClosed where refused.errorCode == .refusedStream && attempt < 3 {
+            return try await execute(request, attempt: attempt + 1)
+        } catch {
+            throw Self.classify(error, server: server)
+        }
+    }
+
     private func send(_ original: HTTPClientRequest, limit: Int) async throws -> ByteBuffer {
         var request = original
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
-        var response: HTTPClientResponse?
-        for attempt in 1...3 {
-            do {
-                response = try await client.execute(request, timeout: requestTimeout)
-                break
-            } catch let refused as NIOHTTP2Errors.StreamClosed where refused.errorCode == .refusedStream && attempt < 3
-            {
-                // The server refused the stream before processing it (RFC 9113 §8.7): typically
-                // a new request racing the GOAWAY of a connection the server is closing as
-                // idle. Safe to send again at once, even a push; seen under load in the drills.
-                continue
-            } catch {
-                throw Self.classify(error, server: server)
-            }
-        }
-        guard let response else { throw SyncFailure(.unreachable, "the server at \(server) refused the request") }
+        let response = try await execute(request)
         let body = try await response.body.collect(upTo: limit)
         guard (200..<300).contains(Int(response.status.code)) else {
             throw Self.failure(status: Int(response.status.code), body: body, server: server)
