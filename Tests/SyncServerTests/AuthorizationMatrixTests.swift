@@ -31,6 +31,7 @@ struct AuthorizationMatrixTests {
         "POST /v1/sync/push": [401, 401, 401, 200, 200, 200, 200],
         "POST /v1/sync/pull": [401, 401, 401, 200, 200, 200, 200],
         "GET /v1/sync/live": [401, 401, 401, 200, 200, 200, 200],
+        "GET /v1/sync/image": [401, 401, 401, 200, 200, 200, 200],  // each tenant's own image
         "GET /v1/admin/conflicts": [401, 401, 401, 200, 403, 200, 200],
         "GET /v1/admin/devices": [401, 401, 401, 200, 403, 403, 200],
         "GET /v1/admin/users": [401, 401, 401, 200, 403, 403, 200],
@@ -52,6 +53,17 @@ struct AuthorizationMatrixTests {
             })
         let rows = Set(Self.expected.keys.map { $0.split(separator: " ").prefix(2).joined(separator: " ") })
         #expect(routes == rows, "the table and the server's routes differ")
+
+        // Both tenants have a bootstrap image; acme's holds a record globex must never see.
+        let writer = try await server.enrolReplica(in: server.directory.sub("writer"), user: "writer")
+        try writer.store.write(wall: SyncService.systemWall()) { state, context throws(ValidationError) in
+            try state.createContact(ContactDraft(name: "Acme Secret Contact"), context)
+        }
+        _ = try await writer.sync()
+        await writer.close()
+        for tenant in ["acme", "globex"] {
+            try server.service.images.refresh(tenant: tenant, wall: SyncService.systemWall())
+        }
 
         let revoked = try await raw.enrol(server, user: "gone", role: .admin)
         _ = try server.store.revoke(device: revoked.id, tenant: "acme", actor: "test", wall: SyncService.systemWall())
@@ -108,6 +120,12 @@ struct AuthorizationMatrixTests {
         let listed = try await raw.send(.GET, "/v1/admin/devices", token: intruder.token)
         #expect(listed.status == 200)
         #expect(acmeDevices.allSatisfy { !listed.text.contains($0) }, "another tenant's devices leaked")
+        let image = try await raw.send(.GET, "/v1/sync/image", token: intruder.token)
+        #expect(image.status == 200)
+        #expect(image.body.count == server.service.images.image(of: "globex")?.bytes, "not globex's own image")
+        #expect(image.body.range(of: Data("Acme Secret Contact".utf8)) == nil, "another tenant's image leaked")
+        let acmeImage = try Data(contentsOf: URL(fileURLWithPath: server.service.images.image(of: "acme")!.path))
+        #expect(acmeImage.range(of: Data("Acme Secret Contact".utf8)) != nil, "the check above would not see a leak")
         await raw.shutdown()
         await server.stop()
     }

@@ -141,6 +141,19 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         pullCursor = cursor
     }
 
+    /// This session after the replica took a bootstrap image (a prebuilt replica file of the
+    /// server's state, see docs/sync-protocol.md): the image's epoch and pull cursor, this
+    /// replica's own identity, push checkpoint, clock offset and limits. Nil when this session
+    /// has pulled or pushed anything already — an image replaces only a replica with nothing
+    /// in it, or it would drop what the replica holds.
+    public func adoptingImage(of image: ReplicaSyncSession) -> ReplicaSyncSession? {
+        guard epoch == nil, pullCursor == 0, pushCheckpoint == 0, let imageEpoch = image.epoch else { return nil }
+        var adopted = self
+        adopted.epoch = imageEpoch
+        adopted.pullCursor = image.pullCursor
+        return adopted
+    }
+
     /// Adopts the server's epoch; true when it replaced a different one (a restore).
     private mutating func observe(_ serverEpoch: ServerEpoch) -> Bool {
         defer { epoch = serverEpoch }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CRDT
+import Crypto
 import Domain
 import Foundation
 import NIOCore
@@ -71,7 +72,7 @@ public enum PrivateFile {
 /// The replica's HTTP/2 client: TLS trusting exactly the pinned certificate (or a CA file),
 /// bearer token, problem documents mapped to `SyncFailure`s that say what to do. Implements
 /// `SyncTransport` with the binary protocol encoding.
-public final class HTTPSyncClient: ConcurrentSyncTransport {
+public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
     public let server: String
     let token: String?
     let client: HTTPClient
@@ -126,6 +127,75 @@ public final class HTTPSyncClient: ConcurrentSyncTransport {
     }
 
     static let binaryContentType = "application/vnd.kraliki.sync"
+
+    // MARK: Bootstrap image
+
+    /// Downloads the tenant's bootstrap image (`GET /v1/sync/image`) into `path` (mode 0600),
+    /// checking its length and its `Repr-Digest` SHA-256 as it arrives, then fsyncs it. False
+    /// when the server has no image (404 `no-image`). A cut or damaged download throws
+    /// `unreachable` (it heals: the next attempt downloads again).
+    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool {
+        var request = HTTPClientRequest(url: server + "/v1/sync/image")
+        request.headers.add(name: "accept", value: "application/vnd.sqlite3")
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        let response = try await execute(request)
+        let status = Int(response.status.code)
+        guard (200..<300).contains(status) else {
+            let body = try await response.body.collect(upTo: 64 * 1024)
+            let failure = Self.failure(status: status, body: body, server: server)
+            if status == 404, String(buffer: body).contains("/no-image\"") { return false }
+            throw failure
+        }
+        let expectedLength = response.headers.first(name: "content-length").flatMap { Int($0) }
+        let expectedDigest = response.headers.first(name: "repr-digest").flatMap(Self.sha256Digest)
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else { throw StoreError(.io, "cannot create \(path) (errno \(errno))") }
+        var closed = false
+        defer { if !closed { close(descriptor) } }
+        var hasher = SHA256()
+        var received = 0
+        do {
+            for try await buffer in response.body {
+                try buffer.withUnsafeReadableBytes { bytes in
+                    hasher.update(bufferPointer: bytes)
+                    var offset = 0
+                    while offset < bytes.count {
+                        let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                        guard written > 0 else { throw StoreError(.io, "cannot write \(path) (errno \(errno))") }
+                        offset += written
+                    }
+                }
+                received += buffer.readableBytes
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.classify(error, server: server)
+        }
+        let digest = Data(hasher.finalize()).base64EncodedString()
+        guard expectedLength.map({ $0 == received }) ?? true, expectedDigest.map({ $0 == digest }) ?? true else {
+            throw SyncFailure(
+                .unreachable,
+                "the bootstrap image from \(server) arrived incomplete or damaged (\(received) bytes); retrying")
+        }
+        guard fsync(descriptor) == 0 else { throw StoreError(.io, "cannot fsync \(path) (errno \(errno))") }
+        closed = true
+        close(descriptor)
+        return true
+    }
+
+    /// The base64 SHA-256 of an RFC 9530 `Repr-Digest` value (`sha-256=:…:`), if it has one.
+    static func sha256Digest(_ header: String) -> String? {
+        for member in header.split(separator: ",") {
+            let parts = member.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0] == "sha-256", parts[1].hasPrefix(":"), parts[1].hasSuffix(":"),
+                parts[1].count > 2
+            {
+                return String(parts[1].dropFirst().dropLast())
+            }
+        }
+        return nil
+    }
 
     func exchange(_ path: String, body: [UInt8]) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: server + path)

@@ -111,7 +111,9 @@ extension LocalStore {
                 if !applied.isBottom {
                     let writer = RowWriter(db)
                     try persistEntities(of: applied, in: merged, before: state, writer)
-                    try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", writer)
+                    if options.auditsPulls {
+                        try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", writer)
+                    }
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
                     )

@@ -19,10 +19,15 @@ public enum Durability: String, Sendable, Codable, CaseIterable {
 public struct StoreOptions: Sendable {
     public var durability: Durability = .full
     public var settings = DomainSettings()
+    /// Whether applied pulls are written to the audit trail (one row per entity). Off only for
+    /// the server's bootstrap-image builder, whose trail nobody reads and would ship in every
+    /// image.
+    public var auditsPulls = true
 
-    public init(durability: Durability = .full, settings: DomainSettings = DomainSettings()) {
+    public init(durability: Durability = .full, settings: DomainSettings = DomainSettings(), auditsPulls: Bool = true) {
         self.durability = durability
         self.settings = settings
+        self.auditsPulls = auditsPulls
     }
 }
 
@@ -75,7 +80,8 @@ public final class LocalStore {
     public internal(set) var session: ReplicaSyncSession
     public internal(set) var clock: HybridLogicalClock
     public internal(set) var serverURL: String?
-    let database: DatabaseQueue
+    /// Replaced only when the replica takes a bootstrap image (`adoptImage`).
+    var database: DatabaseQueue
 
     private init(
         path: String, identity: ReplicaIdentity, options: StoreOptions, database: DatabaseQueue, state: TenantState,
@@ -146,29 +152,39 @@ public final class LocalStore {
         try checkIntegrity(path: path)
         let database = try connect(path: path, options: options)
         try migrate(database, path: path)
-        return try wrap("loading \(path)") {
-            try database.read { db in
-                var meta = [String: String]()
-                for row in try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta") {
-                    meta[row["key"]] = row["value"]
-                }
-                guard let replicaHex = meta["replica_id"], let replica = ReplicaID(hex: replicaHex),
-                    let user = meta["user"],
-                    let tenant = meta["tenant"], let last = meta["hlc_last"].flatMap({ HLC(text: $0) })
-                else { throw StoreError(.corrupt, "\(path) lacks its replica identity; \(recovery)") }
-                let identity = ReplicaIdentity(replica: replica, user: user, tenant: tenant)
-                let row = try Row.fetchOne(db, sql: "SELECT server_url, session FROM sync_state WHERE id = 1")
-                guard let row, let sessionJSON: String = row["session"] else {
-                    throw StoreError(.corrupt, "\(path) lacks its sync state; \(recovery)")
-                }
-                let session = try decodeJSON(ReplicaSyncSession.self, sessionJSON)
-                let state = try loadState(db, path: path)
-                return LocalStore(
-                    path: path, identity: identity, options: options, database: database, state: state,
-                    session: session,
-                    clock: HybridLogicalClock(replica: replica, last: last), serverURL: row["server_url"])
-            }
+        let contents = try wrap("loading \(path)") { try database.read { db in try loadContents(db, path: path) } }
+        return LocalStore(
+            path: path, identity: contents.identity, options: options, database: database, state: contents.state,
+            session: contents.session, clock: contents.clock, serverURL: contents.serverURL)
+    }
+
+    /// What a store file holds: identity, sync session, clock, server and the whole state.
+    struct Contents {
+        let identity: ReplicaIdentity
+        let session: ReplicaSyncSession
+        let clock: HybridLogicalClock
+        let serverURL: String?
+        let state: TenantState
+    }
+
+    static func loadContents(_ db: Database, path: String) throws -> Contents {
+        var meta = [String: String]()
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta") {
+            meta[row["key"]] = row["value"]
         }
+        guard let replicaHex = meta["replica_id"], let replica = ReplicaID(hex: replicaHex),
+            let user = meta["user"],
+            let tenant = meta["tenant"], let last = meta["hlc_last"].flatMap({ HLC(text: $0) })
+        else { throw StoreError(.corrupt, "\(path) lacks its replica identity; \(recovery)") }
+        let row = try Row.fetchOne(db, sql: "SELECT server_url, session FROM sync_state WHERE id = 1")
+        guard let row, let sessionJSON: String = row["session"] else {
+            throw StoreError(.corrupt, "\(path) lacks its sync state; \(recovery)")
+        }
+        return Contents(
+            identity: ReplicaIdentity(replica: replica, user: user, tenant: tenant),
+            session: try decodeJSON(ReplicaSyncSession.self, sessionJSON),
+            clock: HybridLogicalClock(replica: replica, last: last), serverURL: row["server_url"],
+            state: try loadState(db, path: path))
     }
 
     static let recovery =
@@ -186,7 +202,7 @@ public final class LocalStore {
         text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
     }
 
-    private static func connect(path: String, options: StoreOptions) throws(StoreError) -> DatabaseQueue {
+    static func connect(path: String, options: StoreOptions) throws(StoreError) -> DatabaseQueue {
         var configuration = Configuration()
         configuration.journalMode = .wal
         configuration.busyMode = .timeout(5)
@@ -214,7 +230,7 @@ public final class LocalStore {
         }
     }
 
-    private static func checkIntegrity(path: String) throws(StoreError) {
+    static func checkIntegrity(path: String) throws(StoreError) {
         let result: [String]
         do {
             var configuration = Configuration()
@@ -238,7 +254,7 @@ public final class LocalStore {
             upTo: target)
     }
 
-    private static func loadState(_ db: Database, path: String) throws -> TenantState {
+    static func loadState(_ db: Database, path: String) throws -> TenantState {
         try SQLiteFile.tenantState(db, sql: "SELECT kind, id, state FROM entity_state", path: path, recovery: recovery)
     }
 

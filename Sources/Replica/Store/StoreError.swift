@@ -9,6 +9,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
             case newerSchema = "newer-schema"
             case notInitialized = "not-initialized"
             case alreadyInitialized = "already-initialized"
+            case imageRefused = "image-refused"
             case io
         }
         private let base: Base
@@ -22,6 +23,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let notInitialized = Code(.notInitialized)
         /// There already is a replica in this directory.
         public static let alreadyInitialized = Code(.alreadyInitialized)
+        /// A bootstrap image does not fit this replica (damaged, another tenant, another schema,
+        /// or the replica already holds data); nothing was changed.
+        public static let imageRefused = Code(.imageRefused)
         /// Reading or writing failed (disk full, permissions, …).
         public static let io = Code(.io)
 

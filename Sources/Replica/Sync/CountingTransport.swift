@@ -1,8 +1,9 @@
+import Foundation
 import Synchronization
 
 /// A transport that counts what passes through another one, for progress output. Safe to use
 /// from two tasks at once (the engine fetches the next pull batch while it applies one).
-public final class CountingTransport: ConcurrentSyncTransport {
+public final class CountingTransport: ConcurrentSyncTransport, ImageSyncTransport {
     public let base: any ConcurrentSyncTransport
     private let counts = Mutex((requests: 0, bytes: 0))
     let onExchange: @Sendable (_ requests: Int, _ bytes: Int) -> Void
@@ -30,6 +31,16 @@ public final class CountingTransport: ConcurrentSyncTransport {
         let answer = try await base.pull(request)
         record(request.count + answer.count)
         return answer
+    }
+
+    /// Forwards to the base transport when it can fetch images; counts the image's bytes.
+    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool {
+        guard let images = base as? any ImageSyncTransport, try await images.downloadImage(to: path) else {
+            return false
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        record(size)
+        return true
     }
 
     private func record(_ count: Int) {

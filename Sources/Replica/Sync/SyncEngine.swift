@@ -17,6 +17,14 @@ public protocol SyncTransport {
 /// replica's apply (an initial sync is a chain of hundreds of pulls).
 public protocol ConcurrentSyncTransport: SyncTransport, Sendable {}
 
+/// A transport that can also fetch the tenant's bootstrap image: a replica file of the server's
+/// state that a fresh replica takes instead of pulling everything (`LocalStore.adoptImage`).
+public protocol ImageSyncTransport: SyncTransport {
+    /// Downloads the newest image into `path` (complete, checked against its digest, fsynced);
+    /// false when the server has none to give.
+    nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool
+}
+
 /// What one sync moved.
 public struct SyncReport: Equatable, Sendable, Codable {
     public var pushedChanges = 0
@@ -28,6 +36,10 @@ public struct SyncReport: Equatable, Sendable, Codable {
     /// The server refused the cursor as older than its retention; the replica emptied its state
     /// and pulled everything again.
     public var rebootstrapped = false
+    /// Entities taken from a bootstrap image (a fresh replica), before the pulls.
+    public var imageEntities: Int?
+    /// Why an image the server sent was not taken (the replica pulled everything instead).
+    public var imageRefusal: String?
 
     public init() {}
 }
@@ -46,6 +58,9 @@ public struct SyncEngine {
     /// Ask for the next pull batch while applying the current one, when the transport allows
     /// concurrent use (`ConcurrentSyncTransport`). Off only to measure what it gains.
     public var pipelinesPulls = true
+    /// A fresh replica takes the server's bootstrap image when the transport can fetch one.
+    /// Off only to measure what it gains, or to test the pull path.
+    public var takesImages = true
 
     public init(store: LocalStore, transport: any SyncTransport, wall: @escaping () -> UInt64 = SyncEngine.systemWall) {
         self.store = store
@@ -79,6 +94,9 @@ public struct SyncEngine {
             report.epochChanged = report.epochChanged || actions.contains(.repushEverything)
             rounds += 1
             if ack.rejected.count == batch.changes.count && rounds > 1_000 { break }
+        }
+        if takesImages, let images = transport as? any ImageSyncTransport, try store.isFresh() {
+            try await takeImage(from: images, into: &report)
         }
         var prefetched: Prefetch?
         defer { prefetched?.task.cancel() }
@@ -147,6 +165,22 @@ public struct SyncEngine {
             if !actions.contains(.pullAgain) { break }
         }
         return report
+    }
+
+    /// Downloads the server's bootstrap image and takes it. An image that does not fit (damaged,
+    /// another tenant or schema) is skipped: the pulls that follow bring everything instead. A
+    /// failed download is thrown like any failed exchange (the caller retries).
+    private nonisolated(nonsending) func takeImage(
+        from images: any ImageSyncTransport, into report: inout SyncReport
+    ) async throws {
+        let download = store.imageDownloadPath
+        defer { unlink(download) }
+        guard try await images.downloadImage(to: download) else { return }
+        do {
+            report.imageEntities = try store.adoptImage(at: download).entities
+        } catch let refusal where refusal.code == .imageRefused {
+            report.imageRefusal = refusal.message
+        }
     }
 
     /// A pull asked for ahead of time.

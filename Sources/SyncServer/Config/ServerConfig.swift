@@ -37,6 +37,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     public var retentionDays = 30.0
     /// How often tombstones and superseded log entries are collected.
     public var collectionIntervalSeconds = 3_600
+    /// Bootstrap images (a replica file a fresh replica downloads instead of pulling
+    /// everything) are written for tenants with at least this many changes, and again once
+    /// this many more arrived; 0 turns them off.
+    public var imageMinChanges = 5_000
+    /// How often tenants are checked for an image due (also once at start).
+    public var imageIntervalSeconds = 60
 
     public struct Limits: Codable, Sendable, Equatable {
         public var maxBodyBytes = 8 * 1024 * 1024
@@ -106,6 +112,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         enrolmentCodeHours = try value(.enrolmentCodeHours, defaults.enrolmentCodeHours)
         retentionDays = try value(.retentionDays, defaults.retentionDays)
         collectionIntervalSeconds = try value(.collectionIntervalSeconds, defaults.collectionIntervalSeconds)
+        imageMinChanges = try value(.imageMinChanges, defaults.imageMinChanges)
+        imageIntervalSeconds = try value(.imageIntervalSeconds, defaults.imageIntervalSeconds)
     }
 
     public var dataURL: URL { URL(fileURLWithPath: dataDirectory) }
@@ -209,6 +217,8 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             retentionDays = value
         }
         if let value = try int("KRALIKI_COLLECTION_INTERVAL_SECONDS") { collectionIntervalSeconds = value }
+        if let value = try int("KRALIKI_IMAGE_MIN_CHANGES") { imageMinChanges = value }
+        if let value = try int("KRALIKI_IMAGE_INTERVAL_SECONDS") { imageIntervalSeconds = value }
     }
 
     /// Checks ranges and combinations that can be checked without touching files.
@@ -234,6 +244,12 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         }
         guard collectionIntervalSeconds >= 1 else {
             throw Problem(setting: "collectionIntervalSeconds", message: "must be at least 1")
+        }
+        guard imageMinChanges >= 0 else {
+            throw Problem(setting: "imageMinChanges", message: "must be 0 (off) or more, not \(imageMinChanges)")
+        }
+        guard imageIntervalSeconds >= 1 else {
+            throw Problem(setting: "imageIntervalSeconds", message: "must be at least 1")
         }
         guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
             limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1,

@@ -86,7 +86,10 @@ public struct SyncServerApp {
                 // At the cap the server stops accepting; new clients wait in the listen backlog
                 // (rather than being accepted and cut off) until a connection closes.
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
-            services: [HousekeepingService(service: service), CollectorService(service: service)],
+            services: [
+                HousekeepingService(service: service), CollectorService(service: service),
+                ImageService(service: service),
+            ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: service.logger)
     }

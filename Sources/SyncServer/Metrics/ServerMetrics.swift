@@ -24,6 +24,8 @@ public final class ServerMetrics: Sendable {
     let tombstonesCollected: Counter
     let logEntriesCollected: Counter
     let staleCursorRefusals: Counter
+    let imagesServed: Counter
+    let imagesBuilt: Counter
     let lastCollection: Gauge
     let startTime: Gauge
     let connectionsOpen: Gauge
@@ -51,6 +53,9 @@ public final class ServerMetrics: Sendable {
         staleCursorRefusals = counter(
             "kraliki_stale_cursor_refusals_total",
             "Pulls refused because the device was away longer than the retention.")
+        imagesServed = counter(
+            "kraliki_bootstrap_images_served_total", "Bootstrap images sent to fresh replicas (GET /v1/sync/image).")
+        imagesBuilt = counter("kraliki_bootstrap_images_built_total", "Bootstrap images written.")
         lastCollection = registry.makeGauge(
             descriptor: Self.name(
                 "kraliki_last_collection_timestamp_seconds", "When garbage collection last finished (0: not yet)."))

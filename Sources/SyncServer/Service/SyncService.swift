@@ -28,6 +28,7 @@ public final class SyncService: Sendable {
     let enrolLimiter: RateLimiter
     let activity = ActivityTracker()
     let devices = DeviceCache()
+    public let images: BootstrapImages
     let logger: Logger
     let wall: @Sendable () -> UInt64
 
@@ -43,6 +44,7 @@ public final class SyncService: Sendable {
         self.wall = wall
         let metrics = ServerMetrics()
         self.metrics = metrics
+        self.images = BootstrapImages(directory: config.dataURL.appendingPathComponent("images").path, store: store)
         self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
         self.enrolLimiter = RateLimiter(rate: config.limits.enrolmentsPerSecond, burst: config.limits.enrolmentBurst)
         let notifier = self.notifier
@@ -127,6 +129,9 @@ public final class SyncService: Sendable {
             },
             Route(method: .get, path: "/v1/sync/live", access: .device) { [self] _, call in
                 live(call)
+            },
+            Route(method: .get, path: "/v1/sync/image", access: .device) { [self] _, call in
+                try await image(call)
             },
             Route(method: .get, path: "/v1/admin/conflicts", access: .supervisor) { [store] _, call in
                 let tenant = call.device!.tenant
@@ -359,6 +364,42 @@ public final class SyncService: Sendable {
         return try Self.message(response, format: format)
     }
 
+    /// The tenant's bootstrap image (see `BootstrapImages`): a replica file a fresh replica
+    /// takes instead of pulling everything, with its SHA-256 as `Repr-Digest` (RFC 9530).
+    func image(_ call: Call) async throws -> Response {
+        let tenant = call.device!.tenant
+        let images = self.images
+        guard let image = try await Self.offload({ try images.servable(of: tenant) }),
+            let file = FileHandle(forReadingAtPath: image.path)
+        else {
+            throw Problem(
+                .notFound, "no-image", "No bootstrap image",
+                "this server has no bootstrap image of the tenant now; pull from cursor 0")
+        }
+        // Opened before answering: a newer image may replace this one while it is sent, and an
+        // open file stays readable after it is removed.
+        var headers = HTTPFields()
+        headers[.contentType] = Self.imageContentType
+        headers[.contentLength] = String(image.bytes)
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("Repr-Digest")!] = "sha-256=:\(image.digest):"
+        metrics.imagesServed.increment()
+        let body = ResponseBody { writer in
+            defer { try? file.close() }
+            var sent = 0
+            while sent < image.bytes, let chunk = try file.read(upToCount: min(256 * 1024, image.bytes - sent)),
+                !chunk.isEmpty
+            {
+                try await writer.write(ByteBuffer(bytes: chunk))
+                sent += chunk.count
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    static let imageContentType = "application/vnd.sqlite3"
+
     static func versionProblem(_ version: UInt8) -> Problem {
         Problem(
             .badRequest, "unsupported-protocol-version", "Unsupported protocol version",
@@ -425,6 +466,16 @@ public final class SyncService: Sendable {
 
     /// Writes gathered device activity (called every few seconds and at shutdown).
     public func flushActivity() throws(StoreError) { try activity.flush(to: store) }
+
+    /// Writes the bootstrap images that are due (see `BootstrapImages.tenantsDue`).
+    public func refreshImages(minChanges: UInt64) throws(StoreError) -> [BootstrapImages.Image] {
+        var built = [BootstrapImages.Image]()
+        for tenant in try images.tenantsDue(minChanges: minChanges) {
+            built.append(try images.refresh(tenant: tenant, wall: wall()))
+            metrics.imagesBuilt.increment()
+        }
+        return built
+    }
 
     /// Collects tombstones and superseded log entries now (see ServerStore+Retention.swift).
     public func collectGarbage() throws(StoreError) -> ServerStore.Collection {

@@ -125,6 +125,43 @@ public final class ServerStore: Sendable {
         }
     }
 
+    /// Where a tenant's ledger stands: what bootstrap images are built and checked against.
+    public struct LedgerHead: Sendable, Equatable {
+        public let tenant: String
+        public let epoch: ServerEpoch
+        public let sequence: UInt64
+        /// A pull from a cursor below this is refused as stale (collected tombstones).
+        public let collectedThrough: UInt64
+    }
+
+    /// Every tenant's ledger head.
+    public func ledgerHeads() throws(StoreError) -> [LedgerHead] {
+        try wrap {
+            try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT tenant FROM tenant_ledger ORDER BY tenant").compactMap { row in
+                    let tenant: String = row[0]
+                    return try ledger(tenant, db).map {
+                        LedgerHead(
+                            tenant: tenant, epoch: $0.epoch, sequence: $0.sequence,
+                            collectedThrough: $0.collectedThrough)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One tenant's ledger head, if it has a ledger.
+    public func ledgerHead(of tenant: String) throws(StoreError) -> LedgerHead? {
+        try wrap {
+            try database.read { db in
+                try ledger(tenant, db).map {
+                    LedgerHead(
+                        tenant: tenant, epoch: $0.epoch, sequence: $0.sequence, collectedThrough: $0.collectedThrough)
+                }
+            }
+        }
+    }
+
     /// The last sequence number given in the tenant's ledger.
     public func sequence(of tenant: String) throws(StoreError) -> UInt64 {
         try wrap { try database.read { db in try ledger(tenant, db)?.sequence ?? 0 } }

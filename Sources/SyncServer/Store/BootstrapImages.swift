@@ -1,0 +1,205 @@
+import CRDT
+import Crypto
+import Domain
+import Foundation
+import Replica
+import Synchronization
+
+/// Bootstrap images: for each tenant, a replica file holding the tenant's whole state, which a
+/// fresh replica downloads (`GET /v1/sync/image`) and takes instead of pulling and
+/// materializing every change (then it pulls only what came after the image).
+///
+/// Each tenant's image is written by a *builder*: a replica store on the server's disk
+/// (`<data>/images/<tenant key>/builder/`) that only ever pulls from this server's store, in
+/// process, exactly as a replica pulls over the network. It never writes and never pushes: on a
+/// new epoch (a restore) or a cursor older than the retention it is thrown away and built again
+/// from cursor 0. A refresh pulls what the builder lacks and writes a compact copy of it
+/// (`VACUUM INTO`), named by epoch and cursor, with its SHA-256 (sent as `Repr-Digest`).
+///
+/// Every device of a tenant pulls the same data (the server keeps no per-role projection), so
+/// one image per tenant serves all of them; an image holds nothing a pull would not give the
+/// same device.
+public final class BootstrapImages: Sendable {
+    public struct Image: Sendable, Equatable {
+        public let path: String
+        public let epoch: ServerEpoch
+        /// The tenant sequence the image holds everything up to.
+        public let cursor: UInt64
+        public let bytes: Int
+        /// SHA-256 of the file, base64.
+        public let digest: String
+    }
+
+    public let directory: String
+    let store: ServerStore
+    private let newest = Mutex<[String: Image]>([:])
+    /// Open builders by tenant; the lock also makes refreshes run one at a time.
+    private let builders = Mutex<[String: LocalStore]>([:])
+
+    public init(directory: String, store: ServerStore) {
+        self.directory = directory
+        self.store = store
+    }
+
+    /// The newest image of `tenant`, if one was written since the server started.
+    public func image(of tenant: String) -> Image? {
+        newest.withLock { $0[tenant] }
+    }
+
+    /// The image to give a replica of `tenant` now: one of the tenant's current epoch that a
+    /// pull can continue from (not older than collected tombstones); nil otherwise.
+    public func servable(of tenant: String) throws(StoreError) -> Image? {
+        guard let image = image(of: tenant), let head = try store.ledgerHead(of: tenant),
+            image.epoch == head.epoch, image.cursor >= head.collectedThrough
+        else { return nil }
+        return image
+    }
+
+    /// Tenants whose image is missing or at least `minChanges` sequences behind (or of an old
+    /// epoch), and that have at least `minChanges` sequences at all.
+    public func tenantsDue(minChanges: UInt64) throws(StoreError) -> [String] {
+        guard minChanges > 0 else { return [] }
+        return try store.ledgerHeads().filter { head in
+            guard head.sequence >= minChanges else { return false }
+            guard let image = image(of: head.tenant), image.epoch == head.epoch else { return true }
+            return head.sequence - min(head.sequence, image.cursor) >= minChanges
+        }.map(\.tenant)
+    }
+
+    /// Brings the tenant's builder up to the ledger's head and writes a new image of it (or
+    /// returns the newest one when nothing changed since).
+    @discardableResult
+    public func refresh(tenant: String, wall: UInt64) throws(StoreError) -> Image {
+        let folder = (directory as NSString).appendingPathComponent(Self.key(tenant))
+        let result: Result<Image, StoreError> = builders.withLock { builders in
+            do throws(StoreError) {
+                var builder: LocalStore
+                if let open = builders[tenant] { builder = open } else { builder = try openBuilder(tenant, in: folder) }
+                builders[tenant] = nil
+                try catchUp(&builder, tenant: tenant, folder: folder, wall: wall)
+                builders[tenant] = builder
+                let epoch = builder.session.epoch ?? ServerEpoch(rawValue: 0)
+                let cursor = builder.session.pullCursor
+                if let current = image(of: tenant), current.epoch == epoch, current.cursor == cursor {
+                    return .success(current)
+                }
+                let image = try write(builder, epoch: epoch, cursor: cursor, in: folder)
+                newest.withLock { $0[tenant] = image }
+                removeImages(in: folder, keeping: image.path)
+                return .success(image)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Pulls until the builder has everything; starts it over on a new epoch or a stale cursor.
+    private func catchUp(_ builder: inout LocalStore, tenant: String, folder: String, wall: UInt64) throws(StoreError) {
+        while true {
+            let session = builder.session
+            let request = PullRequest(
+                epoch: session.epoch, cursor: session.pullCursor, maxChanges: 1_000, maxBytes: 8 * 1024 * 1024)
+            let response: PullResponse
+            do {
+                response = try store.respond(to: request, tenant: tenant, wall: wall)
+            } catch {
+                switch error {
+                case .staleCursor:
+                    builder = try startOver(tenant, in: folder)
+                    continue
+                case .store(let failure):
+                    throw failure
+                }
+            }
+            var next = session
+            let actions = next.receive(response, for: request, sentAt: wall, receivedAt: wall)
+            if actions.contains(.repushEverything) {
+                // The server was restored: a builder never pushes, it starts again.
+                builder = try startOver(tenant, in: folder)
+                continue
+            }
+            try builder.commit(session: next, actions: actions, wall: wall)
+            if !actions.contains(.pullAgain) { return }
+        }
+    }
+
+    private func builderDirectory(_ folder: String) -> String {
+        (folder as NSString).appendingPathComponent("builder")
+    }
+
+    /// The builder fsyncs nothing (`NORMAL`) and keeps no audit trail: it is rebuilt from the
+    /// server's store whenever it is lost or damaged.
+    static let builderOptions = StoreOptions(durability: .normal, auditsPulls: false)
+
+    private func openBuilder(_ tenant: String, in folder: String) throws(StoreError) -> LocalStore {
+        let builderPath = builderDirectory(folder)
+        if FileManager.default.fileExists(atPath: (builderPath as NSString).appendingPathComponent(LocalStore.fileName)),
+            let builder = try? LocalStore.open(in: builderPath, options: Self.builderOptions),
+            builder.identity.tenant == tenant
+        {
+            return builder
+        }
+        return try startOver(tenant, in: folder)
+    }
+
+    private func startOver(_ tenant: String, in folder: String) throws(StoreError) -> LocalStore {
+        let builderPath = builderDirectory(folder)
+        try? FileManager.default.removeItem(atPath: builderPath)
+        var generator = SystemRandomNumberGenerator()
+        let identity = ReplicaIdentity(
+            replica: ReplicaID(UInt64.random(in: 1...UInt64.max, using: &generator)), user: "(image builder)",
+            tenant: tenant)
+        return try LocalStore.create(in: builderPath, identity: identity, options: Self.builderOptions)
+    }
+
+    private func write(_ builder: LocalStore, epoch: ServerEpoch, cursor: UInt64, in folder: String) throws(StoreError)
+        -> Image
+    {
+        let path = (folder as NSString).appendingPathComponent("image-\(epoch)-\(cursor).sqlite")
+        let temporary = path + ".part"
+        try builder.writeImage(to: temporary)
+        let (bytes, digest) = try Self.sha256(of: temporary)
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw StoreError(.io, "cannot move \(temporary) into place (errno \(errno))")
+        }
+        return Image(path: path, epoch: epoch, cursor: cursor, bytes: bytes, digest: digest)
+    }
+
+    /// Removes older images, keeping `path` and the one before it (a download of the previous
+    /// image may still be reading it; an unlinked open file stays readable anyway).
+    private func removeImages(in folder: String, keeping path: String) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasPrefix("image-") }
+            .map { (folder as NSString).appendingPathComponent($0) }
+            .filter { $0 != path }
+        let dated = names.map { ($0, (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date) }
+            .sorted { ($0.1 ?? .distantPast) > ($1.1 ?? .distantPast) }
+        for (old, _) in dated.dropFirst() { try? FileManager.default.removeItem(atPath: old) }
+    }
+
+    /// A directory name for a tenant (tenant names are user input).
+    static func key(_ tenant: String) -> String {
+        SHA256.hash(data: Data(tenant.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func sha256(of path: String) throws(StoreError) -> (bytes: Int, digest: String) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw StoreError(.io, "cannot read \(path)")
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var bytes = 0
+        while true {
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
+                throw StoreError(.io, "cannot read \(path)", underlying: error)
+            }
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+            bytes += chunk.count
+        }
+        return (bytes, Data(hasher.finalize()).base64EncodedString())
+    }
+}

@@ -1,0 +1,140 @@
+import CRDT
+import Domain
+import DomainTestSupport
+import Foundation
+import GRDB
+import Replica
+import Testing
+
+/// Bootstrap images on the replica side: taking one, and refusing one that does not fit
+/// without changing anything. (Over HTTP/2 with the server's builder: SyncServerTests.)
+@Suite("Bootstrap images (replica)")
+struct ImageTests {
+    static let wall: UInt64 = 1_764_000_000_000
+
+    /// The in-process server, which also hands out an image file when it has one.
+    final class ImageServingTransport: ImageSyncTransport {
+        let base: InProcessTransport
+        var image: String?
+        private(set) var downloads = 0
+
+        init(_ base: InProcessTransport) { self.base = base }
+        func push(_ batch: [UInt8]) async throws -> [UInt8] { try await base.push(batch) }
+        func pull(_ request: [UInt8]) async throws -> [UInt8] { try await base.pull(request) }
+        func downloadImage(to path: String) async throws -> Bool {
+            downloads += 1
+            guard let image else { return false }
+            unlink(path)
+            try FileManager.default.copyItem(atPath: image, toPath: path)
+            return true
+        }
+    }
+
+    static func identity(_ replica: UInt64, _ user: String, tenant: String = "acme") -> ReplicaIdentity {
+        ReplicaIdentity(replica: ReplicaID(replica), user: user, tenant: tenant)
+    }
+
+    static func addContacts(_ store: LocalStore, _ count: Int, from first: Int = 0) throws {
+        for index in first..<(first + count) {
+            try store.write(wall: wall + UInt64(index)) { state, context throws(ValidationError) in
+                try state.createContact(ContactDraft(name: "Contact \(index)", tags: ["t\(index % 3)"]), context)
+            }
+        }
+    }
+
+    /// An image of what `transport`'s server holds now, written as the server's builder does.
+    static func image(
+        from transport: InProcessTransport, tenant: String = "acme", in directory: TempDirectory, name: String
+    ) async throws -> String {
+        let builder = try LocalStore.create(
+            in: directory.sub("builder-\(name)"), identity: identity(0xB0, "(image builder)", tenant: tenant),
+            options: StoreOptions(durability: .normal, auditsPulls: false))
+        _ = try await SyncEngine(store: builder, transport: transport, wall: { wall }).sync()
+        let path = directory.sub("\(name).sqlite")
+        try builder.writeImage(to: path)
+        return path
+    }
+
+    @Test("a fresh replica takes the image, then pulls only what came after it")
+    func takesImage() async throws {
+        let directory = TempDirectory("image")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let jana = try LocalStore.create(in: directory.sub("jana"), identity: Self.identity(0xA1, "jana"))
+        try Self.addContacts(jana, 40)
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        let serving = ImageServingTransport(transport)
+        serving.image = try await Self.image(from: transport, in: directory, name: "at40")
+        try Self.addContacts(jana, 5, from: 40)
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+
+        let petr = try LocalStore.create(in: directory.sub("petr"), identity: Self.identity(0xB1, "petr"))
+        let report = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        #expect(report.imageEntities == 40)
+        #expect(report.pulledChanges == 5)
+        #expect(petr.state == jana.state)
+        #expect(try petr.contacts(tag: "t1").count == jana.contacts(tag: "t1").count)
+        #expect(petr.identity == Self.identity(0xB1, "petr"))
+        #expect(try petr.integrityCheck() == ["ok"])
+        // Not fresh any more: the next sync does not ask for an image.
+        _ = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        #expect(serving.downloads == 1)
+        let reopened = try LocalStore.open(in: directory.sub("petr"))
+        #expect(reopened.state == jana.state)
+        #expect(reopened.session == petr.session)
+    }
+
+    @Test("an image that does not fit is refused with a reason, and the replica is left as it was")
+    func refusals() async throws {
+        let directory = TempDirectory("image")
+        let acme = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let globex = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 9)))
+        for (transport, tenant) in [(acme, "acme"), (globex, "globex")] {
+            let writer = try LocalStore.create(
+                in: directory.sub("writer-\(tenant)"), identity: Self.identity(0xC1, "w", tenant: tenant))
+            try Self.addContacts(writer, 12)
+            _ = try await SyncEngine(store: writer, transport: transport, wall: { Self.wall }).sync()
+        }
+        let good = try await Self.image(from: acme, in: directory, name: "good")
+        let otherTenant = try await Self.image(from: globex, tenant: "globex", in: directory, name: "globex")
+        let garbage = directory.sub("garbage.sqlite")
+        try Data(repeating: 0x5A, count: 64 * 1024).write(to: URL(fileURLWithPath: garbage))
+        let truncated = directory.sub("truncated.sqlite")
+        let whole = try Data(contentsOf: URL(fileURLWithPath: good))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: truncated))
+
+        let petr = try LocalStore.create(in: directory.sub("petr"), identity: Self.identity(0xB1, "petr"))
+        let before = try Data(contentsOf: URL(fileURLWithPath: petr.path))
+        for (image, reason) in [(otherTenant, "tenant globex"), (garbage, "not a database"), (truncated, "malformed")] {
+            let copy = directory.sub("copy.sqlite")
+            unlink(copy)
+            try FileManager.default.copyItem(atPath: image, toPath: copy)
+            do {
+                try petr.adoptImage(at: copy)
+                Issue.record("\(image) was taken")
+            } catch {
+                #expect(error.code == .imageRefused, "\(error)")
+                #expect(error.message.contains(reason), "\(error.message)")
+            }
+            #expect(try petr.isFresh())
+            #expect(petr.identity == Self.identity(0xB1, "petr"))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: petr.path)) == before, "a refused image changed the file")
+        // A replica with local work does not take even a good image.
+        try Self.addContacts(petr, 1, from: 1_000)
+        let copy = directory.sub("copy.sqlite")
+        unlink(copy)
+        try FileManager.default.copyItem(atPath: good, toPath: copy)
+        #expect(throws: StoreError.self) { try petr.adoptImage(at: copy) }
+        #expect(try petr.outboxCount() == 1)
+
+        // Through the engine, a refused image only costs the download: the replica pulls.
+        let eva = try LocalStore.create(in: directory.sub("eva"), identity: Self.identity(0xB2, "eva"))
+        let serving = ImageServingTransport(acme)
+        serving.image = otherTenant
+        let report = try await SyncEngine(store: eva, transport: serving, wall: { Self.wall }).sync()
+        #expect(report.imageEntities == nil)
+        #expect(report.imageRefusal?.contains("globex") == true)
+        #expect(report.pulledChanges == 12)
+        #expect(try eva.contacts().count == 12)
+    }
+}

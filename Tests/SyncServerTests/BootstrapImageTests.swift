@@ -1,0 +1,164 @@
+import CRDT
+import Domain
+import DomainTestSupport
+import Foundation
+import GRDB
+import Replica
+import ServerTestSupport
+import SyncServer
+import Testing
+
+/// Bootstrap images over HTTP/2 with TLS: a fresh replica takes the server's prebuilt replica
+/// file, pulls only what came after it, and ends as a replica that pulled everything would.
+@Suite("Bootstrap images")
+struct BootstrapImageTests {
+    /// Contacts, notes, an edit and a deletion by `replica`.
+    static func work(_ store: LocalStore, count: Int, prefix: String) throws {
+        var ids = [EntityID]()
+        for index in 0..<count {
+            let change = try store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+                try state.createContact(
+                    ContactDraft(
+                        name: "\(prefix) \(index)", phones: ["+42060\(String(1_000_000 + index))"],
+                        emails: ["\(prefix.lowercased())\(index)@example.cz"], tags: ["vip"]), context)
+            }
+            ids.append(change.contacts.keys.first!)
+        }
+        var edit = ContactEdit()
+        edit.title = "Head of \(prefix)"
+        try store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.editContact(ids[0], edit, context)
+        }
+        try store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.delete(.contact, ids[1], context)
+        }
+        try store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.addNote(NoteDraft(contact: ids[2], text: "called"), context)
+        }
+    }
+
+    @Test("a fresh replica takes the image, pulls only what came after it, keeps its own identity and can push")
+    func freshReplicaTakesImage() async throws {
+        let server = try await RunningServer.start { $0.imageMinChanges = 0 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.work(jana.store, count: 120, prefix: "Before")
+        _ = try await jana.sync()
+        let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        try Self.work(jana.store, count: 15, prefix: "After")
+        _ = try await jana.sync()
+
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let report = try await petr.sync()
+        #expect(report.imageRefusal == nil)
+        #expect(report.imageEntities == 121, "120 contacts and a note in the image")
+        #expect(report.pulledChanges > 0 && report.pulledChanges <= 18, "pulled \(report.pulledChanges)")
+        #expect(petr.store.session.epoch == image.epoch)
+        let same = petr.store.state == jana.store.state
+        #expect(same, "the replica that took the image differs from the one that pulled everything")
+        #expect(try petr.store.contacts().map(\.name) == jana.store.contacts().map(\.name))
+        #expect(try petr.store.contacts(search: "before 7").count == jana.store.contacts(search: "before 7").count)
+
+        // Its own identity: its device ID, its user, a clock past every stamp it holds, no trail
+        // of the builder's.
+        #expect(petr.store.identity.replica.hex == petr.credentials.deviceId)
+        #expect(petr.store.session.replica.hex == petr.credentials.deviceId)
+        let newest = petr.store.state.newestStamp!
+        #expect(petr.store.clock.last.time >= newest.time)
+        let trail = try petr.store.history(of: jana.store.state.contacts.keys.first!)?.changes ?? []
+        #expect(trail.allSatisfy { $0.device == petr.credentials.deviceId }, "the builder's trail came along")
+
+        // What it writes is its own: the server accepts it (a foreign stamp would be refused).
+        try petr.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.createContact(ContactDraft(name: "Petr's own"), context)
+        }
+        let pushed = try await petr.sync()
+        #expect(pushed.pushedChanges == 1 && pushed.rejectedChanges == 0)
+        _ = try await jana.sync()
+        #expect(petr.store.state == jana.store.state)
+
+        // The file is sound and reopens as the same replica, in WAL mode.
+        let path = petr.store.path
+        await petr.close()
+        let reopened = try LocalStore.open(in: directory.sub("petr"))
+        #expect(reopened.state == jana.store.state)
+        #expect(reopened.identity.replica.hex == petr.credentials.deviceId)
+        let check = try DatabaseQueue(path: path)
+        let mode = try await check.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("petr") + "/image.download"))
+        await jana.close()
+        await server.stop()
+    }
+
+    @Test("a replica that holds anything pulls as before; without an image a fresh one pulls everything")
+    func onlyFreshReplicasTakeImages() async throws {
+        let server = try await RunningServer.start { $0.imageMinChanges = 0 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.work(jana.store, count: 10, prefix: "Contact")
+        // No image yet: the fresh replica asks, gets 404 no-image, and pulls.
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        _ = try await jana.sync()
+        let first = try await petr.sync()
+        #expect(first.imageEntities == nil && first.pulledChanges > 0)
+        try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        // A replica with unsent work is not fresh: it pushes and pulls.
+        let eva = try await server.enrolReplica(in: directory.sub("eva"), user: "eva")
+        try eva.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.createContact(ContactDraft(name: "Eva's"), context)
+        }
+        let report = try await eva.sync()
+        #expect(report.imageEntities == nil)
+        #expect(report.pushedChanges == 1)
+        _ = try await jana.sync()
+        #expect(eva.store.state == jana.store.state)
+        // The engine can be told not to take one.
+        let ota = try await server.enrolReplica(in: directory.sub("ota"), user: "ota")
+        var engine = ota.engine
+        engine.takesImages = false
+        #expect(try await engine.sync().imageEntities == nil)
+        #expect(ota.store.state == jana.store.state)
+        for replica in [jana, petr, eva, ota] { await replica.close() }
+        await server.stop()
+    }
+
+    @Test("after a restore (new epoch) the builder starts over; a fresh replica ends identical to the others")
+    func imageFollowsRestore() async throws {
+        let directory = TempDirectory("restore")
+        var server = try await RunningServer.start(directory: directory) { $0.imageMinChanges = 0 }
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.work(jana.store, count: 8, prefix: "Kept")
+        _ = try await jana.sync()
+        let backup = directory.sub("backup.sqlite")
+        _ = try server.store.backup(to: backup, wall: SyncService.systemWall())
+        try Self.work(jana.store, count: 5, prefix: "Lost")  // after the backup: the restore loses them
+        _ = try await jana.sync()
+        let old = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        #expect(try server.service.images.servable(of: "acme") == old)
+        await server.stop()
+
+        let epochs = try ServerStore.restore(from: backup, into: directory.sub("data"), wall: SyncService.systemWall())
+        let port = server.port
+        server = try await RunningServer.start(directory: directory) {
+            $0.port = port
+            $0.imageMinChanges = 0
+        }
+        // The builder on disk is of the old epoch: it is thrown away, not asked to re-push.
+        let new = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        #expect(new.epoch == epochs["acme"] && new.epoch != old.epoch)
+        #expect(new.cursor < old.cursor, "the new image should hold only what the backup held")
+        let fromBackup = try server.store.state(of: "acme")
+        #expect(fromBackup.contacts.count == 8)
+        // Jana re-pushes what the restore lost; a fresh replica takes the new image, pulls the rest.
+        #expect(try await jana.sync().epochChanged)
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let report = try await petr.sync()
+        #expect(report.imageEntities == 9, "8 contacts and a note in the image")
+        #expect(petr.store.state == jana.store.state)
+        #expect(try petr.store.contacts().count == jana.store.contacts().count)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+}
