@@ -72,6 +72,8 @@ struct SyncCommand: AsyncParsableCommand {
         let conflicts: Int
         let epochChanged: Bool
         let rebootstrapped: Bool
+        /// Records taken from the server's bootstrap image (a fresh replica's first sync).
+        let fromImage: Int?
     }
 
     func run() async throws {
@@ -100,7 +102,8 @@ struct SyncCommand: AsyncParsableCommand {
             Result(
                 event: event, pushed: report.pushedChanges, pulled: report.pulledChanges,
                 rejected: report.rejectedChanges, conflicts: try store.refreshConflicts().count,
-                epochChanged: report.epochChanged, rebootstrapped: report.rebootstrapped)
+                epochChanged: report.epochChanged, rebootstrapped: report.rebootstrapped,
+                fromImage: report.imageEntities)
         }
         func show(_ result: Result) {
             console.say(
@@ -109,6 +112,7 @@ struct SyncCommand: AsyncParsableCommand {
             if result.rejected > 0 { console.say("sync.refused", ["count": "\(result.rejected)"]) }
             if result.epochChanged { console.say("sync.epoch") }
             if result.rebootstrapped { console.say("sync.rebootstrapped") }
+            if let count = result.fromImage { console.say("sync.image", ["count": "\(count)"]) }
         }
         guard watch else {
             let report = try await engine.syncRetrying(

@@ -182,7 +182,7 @@ let rssLoaded = serverRSS()
 
 /// One initial sync to a new replica: the engine's defaults, or a variant for comparison in the
 /// same run.
-func initialSync(_ label: String, pipelined: Bool) async throws {
+func initialSync(_ label: String, pipelined: Bool, image: Bool) async throws {
     let code = try control.createEnrolmentCode(
         tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
     let fingerprint = ServerCertificate.fingerprint(
@@ -195,17 +195,86 @@ func initialSync(_ label: String, pipelined: Bool) async throws {
     var engine = SyncEngine(store: store, transport: client)
     engine.wall = SyncEngine.systemWall
     engine.pipelinesPulls = pipelined
+    engine.takesImages = image
     let start = ContinuousClock.now
     let report = try await engine.sync()
     let rows = try store.contacts().count
     let elapsed = seconds(since: start)
+    let taken =
+        report.imageEntities.map { ", \($0) entities from the image + \(report.pulledChanges) changes pulled" } ?? ""
     print(
         "initial sync to a fresh replica (\(label)): \(rows) contacts queryable in \(fmt(elapsed, 2)) s "
-            + "(\(fmt(Double(rows) / elapsed)) rows/s, \(report.pullBatches) pulls)")
+            + "(\(fmt(Double(rows) / elapsed)) rows/s, \(report.pullBatches) pulls\(taken))")
+    if image, report.imageEntities == nil {
+        print("  (no image was taken: \(report.imageRefusal ?? "the server had none"))")
+    }
     try await client.shutdown()
 }
-try await initialSync("one pull at a time, as before", pipelined: false)
-try await initialSync("next pull fetched during apply: the default", pipelined: true)
+try await initialSync("one pull at a time, as before", pipelined: false, image: false)
+try await initialSync("next pull fetched during apply", pipelined: true, image: false)
+
+// The bootstrap image: the server writes it in the background (every `imageIntervalSeconds`,
+// 60 by default, for a tenant with `imageMinChanges` new changes); wait for one holding
+// everything ingested, then time a fresh replica taking it (the engine's default).
+do {
+    let head = try control.ledgerHead(of: "acme")!.sequence
+    let waitStart = ContinuousClock.now
+    var image: (path: String, bytes: Int)?
+    while image == nil {
+        let folders = (try? FileManager.default.contentsOfDirectory(atPath: data + "/images")) ?? []
+        for folder in folders {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: data + "/images/" + folder)) ?? []
+            where name.hasPrefix("image-") && name.hasSuffix(".sqlite") {
+                let cursor = UInt64(name.dropLast(".sqlite".count).split(separator: "-").last ?? "") ?? 0
+                let path = data + "/images/" + folder + "/" + name
+                if cursor >= head {
+                    image = (path, (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+                }
+            }
+        }
+        if image == nil {
+            if seconds(since: waitStart) > 180 { print("no bootstrap image after 180 s"); exit(1) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+    print(
+        "bootstrap image of \(head) changes: \(image!.bytes / 1024) KiB (\(image!.bytes / ingested) B per contact), "
+            + "ready \(fmt(seconds(since: waitStart), 1)) s after the ingest sections ended")
+    try await Task.sleep(for: .milliseconds(500))  // the file is renamed into place just before it is offered
+    print(
+        "  server RSS after writing it: \(serverRSS() / 1024) KiB "
+            + "(\(fmt(Double(serverRSS() - rssEmpty) / Double(ingested), 1)) B per contact)")
+}
+try await initialSync("bootstrap image, then pulls: the default", pipelined: true, image: true)
+// Where the image path's time goes: the same steps one by one on another fresh replica.
+do {
+    let code = try control.createEnrolmentCode(
+        tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
+    let fingerprint = ServerCertificate.fingerprint(
+        der: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))[0].toDERBytes())
+    let directory = root + "/fresh-steps"
+    _ = try await ReplicaEnrolment.enrol(
+        EnrolmentLink(server: url, code: code.code, fingerprint: fingerprint), directory: directory)
+    let store = try LocalStore.open(in: directory)
+    let client = try HTTPSyncClient.enrolled(in: directory)
+    var start = ContinuousClock.now
+    _ = try await client.downloadImage(to: store.imageDownloadPath)
+    let download = seconds(since: start)
+    start = ContinuousClock.now
+    let adoption = try store.adoptImage(at: store.imageDownloadPath)
+    let adopt = seconds(since: start)
+    start = ContinuousClock.now
+    let rows = try store.contacts().count
+    let query = seconds(since: start)
+    start = ContinuousClock.now
+    _ = try LocalStore.open(in: directory)
+    let reopen = seconds(since: start)
+    print(
+        "  its steps: download \(fmt(download, 2)) s, check + take \(fmt(adopt, 2)) s (\(adoption.entities) entities), "
+            + "list \(rows) contacts \(fmt(query, 2)) s; for scale, opening that store again (quick_check + loading "
+            + "the state into memory) \(fmt(reopen, 2)) s")
+    try await client.shutdown()
+}
 print(
     "server RSS: \(rssEmpty / 1024) KiB empty, \(rssLoaded / 1024) KiB after storing \(ingested) contacts "
         + "(\(fmt(Double(rssLoaded - rssEmpty) / Double(ingested), 1)) B per contact); "

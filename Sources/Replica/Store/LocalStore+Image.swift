@@ -165,7 +165,9 @@ extension LocalStore {
         guard moved else {
             throw StoreError(.io, "cannot move the bootstrap image into place (errno \(renameErrno)); nothing changed")
         }
-        let contents = try Self.wrap("loading \(path)") { try database.read { db in try Self.loadContents(db, path: path) } }
+        let contents = try Self.wrap("loading \(path)") {
+            try database.read { db in try Self.loadContents(db, path: path) }
+        }
         state = contents.state
         session = contents.session
         clock = contents.clock

@@ -1,7 +1,9 @@
 import CRDT
+import Dispatch
 import Domain
 import Foundation
 import GRDB
+import Synchronization
 
 /// What the replica's and the server's SQLite stores share: error wrapping, numbered
 /// migrations counted by `PRAGMA user_version`, and decoding entity blobs into a `TenantState`.
@@ -47,32 +49,69 @@ public enum SQLiteFile {
     }
 
     /// Decodes the rows of `sql` — columns kind, id, state blob — into a `TenantState`.
+    ///
+    /// The rows are read on this thread, then decoded on every core in slices: decoding is most
+    /// of the time it takes to open a large replica (0.57 s of 1.3 s for 110,000 contacts
+    /// before; `perf`), and a replica that took a bootstrap image loads all of it at once.
     public static func tenantState(
         _ db: Database, sql: String, arguments: StatementArguments = [], path: String, recovery: String
     ) throws -> TenantState {
-        var contacts = [EntityID: Contact]()
-        var notes = [EntityID: CallNote]()
-        var schedule = [EntityID: ScheduleEntry]()
-        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-        while let row = try rows.next() {
-            let kind: String = row[0]
+        var rows = [(kind: String, id: EntityID, blob: Data)]()
+        let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        while let row = try cursor.next() {
             let idText: String = row[1]
-            let blob: Data = row[2]
             guard let id = EntityID(text: idText) else {
                 throw StoreError(.corrupt, "\(path): bad entity ID \(idText); \(recovery)")
             }
-            do throws(BinaryDecodingError) {
-                switch kind {
-                case EntityKind.contact.rawValue: contacts[id] = try decodeEntity(Contact.self, blob)
-                case EntityKind.note.rawValue: notes[id] = try decodeEntity(CallNote.self, blob)
-                case EntityKind.schedule.rawValue: schedule[id] = try decodeEntity(ScheduleEntry.self, blob)
-                default: throw BinaryDecodingError(code: .wrongType, offset: 0, message: "unknown entity kind \(kind)")
-                }
-            } catch {
-                throw StoreError(
-                    .corrupt, "\(path): the state of \(kind) \(idText) does not decode (\(error)); \(recovery)")
-            }
+            rows.append((row[0], id, row[2]))
+        }
+        let slices = rows.count < 4_096 ? 1 : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let all = rows
+        let results = Mutex([DecodedSlice](repeating: DecodedSlice(), count: slices))
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let range = (all.count * slice / slices)..<(all.count * (slice + 1) / slices)
+            let done = DecodedSlice(all[range], path: path, recovery: recovery)
+            results.withLock { $0[slice] = done }
+        }
+        let decoded = results.withLock { $0 }
+        var contacts = [EntityID: Contact](minimumCapacity: decoded.reduce(0) { $0 + $1.contacts.count })
+        var notes = [EntityID: CallNote](minimumCapacity: decoded.reduce(0) { $0 + $1.notes.count })
+        var schedule = [EntityID: ScheduleEntry](minimumCapacity: decoded.reduce(0) { $0 + $1.schedule.count })
+        for slice in decoded {
+            if let failure = slice.failure { throw failure }
+            for (id, contact) in slice.contacts { contacts[id] = contact }
+            for (id, note) in slice.notes { notes[id] = note }
+            for (id, entry) in slice.schedule { schedule[id] = entry }
         }
         return TenantState(contacts: ORMap(contacts), notes: ORMap(notes), schedule: ORMap(schedule))
+    }
+
+    /// The entities of one slice of rows, or the first that did not decode.
+    private struct DecodedSlice: Sendable {
+        var contacts = [(EntityID, Contact)]()
+        var notes = [(EntityID, CallNote)]()
+        var schedule = [(EntityID, ScheduleEntry)]()
+        var failure: StoreError?
+
+        init() {}
+
+        init(_ rows: ArraySlice<(kind: String, id: EntityID, blob: Data)>, path: String, recovery: String) {
+            contacts.reserveCapacity(rows.count)
+            for (kind, id, blob) in rows {
+                do throws(BinaryDecodingError) {
+                    switch kind {
+                    case EntityKind.contact.rawValue: contacts.append((id, try decodeEntity(Contact.self, blob)))
+                    case EntityKind.note.rawValue: notes.append((id, try decodeEntity(CallNote.self, blob)))
+                    case EntityKind.schedule.rawValue: schedule.append((id, try decodeEntity(ScheduleEntry.self, blob)))
+                    default:
+                        throw BinaryDecodingError(code: .wrongType, offset: 0, message: "unknown entity kind \(kind)")
+                    }
+                } catch {
+                    failure = StoreError(
+                        .corrupt, "\(path): the state of \(kind) \(id) does not decode (\(error)); \(recovery)")
+                    return
+                }
+            }
+        }
     }
 }

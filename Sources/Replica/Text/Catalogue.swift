@@ -91,6 +91,7 @@ public struct Catalogue: Sendable {
         "sync.epoch": "The server was restored from a backup; this replica sent it everything it lacked.",
         "sync.rebootstrapped":
             "This replica was away longer than the server keeps deletions: it pushed its changes, then reloaded everything from the server.",
+        "sync.image": "First sync: {count} records came in one file from the server (its bootstrap image).",
         "sync.watching": "Watching for changes; press Ctrl-C to stop.",
         "sync.reconnecting": "Connection lost ({detail}); trying again in {seconds} s. Local work is safe.",
         "sync.stopped": "Stopped watching.",
@@ -247,6 +248,7 @@ public struct Catalogue: Sendable {
         "sync.epoch": "Server byl obnoven ze zálohy; tato replika mu poslala vše, co mu chybělo.",
         "sync.rebootstrapped":
             "Replika byla mimo déle, než server uchovává smazané záznamy: odeslala své změny a znovu načetla vše ze serveru.",
+        "sync.image": "První synchronizace: {count} záznamů přišlo ze serveru v jednom souboru (jeho výchozím obrazu).",
         "sync.watching": "Sleduji změny; zastavíte klávesami Ctrl-C.",
         "sync.reconnecting": "Spojení přerušeno ({detail}); další pokus za {seconds} s. Místní práce je v bezpečí.",
         "sync.stopped": "Sledování ukončeno.",

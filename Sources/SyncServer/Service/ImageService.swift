@@ -22,7 +22,9 @@ struct ImageService: Service {
                     for image in built {
                         service.logger.info(
                             "bootstrap image written",
-                            metadata: ["cursor": "\(image.cursor)", "bytes": "\(image.bytes)", "epoch": "\(image.epoch)"])
+                            metadata: [
+                                "cursor": "\(image.cursor)", "bytes": "\(image.bytes)", "epoch": "\(image.epoch)",
+                            ])
                     }
                 } catch {
                     service.logger.warning("writing bootstrap images failed", metadata: ["error": "\(error)"])

@@ -33,9 +33,8 @@ public final class BootstrapImages: Sendable {
     public let directory: String
     let store: ServerStore
     private let newest = Mutex<[String: Image]>([:])
-    /// Open builders by tenant; the lock also makes refreshes run one at a time.
-    private let builders = Mutex<[String: LocalStore]>([:])
-
+    /// Held while a refresh runs: one at a time.
+    private let refreshing = Mutex(())
     public init(directory: String, store: ServerStore) {
         self.directory = directory
         self.store = store
@@ -71,27 +70,32 @@ public final class BootstrapImages: Sendable {
     @discardableResult
     public func refresh(tenant: String, wall: UInt64) throws(StoreError) -> Image {
         let folder = (directory as NSString).appendingPathComponent(Self.key(tenant))
-        let result: Result<Image, StoreError> = builders.withLock { builders in
+        let result: Result<Image, StoreError> = refreshing.withLock { _ in
+            let built: Result<Image, StoreError>
             do throws(StoreError) {
-                var builder: LocalStore
-                if let open = builders[tenant] { builder = open } else { builder = try openBuilder(tenant, in: folder) }
-                builders[tenant] = nil
-                try catchUp(&builder, tenant: tenant, folder: folder, wall: wall)
-                builders[tenant] = builder
-                let epoch = builder.session.epoch ?? ServerEpoch(rawValue: 0)
-                let cursor = builder.session.pullCursor
-                if let current = image(of: tenant), current.epoch == epoch, current.cursor == cursor {
-                    return .success(current)
-                }
-                let image = try write(builder, epoch: epoch, cursor: cursor, in: folder)
-                newest.withLock { $0[tenant] = image }
-                removeImages(in: folder, keeping: image.path)
-                return .success(image)
+                built = .success(try build(tenant, in: folder, wall: wall))
             } catch {
-                return .failure(error)
+                built = .failure(error)
             }
+            _ = trimHeap(0)  // give the builder's memory back to the system
+            return built
         }
         return try result.get()
+    }
+
+    /// The builder is opened for each refresh and dropped after it: it holds the tenant's whole
+    /// state in memory (about 1 KB per contact), which the server should not carry between
+    /// refreshes.
+    private func build(_ tenant: String, in folder: String, wall: UInt64) throws(StoreError) -> Image {
+        var builder = try openBuilder(tenant, in: folder)
+        try catchUp(&builder, tenant: tenant, folder: folder, wall: wall)
+        let epoch = builder.session.epoch ?? ServerEpoch(rawValue: 0)
+        let cursor = builder.session.pullCursor
+        if let current = image(of: tenant), current.epoch == epoch, current.cursor == cursor { return current }
+        let image = try write(builder, epoch: epoch, cursor: cursor, in: folder)
+        newest.withLock { $0[tenant] = image }
+        removeImages(in: folder, keeping: image.path)
+        return image
     }
 
     /// Pulls until the builder has everything; starts it over on a new epoch or a stale cursor.
@@ -134,7 +138,8 @@ public final class BootstrapImages: Sendable {
 
     private func openBuilder(_ tenant: String, in folder: String) throws(StoreError) -> LocalStore {
         let builderPath = builderDirectory(folder)
-        if FileManager.default.fileExists(atPath: (builderPath as NSString).appendingPathComponent(LocalStore.fileName)),
+        if FileManager.default.fileExists(
+            atPath: (builderPath as NSString).appendingPathComponent(LocalStore.fileName)),
             let builder = try? LocalStore.open(in: builderPath, options: Self.builderOptions),
             builder.identity.tenant == tenant
         {
@@ -153,7 +158,9 @@ public final class BootstrapImages: Sendable {
         return try LocalStore.create(in: builderPath, identity: identity, options: Self.builderOptions)
     }
 
-    private func write(_ builder: LocalStore, epoch: ServerEpoch, cursor: UInt64, in folder: String) throws(StoreError)
+    private func write(
+        _ builder: LocalStore, epoch: ServerEpoch, cursor: UInt64, in folder: String
+    ) throws(StoreError)
         -> Image
     {
         let path = (folder as NSString).appendingPathComponent("image-\(epoch)-\(cursor).sqlite")
@@ -174,8 +181,10 @@ public final class BootstrapImages: Sendable {
             .filter { $0.hasPrefix("image-") }
             .map { (folder as NSString).appendingPathComponent($0) }
             .filter { $0 != path }
-        let dated = names.map { ($0, (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date) }
-            .sorted { ($0.1 ?? .distantPast) > ($1.1 ?? .distantPast) }
+        let dated = names.map {
+            ($0, (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date)
+        }
+        .sorted { ($0.1 ?? .distantPast) > ($1.1 ?? .distantPast) }
         for (old, _) in dated.dropFirst() { try? FileManager.default.removeItem(atPath: old) }
     }
 
@@ -203,3 +212,8 @@ public final class BootstrapImages: Sendable {
         return (bytes, Data(hasher.finalize()).base64EncodedString())
     }
 }
+
+/// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module): returns freed heap memory
+/// to the system, so a refresh's peak does not stay in the server's resident size.
+@_silgen_name("malloc_trim")
+private func trimHeap(_ pad: Int) -> Int32
