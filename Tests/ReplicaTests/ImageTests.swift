@@ -21,12 +21,12 @@ struct ImageTests {
         init(_ base: InProcessTransport) { self.base = base }
         func push(_ batch: [UInt8]) async throws -> [UInt8] { try await base.push(batch) }
         func pull(_ request: [UInt8]) async throws -> [UInt8] { try await base.pull(request) }
-        func downloadImage(to path: String) async throws -> Bool {
+        func downloadImage(to path: String) async throws -> ImageDownload {
             downloads += 1
-            guard let image else { return false }
+            guard let image else { return .unavailable }
             unlink(path)
             try FileManager.default.copyItem(atPath: image, toPath: path)
-            return true
+            return .downloaded(verified: false)
         }
     }
 

@@ -123,6 +123,39 @@ struct BootstrapImageTests {
         await server.stop()
     }
 
+    @Test("an image damaged on the way is thrown away: the sync fails as unreachable (it heals), nothing is taken")
+    func damagedImage() async throws {
+        let server = try await RunningServer.start { $0.imageMinChanges = 0 }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.work(jana.store, count: 30, prefix: "Contact")
+        _ = try await jana.sync()
+        let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        // One byte changed on the server's disk after the digest was taken.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: image.path))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: image.path))
+
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        do {
+            _ = try await petr.sync()
+            Issue.record("a damaged image was accepted")
+        } catch let failure as SyncFailure {
+            #expect(failure.code == .unreachable, "\(failure)")
+            #expect(failure.message.contains("damaged"))
+        }
+        #expect(try petr.store.isFresh())
+        #expect(!FileManager.default.fileExists(atPath: petr.store.imageDownloadPath))
+        // Without the image (as after the server writes a sound one), the replica pulls it all.
+        var engine = petr.engine
+        engine.takesImages = false
+        _ = try await engine.sync()
+        #expect(petr.store.state == jana.store.state)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("after a restore (new epoch) the builder starts over; a fresh replica ends identical to the others")
     func imageFollowsRestore() async throws {
         let directory = TempDirectory("restore")

@@ -261,7 +261,7 @@ do {
     _ = try await client.downloadImage(to: store.imageDownloadPath)
     let download = seconds(since: start)
     start = ContinuousClock.now
-    let adoption = try store.adoptImage(at: store.imageDownloadPath)
+    let adoption = try store.adoptImage(at: store.imageDownloadPath, checked: true)
     let adopt = seconds(since: start)
     start = ContinuousClock.now
     let rows = try store.contacts().count
@@ -274,6 +274,20 @@ do {
             + "list \(rows) contacts \(fmt(query, 2)) s; for scale, opening that store again (quick_check + loading "
             + "the state into memory) \(fmt(reopen, 2)) s")
     try await client.shutdown()
+}
+// What writing an image costs the server (in this process, on the same store): from nothing,
+// and a refresh with nothing new (it still opens the builder: quick_check and its state).
+do {
+    let images = BootstrapImages(directory: root + "/images-in-process", store: control)
+    var start = ContinuousClock.now
+    let image = try images.refresh(tenant: "acme", wall: SyncService.systemWall())
+    let scratch = seconds(since: start)
+    start = ContinuousClock.now
+    _ = try images.refresh(tenant: "acme", wall: SyncService.systemWall())
+    print(
+        "writing the image in process: from nothing \(fmt(scratch, 2)) s (\(image.cursor) changes pulled by the "
+            + "builder, VACUUM INTO, quick_check, SHA-256); a refresh with nothing new \(fmt(seconds(since: start), 2)) s"
+    )
 }
 print(
     "server RSS: \(rssEmpty / 1024) KiB empty, \(rssLoaded / 1024) KiB after storing \(ingested) contacts "

@@ -141,9 +141,9 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
     // MARK: Bootstrap image
 
     /// Downloads the tenant's bootstrap image (`GET /v1/sync/image`) into `path` (mode 0600),
-    /// checking its length and its `Repr-Digest` SHA-256, then fsyncs it. False when the server
-    /// has no image (404 `no-image`). A cut or damaged download throws `unreachable` (it heals:
-    /// the next attempt downloads again).
+    /// checking its length and its `Repr-Digest` SHA-256, then fsyncs it. `.unavailable` when
+    /// the server has no image (404 `no-image`). A cut or damaged download throws `unreachable`
+    /// (it heals: the next attempt downloads again).
     ///
     /// Over HTTP/1.1 (its own connection), written by a response delegate on the connection's
     /// event loop as each part arrives. Measured on a 61 MB image (server-bench): the async body
@@ -151,7 +151,7 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
     /// between frames, 2.1 s; the delegate over HTTP/2, 0.54 s; over HTTP/1.1 (no frames, no
     /// stream flow control, parts as large as TLS reads), see docs/performance.md; curl over
     /// HTTP/2, 0.06 s for 33 MB.
-    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool {
+    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> ImageDownload {
         var request = try HTTPClient.Request(url: server + "/v1/sync/image", method: .GET)
         request.headers.add(name: "accept", value: "application/vnd.sqlite3")
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
@@ -170,7 +170,7 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
             throw Self.classify(error, server: server)
         }
         guard (200..<300).contains(answer.status) else {
-            if answer.status == 404, String(buffer: answer.problem).contains("/no-image\"") { return false }
+            if answer.status == 404, String(buffer: answer.problem).contains("/no-image\"") { return .unavailable }
             throw Self.failure(status: answer.status, body: answer.problem, server: server)
         }
         let expectedLength = answer.headers.first(name: "content-length").flatMap { Int($0) }
@@ -182,7 +182,7 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
                 "the bootstrap image from \(server) arrived incomplete or damaged (\(answer.received) bytes); retrying")
         }
         guard fsync(descriptor) == 0 else { throw StoreError(.io, "cannot fsync \(path) (errno \(errno))") }
-        return true
+        return .downloaded(verified: expectedDigest != nil)
     }
 
     /// The base64 SHA-256 of an RFC 9530 `Repr-Digest` value (`sha-256=:…:`), if it has one.

@@ -53,7 +53,8 @@ extension LocalStore {
     /// Replaces this fresh replica's file with the image at `imagePath` (a downloaded bootstrap
     /// image), keeping this replica's identity, server and clock, and loads it.
     ///
-    /// The image is checked first — `PRAGMA quick_check`, a schema this build knows, this
+    /// The image is checked first — `PRAGMA quick_check` (unless `checked`: its bytes are proven
+    /// identical to a file the server checked, by the digest), a schema this build knows, this
     /// replica's tenant, an empty outbox — and refused with ``StoreError/Code/imageRefused``
     /// (nothing changed) when it does not fit or this replica is not fresh.
     ///
@@ -63,7 +64,7 @@ extension LocalStore {
     /// before the rename leaves the fresh replica as it was (the next sync takes an image
     /// again); after it, the replica is the image with its own identity.
     @discardableResult
-    public func adoptImage(at imagePath: String) throws(StoreError) -> ImageAdoption {
+    public func adoptImage(at imagePath: String, checked: Bool = false) throws(StoreError) -> ImageAdoption {
         func refuse(_ reason: String) -> StoreError {
             StoreError(.imageRefused, "the bootstrap image was not taken: \(reason); pulling instead")
         }
@@ -88,7 +89,7 @@ extension LocalStore {
         do {
             defer { try? image.close() }
             let check = try image.writeWithoutTransaction { db -> [String] in
-                let result = try String.fetchAll(db, sql: "PRAGMA quick_check")
+                let result = checked ? ["ok"] : try String.fetchAll(db, sql: "PRAGMA quick_check")
                 if result == ["ok"] { try db.execute(sql: "PRAGMA journal_mode = DELETE") }
                 return result
             }

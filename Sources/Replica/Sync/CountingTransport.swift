@@ -34,13 +34,13 @@ public final class CountingTransport: ConcurrentSyncTransport, ImageSyncTranspor
     }
 
     /// Forwards to the base transport when it can fetch images; counts the image's bytes.
-    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool {
-        guard let images = base as? any ImageSyncTransport, try await images.downloadImage(to: path) else {
-            return false
+    public nonisolated(nonsending) func downloadImage(to path: String) async throws -> ImageDownload {
+        guard let images = base as? any ImageSyncTransport else { return .unavailable }
+        let download = try await images.downloadImage(to: path)
+        if download != .unavailable {
+            record((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        record(size)
-        return true
+        return download
     }
 
     private func record(_ count: Int) {

@@ -20,9 +20,18 @@ public protocol ConcurrentSyncTransport: SyncTransport, Sendable {}
 /// A transport that can also fetch the tenant's bootstrap image: a replica file of the server's
 /// state that a fresh replica takes instead of pulling everything (`LocalStore.adoptImage`).
 public protocol ImageSyncTransport: SyncTransport {
-    /// Downloads the newest image into `path` (complete, checked against its digest, fsynced);
-    /// false when the server has none to give.
-    nonisolated(nonsending) func downloadImage(to path: String) async throws -> Bool
+    /// Downloads the newest image into `path` (complete and fsynced).
+    nonisolated(nonsending) func downloadImage(to path: String) async throws -> ImageDownload
+}
+
+/// What an image download brought.
+public enum ImageDownload: Equatable, Sendable {
+    /// The server has no image to give.
+    case unavailable
+    /// The file is in place. `verified`: its SHA-256 matched the one the server sent, which
+    /// the server takes of a file it checked (`PRAGMA quick_check`): the replica need not check
+    /// the file again.
+    case downloaded(verified: Bool)
 }
 
 /// What one sync moved.
@@ -175,9 +184,9 @@ public struct SyncEngine {
     ) async throws {
         let download = store.imageDownloadPath
         defer { unlink(download) }
-        guard try await images.downloadImage(to: download) else { return }
+        guard case .downloaded(let verified) = try await images.downloadImage(to: download) else { return }
         do {
-            report.imageEntities = try store.adoptImage(at: download).entities
+            report.imageEntities = try store.adoptImage(at: download, checked: verified).entities
         } catch let refusal where refusal.code == .imageRefused {
             report.imageRefusal = refusal.message
         }

@@ -2,6 +2,7 @@ import CRDT
 import Crypto
 import Domain
 import Foundation
+import GRDB
 import Replica
 import Synchronization
 
@@ -166,6 +167,19 @@ public final class BootstrapImages: Sendable {
         let path = (folder as NSString).appendingPathComponent("image-\(epoch)-\(cursor).sqlite")
         let temporary = path + ".part"
         try builder.writeImage(to: temporary)
+        // Checked before its digest is taken: the digest then vouches for a sound file, so a
+        // replica that received exactly these bytes received a sound database.
+        let check = try SQLiteFile.wrap("checking \(temporary)", recovery: "the next refresh writes it again") {
+            var configuration = Configuration()
+            configuration.readonly = true
+            let file = try DatabaseQueue(path: temporary, configuration: configuration)
+            defer { try? file.close() }
+            return try file.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        }
+        guard check == ["ok"] else {
+            unlink(temporary)
+            throw StoreError(.corrupt, "the image written to \(temporary) fails its check: \(check.prefix(2))")
+        }
         let (bytes, digest) = try Self.sha256(of: temporary)
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
