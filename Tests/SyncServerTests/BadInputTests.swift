@@ -134,6 +134,16 @@ struct BadInputTests {
         if wrongMethod.status != 405 || wrongMethod.problemType != "method-not-allowed" {
             failures.append("wrong method: \(wrongMethod.status) \(wrongMethod.text)")
         }
+        // The image route takes no body and no parameters: a body is ignored, another method is 405.
+        let imageWithBody = try await raw.send(
+            .GET, "/v1/sync/image", token: admin.token, body: Array(repeating: 0xFF, count: 64 * 1024))
+        if imageWithBody.status != 404 || imageWithBody.problemType != "no-image" {
+            failures.append("image with a body: \(imageWithBody.status) \(imageWithBody.text.prefix(200))")
+        }
+        let imageByPost = try await raw.send(.POST, "/v1/sync/image", token: admin.token, body: [0x7B])
+        if imageByPost.status != 405 || imageByPost.problemType != "method-not-allowed" {
+            failures.append("image by POST: \(imageByPost.status)")
+        }
         let unknownDevice = try await raw.send(.POST, "/v1/admin/devices/%00%FF/revoke", token: admin.token, body: [])
         if unknownDevice.status != 404 { failures.append("garbage device ID: \(unknownDevice.status)") }
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
