@@ -121,6 +121,56 @@ struct ScenarioTests {
         server.stop()
     }
 
+    /// A new laptop's first sync takes the server's bootstrap image (written by the server's
+    /// own background service), says so, and shows exactly what a replica that pulled shows.
+    @Test func firstSyncTakesBootstrapImage() async throws {
+        let serverDirectory = TempDirectory("cli-server")
+        let data = serverDirectory.sub("data")
+        let server = ServerProcess(
+            data: data, environment: ["KRALIKI_IMAGE_MIN_CHANGES": "1", "KRALIKI_IMAGE_INTERVAL_SECONDS": "1"])
+        try await server.start()
+        let home = TempDirectory("cli-replicas")
+        let anna = CLI(data: home.sub("anna"))
+        try await anna.ok(["init", try await server.enrolment(user: "anna", role: "admin")])
+        let csv = home.sub("contacts.csv")
+        try ("name,phone,email\n" + (0..<150).map { "Kontakt \($0),+42060\(1_000_000 + $0),k\($0)@example.cz\n" }
+            .joined()).write(toFile: csv, atomically: true, encoding: .utf8)
+        try await anna.ok(["import", "csv", csv])
+        try await anna.ok(["sync"])
+        // The service writes an image within a second or two of the push.
+        let deadline = Date().addingTimeInterval(30)
+        func imageReady() -> Bool {
+            let folders = (try? FileManager.default.contentsOfDirectory(atPath: data + "/images")) ?? []
+            return folders.contains { folder in
+                ((try? FileManager.default.contentsOfDirectory(atPath: data + "/images/" + folder)) ?? [])
+                    .contains { $0.hasPrefix("image-") && $0.hasSuffix(".sqlite") && !$0.hasSuffix("-0.sqlite") }
+            }
+        }
+        while !imageReady() && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(imageReady(), "the server wrote no bootstrap image")
+        try await Task.sleep(for: .milliseconds(300))  // renamed into place just before it is offered
+
+        let petr = CLI(data: home.sub("petr"))
+        try await petr.ok(["init", try await server.enrolment(user: "petr", role: "field")])
+        let first = try await petr.json(["sync"])
+        #expect(first["fromImage"] as? Int == 150, "\(first)")
+        let eva = CLI(data: home.sub("eva"))
+        try await eva.ok(["init", try await server.enrolment(user: "eva", role: "field")])
+        let said = try await eva.ok(["sync"])
+        #expect(said.stdout.contains("150 records came in one file from the server"), "\(said)")
+        for command in [["contact", "list", "--json"], ["export", "json"]] {
+            let expected = try await anna.ok(command).stdout
+            #expect(try await petr.ok(command).stdout == expected, "\(command)")
+            #expect(try await eva.ok(command).stdout == expected, "\(command)")
+        }
+        // Petr's replica is his: what he writes is pushed and reaches Anna.
+        try await petr.create(["contact", "add", "--name", "Petrův kontakt"])
+        try await petr.ok(["sync"])
+        try await anna.ok(["sync"])
+        #expect(try await anna.ok(["contact", "list", "--search", "Petrův"]).stdout.contains("Petrův kontakt"))
+        server.stop()
+    }
+
     /// Enrolling while the server is down is a plain error, not a crash (until session 5 the
     /// certificate fetch left a NIO promise unfulfilled, which a debug build traps on).
     @Test func enrolAgainstStoppedServer() async throws {

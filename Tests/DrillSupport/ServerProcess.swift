@@ -33,9 +33,13 @@ public final class ServerProcess: @unchecked Sendable {
 
     public static var binary: String { ChildProcess.builtProduct("sync-server") }
 
+    /// Settings for the server process (`KRALIKI_*`), over this process's environment.
+    public let environment: [String: String]
+
     /// `port` 0 picks a free port at the first start; later starts reuse it.
-    public init(data: String, port: Int = 0) {
+    public init(data: String, port: Int = 0, environment: [String: String] = [:]) {
         self.data = data
+        self.environment = environment
         logPath = data + "-server.log"
         lock.withLock { $0.port = port }
     }
@@ -68,6 +72,9 @@ public final class ServerProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["--data", data, "--port", "\(port)"]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardInput = FileHandle.nullDevice
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
