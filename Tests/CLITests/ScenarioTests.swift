@@ -133,7 +133,9 @@ struct ScenarioTests {
         let anna = CLI(data: home.sub("anna"))
         try await anna.ok(["init", try await server.enrolment(user: "anna", role: "admin")])
         let csv = home.sub("contacts.csv")
-        try ("name,phone,email\n" + (0..<150).map { "Kontakt \($0),+42060\(1_000_000 + $0),k\($0)@example.cz\n" }
+        try
+            ("name,phone,email\n"
+            + (0..<150).map { "Kontakt \($0),+42060\(1_000_000 + $0),k\($0)@example.cz\n" }
             .joined()).write(toFile: csv, atomically: true, encoding: .utf8)
         try await anna.ok(["import", "csv", csv])
         try await anna.ok(["sync"])

@@ -37,13 +37,20 @@ struct BootstrapImageTests {
         }
     }
 
-    @Test("a fresh replica takes the image, pulls only what came after it, keeps its own identity and can push")
-    func freshReplicaTakesImage() async throws {
+    /// A server (images written only when a test asks) and Jana's replica with `count`
+    /// contacts of work, pushed.
+    static func serverWithJana(count: Int) async throws -> (RunningServer, TempDirectory, EnrolledReplica) {
         let server = try await RunningServer.start { $0.imageMinChanges = 0 }
         let directory = TempDirectory("replicas")
         let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
-        try Self.work(jana.store, count: 120, prefix: "Before")
+        try work(jana.store, count: count, prefix: "Before")
         _ = try await jana.sync()
+        return (server, directory, jana)
+    }
+
+    @Test("a fresh replica takes the image, pulls only what came after it, keeps its own identity and can push")
+    func freshReplicaTakesImage() async throws {
+        let (server, directory, jana) = try await Self.serverWithJana(count: 120)
         let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
         try Self.work(jana.store, count: 15, prefix: "After")
         _ = try await jana.sync()
@@ -125,11 +132,7 @@ struct BootstrapImageTests {
 
     @Test("an image damaged on the way is thrown away: the sync fails as unreachable (it heals), nothing is taken")
     func damagedImage() async throws {
-        let server = try await RunningServer.start { $0.imageMinChanges = 0 }
-        let directory = TempDirectory("replicas")
-        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
-        try Self.work(jana.store, count: 30, prefix: "Contact")
-        _ = try await jana.sync()
+        let (server, directory, jana) = try await Self.serverWithJana(count: 30)
         let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
         // One byte changed on the server's disk after the digest was taken.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: image.path))

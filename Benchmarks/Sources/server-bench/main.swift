@@ -180,9 +180,8 @@ let rssLoaded = serverRSS()
 
 // MARK: 2. Initial sync of everything to a fresh replica
 
-/// One initial sync to a new replica: the engine's defaults, or a variant for comparison in the
-/// same run.
-func initialSync(_ label: String, pipelined: Bool, image: Bool) async throws {
+/// A replica enrolled in its own directory, with nothing in it yet.
+func freshReplica(_ label: String) async throws -> (LocalStore, HTTPSyncClient, directory: String) {
     let code = try control.createEnrolmentCode(
         tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
     let fingerprint = ServerCertificate.fingerprint(
@@ -190,8 +189,13 @@ func initialSync(_ label: String, pipelined: Bool, image: Bool) async throws {
     let directory = root + "/fresh-\(label)"
     _ = try await ReplicaEnrolment.enrol(
         EnrolmentLink(server: url, code: code.code, fingerprint: fingerprint), directory: directory)
-    let store = try LocalStore.open(in: directory)
-    let client = try HTTPSyncClient.enrolled(in: directory)
+    return (try LocalStore.open(in: directory), try HTTPSyncClient.enrolled(in: directory), directory)
+}
+
+/// One initial sync to a new replica: the engine's defaults, or a variant for comparison in the
+/// same run.
+func initialSync(_ label: String, pipelined: Bool, image: Bool) async throws {
+    let (store, client, _) = try await freshReplica(label)
     var engine = SyncEngine(store: store, transport: client)
     engine.wall = SyncEngine.systemWall
     engine.pipelinesPulls = pipelined
@@ -248,15 +252,7 @@ do {
 try await initialSync("bootstrap image, then pulls: the default", pipelined: true, image: true)
 // Where the image path's time goes: the same steps one by one on another fresh replica.
 do {
-    let code = try control.createEnrolmentCode(
-        tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
-    let fingerprint = ServerCertificate.fingerprint(
-        der: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))[0].toDERBytes())
-    let directory = root + "/fresh-steps"
-    _ = try await ReplicaEnrolment.enrol(
-        EnrolmentLink(server: url, code: code.code, fingerprint: fingerprint), directory: directory)
-    let store = try LocalStore.open(in: directory)
-    let client = try HTTPSyncClient.enrolled(in: directory)
+    let (store, client, directory) = try await freshReplica("steps")
     var start = ContinuousClock.now
     _ = try await client.downloadImage(to: store.imageDownloadPath)
     let download = seconds(since: start)
