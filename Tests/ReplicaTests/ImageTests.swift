@@ -1,4 +1,5 @@
 import CRDT
+import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
@@ -136,5 +137,86 @@ struct ImageTests {
         #expect(report.imageRefusal?.contains("globex") == true)
         #expect(report.pulledChanges == 12)
         #expect(try eva.contacts().count == 12)
+    }
+
+    @Test("a replica open twice (a second process) does not take an image; both stay usable")
+    func replicaOpenTwice() async throws {
+        let directory = TempDirectory("image")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let writer = try LocalStore.create(in: directory.sub("writer"), identity: Self.identity(0xC1, "w"))
+        try Self.addContacts(writer, 5)
+        _ = try await SyncEngine(store: writer, transport: transport, wall: { Self.wall }).sync()
+        let image = try await Self.image(from: transport, in: directory, name: "image")
+        let first = try LocalStore.create(in: directory.sub("petr"), identity: Self.identity(0xB1, "petr"))
+        let second = try LocalStore.open(in: directory.sub("petr"))
+        try FileManager.default.copyItem(atPath: image, toPath: second.imageDownloadPath)
+        do {
+            try second.adoptImage(at: second.imageDownloadPath)
+            Issue.record("the image was taken under another connection")
+        } catch {
+            #expect(error.code == .imageRefused && error.message.contains("another process"), "\(error)")
+        }
+        // Both connections still work; with a local write the engine pushes and pulls as before.
+        try Self.addContacts(first, 1, from: 100)
+        #expect(second.state.isBottom)
+        let serving = ImageServingTransport(transport)
+        serving.image = image
+        let report = try await SyncEngine(store: first, transport: serving, wall: { Self.wall }).sync()
+        #expect(report.imageEntities == nil, "not fresh any more: it has a local write")
+        #expect(try first.contacts().count == 6)
+    }
+
+    @Test(
+        "a process killed at any moment while taking an image leaves either the fresh replica or the image, never a mix"
+    )
+    func killedWhileTakingImage() async throws {
+        let directory = TempDirectory("image-kill")
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let writer = try LocalStore.create(in: directory.sub("writer"), identity: Self.identity(0xC1, "w"))
+        try writer.importContacts(
+            (0..<3_000).map { ContactDraft(name: "Contact \($0)", phones: ["+42060\(1_000_000 + $0)"]) },
+            wall: Self.wall)
+        _ = try await SyncEngine(store: writer, transport: transport, wall: { Self.wall }).sync()
+        let image = try await Self.image(from: transport, in: directory, name: "image")
+        let seed = FuzzSettings.replaySeed ?? 0x1A6E
+        var rng = SeededRandom(seed: seed)
+        print("killedWhileTakingImage: seed \(seed) (replay with KRALIKI_SEED=\(seed))")
+        var outcomes = (fresh: 0, taken: 0)
+        for round in 0..<(FuzzSettings.isLong ? 200 : 20) {
+            let replica = directory.sub("replica-\(round)")
+            let identity = Self.identity(0xD000 + UInt64(round), "petr")
+            // Created and closed again: the child must be the file's only user.
+            let download = try LocalStore.create(in: replica, identity: identity).imageDownloadPath
+            try FileManager.default.copyItem(atPath: image, toPath: download)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CrashTests.tortureBinary)
+            process.arguments = ["adopt", replica]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            try await Task.sleep(for: .milliseconds(rng.int(0...150)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+
+            // Whatever the moment: the replica opens, is sound, is still this replica, and holds
+            // either nothing or the whole image.
+            let reopened = try LocalStore.open(in: replica)
+            #expect(try reopened.integrityCheck() == ["ok"], "round \(round)")
+            #expect(reopened.identity == identity, "round \(round): identity \(reopened.identity)")
+            #expect(reopened.session.replica == identity.replica, "round \(round)")
+            if try reopened.isFresh() {
+                outcomes.fresh += 1
+                // Taking it again (as the next sync would) works.
+                unlink(reopened.imageDownloadPath)
+                try FileManager.default.copyItem(atPath: image, toPath: reopened.imageDownloadPath)
+                try reopened.adoptImage(at: reopened.imageDownloadPath)
+            } else {
+                outcomes.taken += 1
+            }
+            #expect(reopened.state == writer.state, "round \(round): neither nothing nor the whole image")
+            #expect(reopened.session.epoch == ServerEpoch(rawValue: 7), "round \(round)")
+            #expect(reopened.clock.last.replica == identity.replica, "round \(round)")
+        }
+        print("killedWhileTakingImage: \(outcomes.fresh) rounds left fresh, \(outcomes.taken) with the image taken")
     }
 }

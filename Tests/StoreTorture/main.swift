@@ -2,6 +2,9 @@
 // notes as fast as it can, printing "committed KIND ID" after each write returns (that is,
 // after its commit is durable). The crash tests kill it with SIGKILL at random moments and
 // check that everything it reported is there, exactly once.
+//
+// store-torture adopt DIR: opens the (fresh) replica store in DIR and takes the bootstrap image
+// DIR/image.download, printing "adopted N" when done; the crash tests kill it mid-way.
 import CRDT
 import Domain
 import Foundation
@@ -13,6 +16,17 @@ func report(_ line: String) {
 }
 
 let arguments = CommandLine.arguments
+if arguments.count == 3, arguments[1] == "adopt" {
+    do {
+        let store = try LocalStore.open(in: arguments[2])
+        let adoption = try store.adoptImage(at: store.imageDownloadPath)
+        report("adopted \(adoption.entities)")
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("store-torture: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard arguments.count == 3, let seed = UInt64(arguments[2]) else {
     FileHandle.standardError.write(Data("usage: store-torture DIR SEED\n".utf8))
     exit(64)

@@ -150,11 +150,21 @@ extension LocalStore {
     /// Puts the file at `imagePath` in place of this store's file and opens it.
     private func replaceFile(with imagePath: String) throws(StoreError) {
         // Rollback mode first: the WAL is checkpointed into the file and removed, so no WAL of
-        // the old file can be applied to the new one.
-        try Self.wrap("closing \(path)") {
-            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
-            try database.close()
+        // the old file can be applied to the new one. That needs this to be the file's only
+        // connection: with another process on the same replica (a `sync --watch` beside a
+        // `sync`), the image is not taken and this replica pulls as before.
+        let mode = try? database.writeWithoutTransaction { db in
+            try String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
         }
+        guard mode == "delete" else {
+            if mode != nil {
+                try? database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            }
+            throw StoreError(
+                .imageRefused,
+                "the bootstrap image was not taken: \(path) is open in another process too; pulling instead")
+        }
+        try Self.wrap("closing \(path)") { try database.close() }
         let directory = (path as NSString).deletingLastPathComponent
         let moved =
             !FileManager.default.fileExists(atPath: path + "-wal") && rename(imagePath, path) == 0
