@@ -159,6 +159,43 @@ struct BootstrapImageTests {
         await server.stop()
     }
 
+    @Test("an image outlives a restart (its digest is beside it); two images are kept, older ones go")
+    func imageOutlivesRestart() async throws {
+        let directory = TempDirectory("restart")
+        var server = try await RunningServer.start(directory: directory) { $0.imageMinChanges = 0 }
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        var images = [BootstrapImages.Image]()
+        for round in 0..<3 {
+            try Self.work(jana.store, count: 10, prefix: "Round\(round)")
+            _ = try await jana.sync()
+            images.append(try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall()))
+        }
+        let folder = (images[2].path as NSString).deletingLastPathComponent
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("image-") }
+        #expect(
+            Set(files)
+                == Set(
+                    images[1...].flatMap { image -> [String] in
+                        let name = (image.path as NSString).lastPathComponent
+                        return [name, name + ".sha256"]
+                    }), "\(files)")
+        await server.stop()
+
+        let port = server.port
+        server = try await RunningServer.start(directory: directory) {
+            $0.port = port
+            $0.imageMinChanges = 0
+        }
+        #expect(try server.service.images.servable(of: "acme") == images[2], "the restarted server lost its image")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let report = try await petr.sync()
+        #expect(report.imageEntities == 33, "30 contacts and 3 notes")
+        #expect(petr.store.state == jana.store.state)
+        await jana.close()
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("after a restore (new epoch) the builder starts over; a fresh replica ends identical to the others")
     func imageFollowsRestore() async throws {
         let directory = TempDirectory("restore")

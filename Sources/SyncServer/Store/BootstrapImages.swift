@@ -41,10 +41,41 @@ public final class BootstrapImages: Sendable {
         self.store = store
     }
 
-    /// The newest image of `tenant`, if one was written since the server started.
+    /// The newest image of `tenant`: the last one written, or after a restart the newest on disk
+    /// (with its digest beside it).
     public func image(of tenant: String) -> Image? {
-        newest.withLock { $0[tenant] }
+        if let image = newest.withLock({ $0[tenant] }) { return image }
+        guard let image = onDisk(tenant) else { return nil }
+        return newest.withLock { images in
+            if let written = images[tenant] { return written }  // a refresh finished meanwhile
+            images[tenant] = image
+            return image
+        }
     }
+
+    /// The newest `image-<epoch>-<cursor>.sqlite` in the tenant's folder that has its digest.
+    private func onDisk(_ tenant: String) -> Image? {
+        let folder = (directory as NSString).appendingPathComponent(Self.key(tenant))
+        var best: Image?
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        where name.hasPrefix("image-") && name.hasSuffix(".sqlite") {
+            let parts = name.dropFirst("image-".count).dropLast(".sqlite".count).split(separator: "-")
+            let path = (folder as NSString).appendingPathComponent(name)
+            guard parts.count == 2, let epoch = UInt64(parts[0], radix: 16), let cursor = UInt64(parts[1]),
+                let digest = try? String(contentsOfFile: path + Self.digestSuffix, encoding: .utf8),
+                let bytes = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+            else { continue }
+            if best.map({ cursor > $0.cursor }) ?? true {
+                best = Image(
+                    path: path, epoch: ServerEpoch(rawValue: epoch), cursor: cursor, bytes: bytes,
+                    digest: digest.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+        return best
+    }
+
+    /// Beside each image: its SHA-256 (base64), so an image outlives a restart.
+    static let digestSuffix = ".sha256"
 
     /// The image to give a replica of `tenant` now: one of the tenant's current epoch that a
     /// pull can continue from (not older than collected tombstones); nil otherwise.
@@ -181,6 +212,12 @@ public final class BootstrapImages: Sendable {
             throw StoreError(.corrupt, "the image written to \(temporary) fails its check: \(check.prefix(2))")
         }
         let (bytes, digest) = try Self.sha256(of: temporary)
+        do {
+            try Data(digest.utf8).write(to: URL(fileURLWithPath: path + Self.digestSuffix), options: .atomic)
+        } catch {
+            unlink(temporary)
+            throw StoreError(.io, "cannot write the digest of \(path)", underlying: error)
+        }
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
             throw StoreError(.io, "cannot move \(temporary) into place (errno \(errno))")
@@ -188,18 +225,23 @@ public final class BootstrapImages: Sendable {
         return Image(path: path, epoch: epoch, cursor: cursor, bytes: bytes, digest: digest)
     }
 
-    /// Removes older images, keeping `path` and the one before it (a download of the previous
-    /// image may still be reading it; an unlinked open file stays readable anyway).
+    /// Removes older images with their digests, keeping `path` and the one before it (a
+    /// download of the previous image may still be reading it; an unlinked open file stays
+    /// readable anyway), and anything a failed refresh left.
     private func removeImages(in folder: String, keeping path: String) {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-            .filter { $0.hasPrefix("image-") }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let images = names.filter { $0.hasPrefix("image-") && $0.hasSuffix(".sqlite") }
             .map { (folder as NSString).appendingPathComponent($0) }
             .filter { $0 != path }
-        let dated = names.map {
-            ($0, (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date)
+            .map { ($0, (try? FileManager.default.attributesOfItem(atPath: $0)[.modificationDate]) as? Date) }
+            .sorted { ($0.1 ?? .distantPast) > ($1.1 ?? .distantPast) }
+            .map(\.0)
+        let kept = Set([path] + images.prefix(1))
+        for name in names where name.hasPrefix("image-") {
+            let file = (folder as NSString).appendingPathComponent(name)
+            let image = file.hasSuffix(Self.digestSuffix) ? String(file.dropLast(Self.digestSuffix.count)) : file
+            if !kept.contains(image) { try? FileManager.default.removeItem(atPath: file) }
         }
-        .sorted { ($0.1 ?? .distantPast) > ($1.1 ?? .distantPast) }
-        for (old, _) in dated.dropFirst() { try? FileManager.default.removeItem(atPath: old) }
     }
 
     /// A directory name for a tenant (tenant names are user input).
