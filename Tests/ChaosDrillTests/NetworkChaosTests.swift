@@ -9,7 +9,9 @@ import Testing
 /// syncing through a ``FaultProxy`` whose faults (latency with jitter, bandwidth cap, resets
 /// after N bytes either way, black hole, tiny segments, close mid-response) switch on and off at
 /// random; then the faults clear and every replica and the server must converge within 30 s
-/// with every write present exactly once.
+/// with every write present exactly once. The server writes bootstrap images as it goes: the
+/// last replica joins 20 s late and makes its first sync through the faults (an image if the
+/// network lets it through, else pulls), and the auditor's fresh replica takes one at the end.
 @Suite("Drill 1: network chaos")
 struct NetworkChaosTests {
     static let replicaCount = 5
@@ -27,6 +29,8 @@ struct NetworkChaosTests {
         var slowest: Duration = .zero
         var stats = FaultProxy.Stats()
         var failures = [String]()
+        var imagesTaken = 0
+        var auditorImages = 0
         var pending = seeds[...]
         while !pending.isEmpty {
             let wave = pending.prefix(3)
@@ -34,7 +38,9 @@ struct NetworkChaosTests {
             try await withThrowingTaskGroup(of: ChaosRun.self) { group in
                 for seed in wave { group.addTask { try await ChaosRun.run(seed: seed) } }
                 for try await run in group {
-                    let summary = "\(run.verdict); converged in \(run.convergence)"
+                    let summary =
+                        "\(run.verdict); converged in \(run.convergence); images taken \(run.imagesTaken) "
+                        + "(auditor: \(run.auditorTookImage))"
                     print("network-chaos seed \(run.seed): \(summary); proxy: \(run.stats); switches \(run.switches)")
                     figures.seeds.append(run.seed)
                     figures.requests += run.requests
@@ -47,6 +53,11 @@ struct NetworkChaosTests {
                     if !run.verdict.isClean {
                         failures.append("seed \(run.seed) (replay: KRALIKI_SEED=\(run.seed)): \(run.verdict)")
                     }
+                    imagesTaken += run.imagesTaken
+                    auditorImages += run.auditorTookImage ? 1 : 0
+                    if !run.auditorTookImage {
+                        failures.append("seed \(run.seed): the auditor's fresh replica took no bootstrap image")
+                    }
                     if run.convergence > Self.convergenceBound {
                         failures.append("seed \(run.seed): converged only after \(run.convergence)")
                     }
@@ -56,7 +67,8 @@ struct NetworkChaosTests {
         figures.extra = [
             ("connections", "\(stats.connections)"), ("resets", "\(stats.resets)"),
             ("black-holed", "\(stats.blackHoled)"), ("mid-response-closes", "\(stats.midResponseCloses)"),
-            ("slowest-convergence", "\(slowest)"),
+            ("slowest-convergence", "\(slowest)"), ("late-joiner-images", "\(imagesTaken)"),
+            ("auditor-images", "\(auditorImages)"),
         ]
         print(figures)
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
@@ -74,11 +86,17 @@ struct ChaosRun: Sendable {
     var requests = 0
     var stats = FaultProxy.Stats()
     var switches = 0
+    /// Bootstrap images the replicas took (only the late joiner can: the others sync from the
+    /// start), and whether the auditor's fresh replica took one.
+    var imagesTaken = 0
+    var auditorTookImage = false
 
     static func run(seed: UInt64) async throws -> ChaosRun {
         var run = ChaosRun(seed: seed)
         let directory = TempDirectory("chaos-\(seed)")
-        let server = ServerProcess(data: directory.sub("data"))
+        let server = ServerProcess(
+            data: directory.sub("data"),
+            environment: ["KRALIKI_IMAGE_MIN_CHANGES": "100", "KRALIKI_IMAGE_INTERVAL_SECONDS": "3"])
         try await server.start()
         defer { server.kill() }
         let proxy = try await FaultProxy.start(upstreamPort: server.port, seed: seed)
@@ -110,7 +128,9 @@ struct ChaosRun: Sendable {
         let ledgers = try await withThrowingTaskGroup(of: WriteLedger.self) { group in
             for (index, replica) in replicas.enumerated() {
                 group.addTask {
-                    try await Self.edit(replica, seed: seed &+ UInt64(index) &* 0x1000_0001, until: end)
+                    try await Self.edit(
+                        replica, seed: seed &+ UInt64(index) &* 0x1000_0001, until: end,
+                        startingAfter: index == NetworkChaosTests.replicaCount - 1 ? .seconds(20) : .zero)
                 }
             }
             var all = WriteLedger()
@@ -129,6 +149,8 @@ struct ChaosRun: Sendable {
         run.verdict = Convergence.verdict(
             replicas: replicas.map { ($0.name, $0.store.state) }, server: auditor.store.state, ledger: ledgers)
         run.requests = replicas.reduce(0) { $0 + $1.requests }
+        run.imagesTaken = replicas.reduce(0) { $0 + $1.imagesTaken }
+        run.auditorTookImage = auditor.imagesTaken == 1
         run.stats = proxy.stats
         for replica in replicas { await replica.close() }
         await auditor.close()
@@ -172,10 +194,12 @@ struct ChaosRun: Sendable {
     /// network breaks is retried at the next turn; writes missed while a sync hung are made up
     /// at once, so the rate holds.
     static func edit(
-        _ replica: DrillReplica, seed: UInt64, until end: ContinuousClock.Instant
+        _ replica: DrillReplica, seed: UInt64, until end: ContinuousClock.Instant,
+        startingAfter delay: Duration = .zero
     ) async throws
         -> WriteLedger
     {
+        if delay > .zero { try await Task.sleep(for: delay) }
         var workload = Workload(seed: seed)
         let clock = ContinuousClock()
         let start = clock.now

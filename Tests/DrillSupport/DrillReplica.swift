@@ -57,8 +57,13 @@ public final class DrillReplica: @unchecked Sendable {
     /// One `sync()`: push the whole outbox, then pull until caught up. Throws what the network did.
     @discardableResult
     public func sync() async throws -> SyncReport {
-        try await SyncEngine(store: store, transport: counter).sync()
+        let report = try await SyncEngine(store: store, transport: counter).sync()
+        if report.imageEntities != nil { imagesTaken += 1 }
+        return report
     }
+
+    /// Bootstrap images this replica took (at most one: only a fresh replica takes one).
+    public private(set) var imagesTaken = 0
 
     /// Syncs until one sync succeeds and leaves the outbox empty, or `deadline` passes.
     public func syncUntilDrained(by deadline: ContinuousClock.Instant) async throws {
@@ -85,7 +90,7 @@ public final class DrillReplica: @unchecked Sendable {
 }
 
 /// Counts requests as they are sent, before the answer (or the failure) comes.
-final class RequestCounter: SyncTransport, Sendable {
+final class RequestCounter: ImageSyncTransport, Sendable {
     let base: HTTPSyncClient
     let sent = Atomic<Int>(0)
     let pushes = Atomic<Int>(0)
@@ -105,6 +110,12 @@ final class RequestCounter: SyncTransport, Sendable {
         pulls.add(1, ordering: .relaxed)
         defer { pulls.subtract(1, ordering: .relaxed) }
         return try await base.pull(request)
+    }
+
+    /// A fresh replica's first sync asks for the bootstrap image (a 404 when the server has none).
+    nonisolated(nonsending) func downloadImage(to path: String) async throws -> ImageDownload {
+        sent.add(1, ordering: .relaxed)
+        return try await base.downloadImage(to: path)
     }
 }
 

@@ -130,7 +130,7 @@ struct BootstrapImageTests {
         await server.stop()
     }
 
-    @Test("an image damaged on the way is thrown away: the sync fails as unreachable (it heals), nothing is taken")
+    @Test("an image damaged on the way is thrown away; the replica pulls everything instead, in the same sync")
     func damagedImage() async throws {
         let (server, directory, jana) = try await Self.serverWithJana(count: 30)
         let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
@@ -140,20 +140,22 @@ struct BootstrapImageTests {
         try bytes.write(to: URL(fileURLWithPath: image.path))
 
         let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        // The download itself says why.
         do {
-            _ = try await petr.sync()
+            _ = try await petr.client.downloadImage(to: petr.store.imageDownloadPath)
             Issue.record("a damaged image was accepted")
         } catch let failure as SyncFailure {
             #expect(failure.code == .unreachable, "\(failure)")
             #expect(failure.message.contains("damaged"))
         }
-        #expect(try petr.store.isFresh())
-        #expect(!FileManager.default.fileExists(atPath: petr.store.imageDownloadPath))
-        // Without the image (as after the server writes a sound one), the replica pulls it all.
-        var engine = petr.engine
-        engine.takesImages = false
-        _ = try await engine.sync()
+        // The engine pulls instead: a link that damages or cuts a large file every time must
+        // not keep a new replica from syncing.
+        let report = try await petr.sync()
+        #expect(report.imageEntities == nil)
+        #expect(report.imageRefusal?.contains("damaged") == true, "\(String(describing: report.imageRefusal))")
+        #expect(report.pulledChanges > 0)
         #expect(petr.store.state == jana.store.state)
+        #expect(!FileManager.default.fileExists(atPath: petr.store.imageDownloadPath))
         await jana.close()
         await petr.close()
         await server.stop()

@@ -177,18 +177,36 @@ public struct SyncEngine {
     }
 
     /// Downloads the server's bootstrap image and takes it. An image that does not fit (damaged,
-    /// another tenant or schema) is skipped: the pulls that follow bring everything instead. A
-    /// failed download is thrown like any failed exchange (the caller retries).
+    /// another tenant or schema) is skipped, and so is a download the network cut or damaged:
+    /// the pulls that follow bring everything instead, batch by batch, each one durable — a bad
+    /// link that cuts a large file every time still lets the replica make progress. An error
+    /// that does not heal (a revoked device) is thrown.
     private nonisolated(nonsending) func takeImage(
         from images: any ImageSyncTransport, into report: inout SyncReport
     ) async throws {
         let download = store.imageDownloadPath
         defer { unlink(download) }
-        guard case .downloaded(let verified) = try await images.downloadImage(to: download) else { return }
+        let outcome = try await Self.download(from: images, to: download)
+        guard case .downloaded(let verified) = outcome.download else {
+            report.imageRefusal = outcome.failure
+            return
+        }
         do {
             report.imageEntities = try store.adoptImage(at: download, checked: verified).entities
         } catch let refusal where refusal.code == .imageRefused {
             report.imageRefusal = refusal.message
+        }
+    }
+
+    /// The download, or — when the network cut or damaged it — `.unavailable` and why.
+    private nonisolated(nonsending) static func download(
+        from images: any ImageSyncTransport, to path: String
+    ) async throws -> (download: ImageDownload, failure: String?) {
+        do {
+            return (try await images.downloadImage(to: path), nil)
+        } catch {
+            guard RetryPolicy.canHeal(error) else { throw error }
+            return (.unavailable, "the download failed (\(error)); pulled instead")
         }
     }
 
