@@ -43,6 +43,18 @@ struct ImageTests {
         }
     }
 
+    /// An in-process server of `tenant` (epoch `epoch`) and a writer replica that pushed `count`
+    /// contacts to it.
+    static func serverWithWriter(
+        _ name: String, in directory: TempDirectory, contacts count: Int, tenant: String = "acme", epoch: UInt64 = 7
+    ) async throws -> (InProcessTransport, LocalStore) {
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: epoch)))
+        let writer = try LocalStore.create(in: directory.sub(name), identity: identity(0xC1, name, tenant: tenant))
+        try addContacts(writer, count)
+        _ = try await SyncEngine(store: writer, transport: transport, wall: { wall }).sync()
+        return (transport, writer)
+    }
+
     /// An image of what `transport`'s server holds now, written as the server's builder does.
     static func image(
         from transport: InProcessTransport, tenant: String = "acme", in directory: TempDirectory, name: String
@@ -59,10 +71,7 @@ struct ImageTests {
     @Test("a fresh replica takes the image, then pulls only what came after it")
     func takesImage() async throws {
         let directory = TempDirectory("image")
-        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
-        let jana = try LocalStore.create(in: directory.sub("jana"), identity: Self.identity(0xA1, "jana"))
-        try Self.addContacts(jana, 40)
-        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        let (transport, jana) = try await Self.serverWithWriter("jana", in: directory, contacts: 40)
         let serving = ImageServingTransport(transport)
         serving.image = try await Self.image(from: transport, in: directory, name: "at40")
         try Self.addContacts(jana, 5, from: 40)
@@ -87,14 +96,9 @@ struct ImageTests {
     @Test("an image that does not fit is refused with a reason, and the replica is left as it was")
     func refusals() async throws {
         let directory = TempDirectory("image")
-        let acme = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
-        let globex = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 9)))
-        for (transport, tenant) in [(acme, "acme"), (globex, "globex")] {
-            let writer = try LocalStore.create(
-                in: directory.sub("writer-\(tenant)"), identity: Self.identity(0xC1, "w", tenant: tenant))
-            try Self.addContacts(writer, 12)
-            _ = try await SyncEngine(store: writer, transport: transport, wall: { Self.wall }).sync()
-        }
+        let (acme, _) = try await Self.serverWithWriter("writer-acme", in: directory, contacts: 12)
+        let (globex, _) = try await Self.serverWithWriter(
+            "writer-globex", in: directory, contacts: 12, tenant: "globex", epoch: 9)
         let good = try await Self.image(from: acme, in: directory, name: "good")
         let otherTenant = try await Self.image(from: globex, tenant: "globex", in: directory, name: "globex")
         let garbage = directory.sub("garbage.sqlite")
@@ -142,10 +146,7 @@ struct ImageTests {
     @Test("a replica open twice (a second process) does not take an image; both stay usable")
     func replicaOpenTwice() async throws {
         let directory = TempDirectory("image")
-        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
-        let writer = try LocalStore.create(in: directory.sub("writer"), identity: Self.identity(0xC1, "w"))
-        try Self.addContacts(writer, 5)
-        _ = try await SyncEngine(store: writer, transport: transport, wall: { Self.wall }).sync()
+        let (transport, _) = try await Self.serverWithWriter("writer", in: directory, contacts: 5)
         let image = try await Self.image(from: transport, in: directory, name: "image")
         let first = try LocalStore.create(in: directory.sub("petr"), identity: Self.identity(0xB1, "petr"))
         let second = try LocalStore.open(in: directory.sub("petr"))

@@ -39,7 +39,7 @@ extension LocalStore {
                 try db.execute(sql: "VACUUM INTO ?", arguments: [imagePath])
             }
         }
-        try Self.fsync(imagePath)
+        try SQLiteFile.fsync(imagePath)
     }
 
     /// What taking an image brought.
@@ -142,7 +142,7 @@ extension LocalStore {
         } catch {
             throw refuse("reading it failed (\(error))")
         }
-        try Self.fsync(imagePath)
+        try SQLiteFile.fsync(imagePath)
         try replaceFile(with: imagePath)
         return ImageAdoption(epoch: adopted.epoch!, cursor: adopted.pullCursor, entities: entities)
     }
@@ -169,7 +169,7 @@ extension LocalStore {
         let moved =
             !FileManager.default.fileExists(atPath: path + "-wal") && rename(imagePath, path) == 0
         let renameErrno = errno
-        if moved { try? Self.fsync(directory) }
+        if moved { try? SQLiteFile.fsync(directory) }
         // Open whichever file is in place now: the image, or the old one after a failed rename.
         database = try Self.connect(path: path, options: options)
         try Self.migrate(database, path: path)
@@ -183,12 +183,5 @@ extension LocalStore {
         session = contents.session
         clock = contents.clock
         serverURL = contents.serverURL
-    }
-
-    static func fsync(_ path: String) throws(StoreError) {
-        let descriptor = Glibc.open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw StoreError(.io, "cannot open \(path) to sync it (errno \(errno))") }
-        defer { close(descriptor) }
-        guard Glibc.fsync(descriptor) == 0 else { throw StoreError(.io, "cannot fsync \(path) (errno \(errno))") }
     }
 }

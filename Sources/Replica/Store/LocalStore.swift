@@ -230,14 +230,10 @@ public final class LocalStore {
         }
     }
 
-    static func checkIntegrity(path: String) throws(StoreError) {
+    private static func checkIntegrity(path: String) throws(StoreError) {
         let result: [String]
         do {
-            var configuration = Configuration()
-            configuration.readonly = true
-            let database = try DatabaseQueue(path: path, configuration: configuration)
-            result = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-            try database.close()
+            result = try SQLiteFile.check(path)
         } catch {
             throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
         }
@@ -254,7 +250,7 @@ public final class LocalStore {
             upTo: target)
     }
 
-    static func loadState(_ db: Database, path: String) throws -> TenantState {
+    private static func loadState(_ db: Database, path: String) throws -> TenantState {
         try SQLiteFile.tenantState(db, sql: "SELECT kind, id, state FROM entity_state", path: path, recovery: recovery)
     }
 

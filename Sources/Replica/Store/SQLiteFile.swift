@@ -24,6 +24,26 @@ public enum SQLiteFile {
         }
     }
 
+    /// `PRAGMA quick_check` (or, `thorough`, `integrity_check`) of the file at `path`, on a
+    /// read-only connection — opening for writing in WAL mode can write to the file, and a
+    /// damaged file must be left as it is. `["ok"]` when sound; throws when it is not a database.
+    public static func check(_ path: String, thorough: Bool = false) throws -> [String] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let database = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? database.close() }
+        let pragma = thorough ? "integrity_check" : "quick_check"
+        return try database.read { db in try String.fetchAll(db, sql: "PRAGMA \(pragma)") }
+    }
+
+    /// fsyncs a file, or a directory after a rename in it.
+    public static func fsync(_ path: String) throws(StoreError) {
+        let descriptor = Glibc.open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw StoreError(.io, "cannot open \(path) to fsync it (errno \(errno))") }
+        defer { Glibc.close(descriptor) }
+        guard Glibc.fsync(descriptor) == 0 else { throw StoreError(.io, "fsync of \(path) failed (errno \(errno))") }
+    }
+
     /// Applies the `migrations` the file lacks, each in its own transaction, up to `target`;
     /// refuses (and leaves untouched) a file written by a build that knows more migrations.
     /// `upgrade` says what to upgrade ("replica-cli").

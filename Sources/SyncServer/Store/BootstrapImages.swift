@@ -2,7 +2,6 @@ import CRDT
 import Crypto
 import Domain
 import Foundation
-import GRDB
 import Replica
 import Synchronization
 
@@ -201,11 +200,7 @@ public final class BootstrapImages: Sendable {
         // Checked before its digest is taken: the digest then vouches for a sound file, so a
         // replica that received exactly these bytes received a sound database.
         let check = try SQLiteFile.wrap("checking \(temporary)", recovery: "the next refresh writes it again") {
-            var configuration = Configuration()
-            configuration.readonly = true
-            let file = try DatabaseQueue(path: temporary, configuration: configuration)
-            defer { try? file.close() }
-            return try file.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            try SQLiteFile.check(temporary)
         }
         guard check == ["ok"] else {
             unlink(temporary)

@@ -23,8 +23,8 @@ extension ServerStore {
             try database.backup(to: destination)
             try destination.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
             try destination.close()
-            try Self.fsync(file)
-            try Self.fsync(
+            try SQLiteFile.fsync(file)
+            try SQLiteFile.fsync(
                 (file as NSString).deletingLastPathComponent.isEmpty
                     ? "." : (file as NSString).deletingLastPathComponent)
             let bytes = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
@@ -58,25 +58,19 @@ extension ServerStore {
             "restoring \(file) into \(path)", recovery: "keep the old data directory and try again"
         ) {
             // Check the backup before touching the live file.
-            let source = try DatabaseQueue(
-                path: file,
-                configuration: {
-                    var c = Configuration(); c.readonly = true; return c
-                }())
-            let check = try source.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            let check = try SQLiteFile.check(file, thorough: true)
             guard check == ["ok"] else {
                 throw StoreError(
                     .corrupt, "\(file) fails its integrity check (\(check.prefix(3).joined(separator: "; ")))")
             }
-            try source.close()
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let staging = path + ".restoring"
             for suffix in ["", "-wal", "-shm"] { unlink(staging + suffix) }
             try FileManager.default.copyItem(atPath: file, toPath: staging)
-            try fsync(staging)
+            try SQLiteFile.fsync(staging)
             for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
             guard rename(staging, path) == 0 else { throw StoreError(.io, "cannot move the restored file into place") }
-            try fsync(directory)
+            try SQLiteFile.fsync(directory)
             let store = try ServerStore.open(in: directory)
             return try store.database.write { db in
                 var epochs = [String: ServerEpoch]()
@@ -99,12 +93,5 @@ extension ServerStore {
                 return epochs
             }
         }
-    }
-
-    static func fsync(_ path: String) throws {
-        let descriptor = Glibc.open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw StoreError(.io, "cannot open \(path) to fsync it (errno \(errno))") }
-        defer { Glibc.close(descriptor) }
-        guard Glibc.fsync(descriptor) == 0 else { throw StoreError(.io, "fsync of \(path) failed (errno \(errno))") }
     }
 }
