@@ -85,6 +85,19 @@ func rawQueue(_ name: String, _ durability: Durability) throws -> DatabaseQueue 
 let only = ProcessInfo.processInfo.environment["STORE_BENCH_ONLY"]
 func runs(_ section: String) -> Bool { only == nil || only == section }
 
+/// STORE_BENCH_PERF_CTL=FIFO profiles one phase: the benchmark writes `enable` and `disable`
+/// into perf's control FIFO around the phase named by STORE_BENCH_PERF_PHASE (`import` or
+/// `apply`), so `perf record --control fifo:FIFO -D -1` records that phase alone
+/// (docs/performance.md shows the whole command).
+func profiling(_ phase: String, _ command: String) {
+    let environment = ProcessInfo.processInfo.environment
+    guard let fifo = environment["STORE_BENCH_PERF_CTL"], environment["STORE_BENCH_PERF_PHASE"] == phase,
+        let handle = FileHandle(forWritingAtPath: fifo)
+    else { return }
+    handle.write(Data((command + "\n").utf8))
+    try? handle.close()
+}
+
 print("# store-bench — \(contactCount) contacts; single commits: \(commits) each")
 
 // MARK: 1. A single durable field edit vs a raw single-row commit
@@ -237,6 +250,13 @@ if only == "ingest" {
 }
 
 let drafts = (0..<contactCount).map(draft)
+// The raw baselines' keys and stamps, formatted before any clock starts: `String(format:)` costs
+// about a microsecond a call on Linux, which the baselines used to count as SQLite's time
+// (session 7 found it inflated the one-row import by about 0.2 s).
+let rawIDs = (0..<contactCount).map { String(format: "%032x", $0) }
+let rawStamps = (0..<contactCount).map { String(format: "%016x-0000000000000002", $0) }
+let rawPullStamps = (0..<contactCount).map { String(format: "%016x-0000000000000004", contactCount + $0) }
+let renamed = (0..<contactCount).map { "Renamed \($0)" }
 let raw = try rawQueue("raw-bulk", .full)
 try raw.write { db in
     try db.execute(
@@ -249,7 +269,7 @@ let rawImport = try seconds {
         let statement = try db.makeStatement(sql: "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?)")
         for (index, d) in drafts.enumerated() {
             try statement.execute(arguments: [
-                String(format: "%032x", index), d.name, d.company, d.title, d.phones[0], d.emails[0], d.tags[0],
+                rawIDs[index], d.name, d.company, d.title, d.phones[0], d.emails[0], d.tags[0],
             ])
         }
     }
@@ -259,7 +279,9 @@ let rawBytes = (try FileManager.default.attributesOfItem(atPath: root + "/raw-bu
 
 let writer = try LocalStore.create(
     in: root + "/writer", identity: ReplicaIdentity(replica: ReplicaID(2), user: "bench", tenant: "t"))
+profiling("import", "enable")
 let storeImport = try seconds { try writer.importContacts(drafts, wall: wall) }
+profiling("import", "disable")
 print(
     "bulk import of \(contactCount) contacts in one transaction: store \(fmt(storeImport)) s; raw SQLite rows \(fmt(rawImport)) s; ratio \(fmt(storeImport / rawImport))×"
 )
@@ -297,8 +319,8 @@ let rawSchemaImport = try seconds {
         )
         let outbox = try db.makeStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
         for (index, d) in drafts.enumerated() {
-            let id = String(format: "%032x", index)
-            let hlc = String(format: "%016x-0000000000000002", index)
+            let id = rawIDs[index]
+            let hlc = rawStamps[index]
             try entity.execute(arguments: [id, fakeBlob])
             try contact.execute(arguments: [id, d.name, d.company, d.title, hlc])
             try phone.execute(arguments: [id, d.phones[0]])
@@ -364,7 +386,9 @@ for id in editor.contacts.sortedKeys {
 for chunk in edits.chunked(entitiesPerChange: 500) { transport.ledger.apply(chunk) }
 var applied = SyncReport()
 transport.pullSeconds = 0
+profiling("apply", "enable")
 let applySeconds = try await asyncSeconds { applied = try await SyncEngine(store: reader, transport: transport).sync() }
+profiling("apply", "disable")
 // The same number of rows changed in raw SQLite, in as many transactions.
 let rawApply = try seconds {
     let perBatch = applied.pulledChanges / max(1, applied.pullBatches)
@@ -372,8 +396,45 @@ let rawApply = try seconds {
         try raw.write { db in
             let statement = try db.makeStatement(sql: "UPDATE contacts SET name = ? WHERE id = ?")
             for index in start..<min(start + perBatch, contactCount) {
-                try statement.execute(arguments: ["Renamed \(index)", String(format: "%032x", index)])
+                try statement.execute(arguments: [renamed[index], rawIDs[index]])
             }
+        }
+    }
+}
+// The floor for this schema: raw SQLite writing the rows the store writes for each pulled
+// change (the entity's blob, its contact row with the listing and owner indexes, the audit row
+// and its index) and the sync state per batch, in as many transactions, with no CRDT work.
+let rawSchemaApply = try seconds {
+    let perBatch = applied.pulledChanges / max(1, applied.pullBatches)
+    for start in stride(from: 0, to: contactCount, by: perBatch) {
+        try schemaRaw.write { db in
+            let entity = try db.cachedStatement(
+                sql:
+                    "INSERT INTO entity_state (kind, id, state) VALUES ('contact', ?, ?) "
+                    + "ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state")
+            let contact = try db.cachedStatement(
+                sql: """
+                    INSERT INTO contacts
+                        (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict)
+                    VALUES (?, ?, ?, ?, NULL, NULL, NULL, 'active', ?, 0)
+                    ON CONFLICT (id) DO UPDATE SET
+                        name = excluded.name, company = excluded.company, title = excluded.title, owner = excluded.owner,
+                        status = excluded.status, address = excluded.address, lifecycle = excluded.lifecycle,
+                        updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict
+                    """)
+            let audit = try db.cachedStatement(
+                sql:
+                    "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) "
+                    + "VALUES (?, '(server)', '0000000000000004', 'pull', 'contact', ?)")
+            for index in start..<min(start + perBatch, contactCount) {
+                let id = rawIDs[index]
+                let hlc = rawPullStamps[index]
+                let d = drafts[index]
+                try entity.execute(arguments: [id, fakeBlob])
+                try contact.execute(arguments: [id, renamed[index], d.company, d.title, hlc])
+                try audit.execute(arguments: [hlc, id])
+            }
+            try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: ["x"])
         }
     }
 }
@@ -385,6 +446,11 @@ print(
 print(
     "  raw SQLite updating as many rows in as many transactions: \(fmt(Double(contactCount) / rawApply, 0)) rows/s; "
         + "ratio (replica alone) \(fmt((applySeconds - transport.pullSeconds) / rawApply))×")
+print(
+    "  raw SQLite writing the store's rows for each change into the store's schema: "
+        + "\(fmt(Double(contactCount) / rawSchemaApply, 0)) changes/s; store (replica alone) ratio to it "
+        + "\(fmt((applySeconds - transport.pullSeconds) / rawSchemaApply))×; it is \(fmt(rawSchemaApply / rawApply))× "
+        + "the one-row baseline")
 
 // MARK: 4. Reading all contacts, bytes on disk
 
