@@ -234,6 +234,18 @@ public final class LocalStore {
         let result: [String]
         do {
             result = try SQLiteFile.check(path)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
+            // A process killed mid-transaction in rollback-journal mode (taking a bootstrap
+            // image switches the file to it and back) left a hot journal, or a WAL left needs
+            // its index rebuilt: SQLite repairs either on the first connection that may write
+            // (the read-only check cannot). That is its normal crash recovery, not damage, so
+            // let it run, then check.
+            do {
+                try DatabaseQueue(path: path).close()
+                result = try SQLiteFile.check(path)
+            } catch {
+                throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
+            }
         } catch {
             throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
         }
