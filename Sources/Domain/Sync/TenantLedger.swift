@@ -162,16 +162,25 @@ extension TenantState {
 
     /// The entities `change` touches, each merged with its current state here: what a store
     /// writes for them, without copying the whole state.
-    public func merged(with change: TenantState) -> TenantState {
-        func merge<E: Entity>(_ current: ORMap<EntityID, E>, _ delta: ORMap<EntityID, E>) -> ORMap<EntityID, E> {
+    ///
+    /// With `newer`, an entity `newer` holds is taken from there rather than from this state:
+    /// `newer` is the result of an earlier `merged(with:)` that is not in this state yet (a store
+    /// prepares the next pulled batch while it writes the previous one).
+    public func merged(with change: TenantState, over newer: TenantState? = nil) -> TenantState {
+        func merge<E: Entity>(
+            _ current: ORMap<EntityID, E>, _ newer: ORMap<EntityID, E>?, _ delta: ORMap<EntityID, E>
+        ) -> ORMap<EntityID, E> {
             var result = [EntityID: E]()
             result.reserveCapacity(delta.count)
-            for (id, entity) in delta.valueByKey { result[id] = (current[id] ?? E()).merging(entity) }
+            for (id, entity) in delta.valueByKey {
+                result[id] = (newer?[id] ?? current[id] ?? E()).merging(entity)
+            }
             return ORMap(result)
         }
         return TenantState(
-            contacts: merge(contacts, change.contacts), notes: merge(notes, change.notes),
-            schedule: merge(schedule, change.schedule))
+            contacts: merge(contacts, newer?.contacts, change.contacts),
+            notes: merge(notes, newer?.notes, change.notes),
+            schedule: merge(schedule, newer?.schedule, change.schedule))
     }
 
     /// The given fields of one entity, as a change.

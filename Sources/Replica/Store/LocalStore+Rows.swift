@@ -96,19 +96,26 @@ extension LocalStore {
     /// Saves every entity `change` touched, as it is in `state` (after the change). Entities
     /// absent from `before` (the state before the change) have no query rows yet, so their
     /// child rows need no deleting; without `before` every entity is treated as existing.
+    /// `blobs` holds entities' encoded state computed ahead (`CommitBase.prepare`); the others
+    /// are encoded here.
     func persistEntities(
-        of change: TenantState, in state: TenantState, before: TenantState?, _ writer: RowWriter
+        of change: TenantState, in state: TenantState, before: TenantState?, blobs: [EntityID: Data] = [:],
+        _ writer: RowWriter
     ) throws {
         for (id, delta) in change.contacts.valueByKey {
             try save(
-                id, state.contacts[id]!, delta: delta, isNew: before.map { $0.contacts[id] == nil } ?? false, writer)
+                id, state.contacts[id]!, delta: delta, isNew: before.map { $0.contacts[id] == nil } ?? false,
+                blob: blobs[id], writer)
         }
         for (id, delta) in change.notes.valueByKey {
-            try save(id, state.notes[id]!, delta: delta, isNew: before.map { $0.notes[id] == nil } ?? false, writer)
+            try save(
+                id, state.notes[id]!, delta: delta, isNew: before.map { $0.notes[id] == nil } ?? false,
+                blob: blobs[id], writer)
         }
         for (id, delta) in change.schedule.valueByKey {
             try save(
-                id, state.schedule[id]!, delta: delta, isNew: before.map { $0.schedule[id] == nil } ?? false, writer)
+                id, state.schedule[id]!, delta: delta, isNew: before.map { $0.schedule[id] == nil } ?? false,
+                blob: blobs[id], writer)
         }
     }
 
@@ -123,8 +130,8 @@ extension LocalStore {
         try log(.schedule, change.schedule.keys)
     }
 
-    private func saveBlob<E: Entity>(_ id: String, _ entity: E, _ writer: RowWriter) throws {
-        try writer.run(.entityState, E.kind.rawValue, id, entityBlob(entity))
+    private func saveBlob<E: Entity>(_ id: String, _ entity: E, _ blob: Data?, _ writer: RowWriter) throws {
+        try writer.run(.entityState, E.kind.rawValue, id, blob ?? entityBlob(entity))
     }
 
     private func lifecycleName<E: Entity>(_ entity: E) -> String {
@@ -158,9 +165,11 @@ extension LocalStore {
 
     /// Saves a contact; `delta` is what changed, so child rows of untouched fields are left alone
     /// (rewriting them dirtied pages for nothing on every edit).
-    private func save(_ id: EntityID, _ contact: Contact, delta: Contact, isNew: Bool, _ writer: RowWriter) throws {
+    private func save(
+        _ id: EntityID, _ contact: Contact, delta: Contact, isNew: Bool, blob: Data?, _ writer: RowWriter
+    ) throws {
         let owner = id.text
-        try saveBlob(owner, contact, writer)
+        try saveBlob(owner, contact, blob, writer)
         let conflict =
             contact.name.hasConflict || contact.company.hasConflict || contact.title.hasConflict
             || contact.owner.hasConflict || contact.status.hasConflict || contact.address.hasConflict
@@ -185,9 +194,11 @@ extension LocalStore {
         }
     }
 
-    private func save(_ id: EntityID, _ note: CallNote, delta: CallNote, isNew: Bool, _ writer: RowWriter) throws {
+    private func save(
+        _ id: EntityID, _ note: CallNote, delta: CallNote, isNew: Bool, blob: Data?, _ writer: RowWriter
+    ) throws {
         let owner = id.text
-        try saveBlob(owner, note, writer)
+        try saveBlob(owner, note, blob, writer)
         try writer.run(
             .note, owner, note.contact.value?.id?.text, note.author.value, note.callTime.value,
             note.duration.value.map { Int64($0) }, note.direction.value?.rawValue, note.outcome.value?.rawValue,
@@ -198,10 +209,10 @@ extension LocalStore {
     }
 
     private func save(
-        _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, isNew: Bool, _ writer: RowWriter
+        _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, isNew: Bool, blob: Data?, _ writer: RowWriter
     ) throws {
         let owner = id.text
-        try saveBlob(owner, entry, writer)
+        try saveBlob(owner, entry, blob, writer)
         let interval = entry.interval.value
         try writer.run(
             .scheduleEntry, owner, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,

@@ -64,34 +64,40 @@ extension LocalStore {
     ///
     /// `session` is the value after `receive(...)` returned `actions`; cursor advances requested
     /// by `.apply` actions are made here, inside the same transaction as the apply.
+    ///
+    /// The three steps — ``prepare(session:actions:wall:)``, ``write(_:)``, ``adopt(_:)`` — are
+    /// public so the sync engine can prepare the next pulled batch while this one is written.
     public func commit(
         session newSession: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64
     )
         throws(StoreError)
     {
-        var session = newSession
-        var clock = self.clock
-        var applied = TenantState()
-        for action in actions {
-            if case .apply(let change, let cursor) = action {
-                applied.merge(change)
-                session.didApplyPull(through: cursor)
-                if let newest = change.newestStamp {
-                    // Observe what we pulled so later local writes are stamped after it; a stamp
-                    // beyond our drift bound was accepted by the server, so trust the server's.
-                    _ = try? clock.receive(newest, wall: UInt64(max(0, Int64(wall) + session.clockOffset)))
-                }
-            }
-        }
-        // Only the touched entities, merged, are built here; after the commit the whole state
-        // takes them in place (copying it per batch made a 100,000-contact sync quadratic, and
-        // merging the change a second time cost as much as building them).
-        let merged = state.merged(with: applied)
-        let repush = actions.contains(.repushEverything)
-        let finalClock = clock
+        let prepared = try prepare(session: newSession, actions: actions, wall: wall)
+        try write(prepared)
+        adopt(prepared)
+    }
+
+    /// What a sync step is prepared against: this store's state and clock, with — when the
+    /// previous step is prepared but not yet in memory — that step's result over them.
+    public func commitBase(after previous: PreparedCommit? = nil) -> CommitBase {
+        CommitBase(state: state, newer: previous?.merged, clock: previous?.clock ?? clock, settings: options.settings)
+    }
+
+    /// Prepares a sync step against this store as it is now (see ``commitBase(after:)``).
+    public func prepare(
+        session: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64
+    ) throws(StoreError) -> PreparedCommit {
+        try commitBase().prepare(session: session, actions: actions, wall: wall)
+    }
+
+    /// Writes a prepared step in ONE transaction; memory is not touched (``adopt(_:)`` follows).
+    /// Throws without changing anything on disk when the transaction fails. The step must have
+    /// been prepared against this store's current state: the previous step, if any, adopted.
+    public func write(_ prepared: PreparedCommit) throws(StoreError) {
+        let repush = prepared.actions.contains(.repushEverything)
         try Self.wrap("committing a sync step to \(path)") {
             try database.write { db in
-                for action in actions {
+                for action in prepared.actions {
                     switch action {
                     case .removeFromOutbox(let sequences):
                         let delete = try db.cachedStatement(sql: "DELETE FROM outbox WHERE local_seq = ?")
@@ -108,32 +114,42 @@ extension LocalStore {
                         break
                     }
                 }
-                if !applied.isBottom {
+                if !prepared.applied.isBottom {
                     let writer = RowWriter(db)
-                    try persistEntities(of: applied, in: merged, before: state, writer)
+                    try persistEntities(
+                        of: prepared.applied, in: prepared.merged, before: state, blobs: prepared.blobs, writer)
                     if options.auditsPulls {
-                        try audit(applied, stamp: finalClock.last, user: "(server)", action: "pull", writer)
+                        try audit(prepared.applied, stamp: prepared.clock.last, user: "(server)", action: "pull", writer)
                     }
                     try db.execute(
-                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text]
-                    )
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'",
+                        arguments: [prepared.clock.last.text])
                 }
                 if repush {
                     // The server was restored: everything we hold goes out again.
-                    let everything = state.merging(applied)
+                    let everything = state.merging(prepared.applied)
                     let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
                     for chunk in everything.chunked(entitiesPerChange: 100) {
-                        try insert.execute(arguments: [Data(chunk.encodedBlob()), finalClock.last.text])
+                        try insert.execute(arguments: [Data(chunk.encodedBlob()), prepared.clock.last.text])
                     }
                 }
                 try db.execute(
                     sql: "UPDATE sync_state SET session = ?, last_sync_ms = ? WHERE id = 1",
-                    arguments: [try encodeJSON(session), Int64(wall)])
+                    arguments: [prepared.sessionJSON, Int64(prepared.wall)])
             }
         }
-        state.mergeJoined(merged)
-        self.session = session
-        self.clock = finalClock
+    }
+
+    /// Takes a written step into memory. Only the touched entities, merged, were built; the
+    /// whole state takes them in place (copying it per batch made a 100,000-contact sync
+    /// quadratic, and merging the change a second time cost as much as building them).
+    ///
+    /// Nothing else may hold a copy of `state` now (a ``CommitBase`` of a step being prepared):
+    /// taking the step in would copy all of it.
+    public func adopt(_ prepared: PreparedCommit) {
+        state.mergeJoined(prepared.merged)
+        session = prepared.session
+        clock = prepared.clock
     }
 
     /// Re-bootstraps after the server refused the pull cursor as older than its retention: in ONE
@@ -203,4 +219,63 @@ extension LocalStore {
         }
         return conflicts
     }
+}
+
+/// A store's state and clock as a sync step is prepared against them: a value, so the step can
+/// be prepared on another thread while the store writes the previous one.
+public struct CommitBase: Sendable {
+    let state: TenantState
+    /// The previous step's entities, prepared but not yet in `state`.
+    let newer: TenantState?
+    let clock: HybridLogicalClock
+    let settings: DomainSettings
+
+    /// Everything a step needs but the writes: the pulled changes merged into one, merged with
+    /// what the store holds, their encoded state, the clock after observing them, the session
+    /// with its cursor advanced, encoded.
+    public func prepare(
+        session newSession: ReplicaSyncSession, actions: [ReplicaSyncSession.Action], wall: UInt64
+    ) throws(StoreError) -> PreparedCommit {
+        var session = newSession
+        var clock = self.clock
+        var applied = TenantState()
+        for action in actions {
+            if case .apply(let change, let cursor) = action {
+                applied.merge(change)
+                session.didApplyPull(through: cursor)
+                if let newest = change.newestStamp {
+                    // Observe what we pulled so later local writes are stamped after it; a stamp
+                    // beyond our drift bound was accepted by the server, so trust the server's.
+                    _ = try? clock.receive(newest, wall: UInt64(max(0, Int64(wall) + session.clockOffset)))
+                }
+            }
+        }
+        let merged = state.merged(with: applied, over: newer)
+        var blobs = [EntityID: Data]()
+        blobs.reserveCapacity(merged.entityCount)
+        for (id, entity) in merged.contacts.valueByKey { blobs[id] = entityBlob(entity) }
+        for (id, entity) in merged.notes.valueByKey { blobs[id] = entityBlob(entity) }
+        for (id, entity) in merged.schedule.valueByKey { blobs[id] = entityBlob(entity) }
+        let finalSession = session
+        let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
+        return PreparedCommit(
+            session: session, actions: actions, applied: applied, merged: merged, blobs: blobs, clock: clock,
+            sessionJSON: sessionJSON, wall: wall)
+    }
+}
+
+/// A sync step ready to be written (``LocalStore/write(_:)``) and then taken into memory
+/// (``LocalStore/adopt(_:)``).
+public struct PreparedCommit: Sendable {
+    public let session: ReplicaSyncSession
+    public let actions: [ReplicaSyncSession.Action]
+    /// The pulled changes, merged into one.
+    let applied: TenantState
+    /// The entities `applied` touches, after the step.
+    let merged: TenantState
+    /// Their encoded state (`entityBlob`), by ID.
+    let blobs: [EntityID: Data]
+    let clock: HybridLogicalClock
+    let sessionJSON: String
+    let wall: UInt64
 }

@@ -107,60 +107,52 @@ public struct SyncEngine {
         if takesImages, let images = transport as? any ImageSyncTransport, try store.isFresh() {
             try await takeImage(from: images, into: &report)
         }
-        var prefetched: Prefetch?
-        defer { prefetched?.task.cancel() }
+        // With a transport that can be used concurrently, the next batch is asked for while
+        // this one is written, and prepared (decoded, merged, encoded: `CommitBase.prepare`) on
+        // another thread as soon as it arrives: on 2 cores that work overlaps SQLite's.
+        var ahead: Ahead?
+        defer { ahead?.task.cancel() }
         while true {
-            let request: PullRequest
-            let sentAt: UInt64
-            var receivedAt: UInt64?
-            let answer: [UInt8]
-            do {
-                if let ahead = prefetched, ahead.request == store.session.nextPull() {
-                    // Asked for while the previous batch was applied.
-                    prefetched = nil
-                    request = ahead.request
-                    sentAt = ahead.sentAt
-                    let (bytes, arrived) = try await ahead.task.value
-                    // When it arrived, on the engine's (injectable) wall clock.
-                    let waited = ContinuousClock.now - arrived
-                    let waitedMs =
-                        UInt64(max(0, waited.components.seconds)) * 1000
-                        + UInt64(max(0, waited.components.attoseconds / 1_000_000_000_000_000))
-                    let now = wall()
-                    receivedAt = now >= waitedMs ? now - waitedMs : 0
-                    answer = bytes
-                } else {
-                    prefetched?.task.cancel()
-                    prefetched = nil
-                    request = store.session.nextPull()
-                    sentAt = wall()
-                    answer = try await transport.pull(request.encodedBlob())
+            let step: PulledStep
+            if let next = ahead, next.request == store.session.nextPull() {
+                ahead = nil
+                do {
+                    step = try await next.task.value
+                } catch let failure as SyncFailure where failure.code == .staleCursor {
+                    continue  // asked again below, where a stale cursor is handled
                 }
-            } catch let failure as SyncFailure where failure.code == .staleCursor && !report.rebootstrapped {
-                // Away longer than the server keeps deletions. The outbox was pushed above (the
-                // store refuses otherwise); start again from an empty state and cursor 0.
-                try store.rebootstrap(wall: wall())
-                report.rebootstrapped = true
-                continue
+            } else {
+                ahead?.task.cancel()
+                ahead = nil
+                let request = store.session.nextPull()
+                let sentAt = wall()
+                let answer: [UInt8]
+                do {
+                    answer = try await transport.pull(request.encodedBlob())
+                } catch let failure as SyncFailure where failure.code == .staleCursor && !report.rebootstrapped {
+                    // Away longer than the server keeps deletions. The outbox was pushed above (the
+                    // store refuses otherwise); start again from an empty state and cursor 0.
+                    try store.rebootstrap(wall: wall())
+                    report.rebootstrapped = true
+                    continue
+                }
+                step = try PulledStep(
+                    request: request, answer: answer, session: store.session, sentAt: sentAt, receivedAt: wall(),
+                    base: store.commitBase())
             }
-            let response = try PullResponse(blob: answer)
-            var session = store.session
-            let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: receivedAt ?? wall())
-            if pipelinesPulls, actions.contains(.pullAgain), let concurrent = transport as? any ConcurrentSyncTransport
+            let actions = step.prepared.actions
+            if pipelinesPulls, actions.contains(.pullAgain), !actions.contains(.repushEverything),
+                let concurrent = transport as? any ConcurrentSyncTransport
             {
-                // The request the session will make once this batch is durable; used only if
-                // it is exactly that (otherwise it is cancelled and asked again).
-                let next = PullRequest(
-                    epoch: response.epoch, cursor: response.nextCursor, maxChanges: session.limits.pullChanges,
-                    maxBytes: session.limits.pullBytes)
-                let blob = next.encodedBlob()
-                prefetched = Prefetch(
-                    request: next, sentAt: wall(),
-                    task: Task { (try await concurrent.pull(blob), ContinuousClock.now) })
+                ahead = Ahead(after: step, base: store.commitBase(after: step.prepared), concurrent, wall: wall())
             }
-            try store.commit(session: session, actions: actions, wall: wall())
+            try store.write(step.prepared)
+            // The next step's preparation holds the store's state; taking this step into memory
+            // before it finished would copy the whole state.
+            if let next = ahead { _ = await next.task.result }
+            store.adopt(step.prepared)
             report.pullBatches += 1
-            report.pulledChanges += response.changes.count
+            report.pulledChanges += step.changeCount
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
                 report.epochChanged = true
@@ -210,10 +202,48 @@ public struct SyncEngine {
         }
     }
 
-    /// A pull asked for ahead of time.
-    private struct Prefetch {
+    /// A pulled batch, decoded, received by the session and prepared for the store.
+    private struct PulledStep: Sendable {
+        let changeCount: Int
+        let prepared: PreparedCommit
+
+        init(
+            request: PullRequest, answer: [UInt8], session: ReplicaSyncSession, sentAt: UInt64, receivedAt: UInt64,
+            base: CommitBase
+        ) throws {
+            let response = try PullResponse(blob: answer)
+            var session = session
+            let actions = session.receive(response, for: request, sentAt: sentAt, receivedAt: receivedAt)
+            changeCount = response.changes.count
+            prepared = try base.prepare(session: session, actions: actions, wall: receivedAt)
+        }
+    }
+
+    /// The next pull, asked for and prepared while the current batch is written. Its base is the
+    /// store's state with the current batch over it; it is used only if the store's next request
+    /// is exactly `request` (otherwise it is cancelled and asked again).
+    private struct Ahead {
         let request: PullRequest
-        let sentAt: UInt64
-        let task: Task<([UInt8], ContinuousClock.Instant), any Error>
+        let task: Task<PulledStep, any Error>
+
+        init(after step: PulledStep, base: CommitBase, _ transport: any ConcurrentSyncTransport, wall sentAt: UInt64) {
+            let session = step.prepared.session
+            let request = session.nextPull()
+            self.request = request
+            let blob = request.encodedBlob()
+            let started = ContinuousClock.now
+            task = Task {
+                let answer = try await transport.pull(blob)
+                // When it arrived, on the engine's (injectable) wall clock: the time it took,
+                // after the wall time it was sent at.
+                let took = ContinuousClock.now - started
+                let tookMs =
+                    UInt64(max(0, took.components.seconds)) * 1000
+                    + UInt64(max(0, took.components.attoseconds / 1_000_000_000_000_000))
+                return try PulledStep(
+                    request: request, answer: answer, session: session, sentAt: sentAt, receivedAt: sentAt + tookMs,
+                    base: base)
+            }
+        }
     }
 }
