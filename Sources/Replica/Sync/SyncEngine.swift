@@ -13,8 +13,9 @@ public protocol SyncTransport {
 }
 
 /// A transport that may be used from two tasks at once. The engine then asks for the next pull
-/// batch while it applies the current one, so the server's work and the network overlap the
-/// replica's apply (an initial sync is a chain of hundreds of pulls).
+/// batch while it writes the current one, and prepares it (`CommitBase.prepare`) on another
+/// thread as soon as it arrives: the server's work, the network and the CPU half of the apply
+/// overlap SQLite's half (an initial sync is a chain of hundreds of pulls).
 public protocol ConcurrentSyncTransport: SyncTransport, Sendable {}
 
 /// A transport that can also fetch the tenant's bootstrap image: a replica file of the server's
