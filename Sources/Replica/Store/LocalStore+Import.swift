@@ -8,6 +8,11 @@ extension LocalStore {
     /// all or nothing. Each contact gets its own stamp and ID; the outbox gets one change per
     /// `contactsPerChange` contacts so pushes stay bounded.
     ///
+    /// Two threads share the work: one validates the drafts and builds each chunk of contacts
+    /// (their CRDT values, encoded state and outbox change) while the store's writer writes the
+    /// chunk before it. A bad draft ends the transaction before it commits, so nothing of the
+    /// import is kept.
+    ///
     /// - Throws: ``WriteError/invalid(_:)`` naming the first bad draft (by its position) and
     ///   changing nothing; ``WriteError/storage(_:)`` when the commit fails.
     @discardableResult
@@ -17,59 +22,174 @@ extension LocalStore {
         -> [EntityID]
     {
         precondition(contactsPerChange > 0)
+        let chunks = ImportChunks()
+        let builder = ImportBuilder(
+            state: state, clock: clock, author: Author(user: identity.user, device: identity.replica),
+            settings: options.settings, time: correctedTime(wall: wall), contactsPerChange: contactsPerChange)
+        // A thread of its own: the writer blocks while it waits for chunks, and a pool (the
+        // global dispatch queues, Swift's cooperative pool) need not have a second thread free.
+        Thread { builder.build(drafts, into: chunks) }.start()
         let before = state
-        var scratch = state
-        // Room for every new contact up front: growing a dictionary of 100,000 large values
-        // rehashed and moved them again and again (a tenth of the import's profile).
-        scratch.reserveCapacity(contacts: scratch.contacts.count + drafts.count)
-        var clock = self.clock
-        let author = Author(user: identity.user, device: identity.replica)
-        var changes = [TenantState]()
-        var current = TenantState()
-        current.reserveCapacity(contacts: contactsPerChange)
-        var ids = [EntityID]()
-        ids.reserveCapacity(drafts.count)
-        let time = correctedTime(wall: wall)
-        for (index, draft) in drafts.enumerated() {
-            let context = WriteContext(author: author, stamp: clock.now(wall: time), settings: options.settings)
-            do {
-                let delta = try scratch.createContact(draft, context)
-                ids.append(EntityID(creation: context.stamp))
-                current.merge(delta)
-            } catch {
-                throw .invalid(
-                    ValidationError(
-                        field: error.field, code: error.code, message: "contact #\(index + 1): \(error.message)"))
-            }
-            if (index + 1) % contactsPerChange == 0 {
-                changes.append(current)
-                current = TenantState()
-                current.reserveCapacity(contacts: contactsPerChange)
-            }
-        }
-        if !current.isBottom { changes.append(current) }
-        let finalState = scratch
-        let last = clock.last
+        var invalid: ValidationError?
         do {
             try Self.wrap("importing into \(path)") {
                 try database.write { db in
                     let writer = RowWriter(db)
                     let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
-                    for change in changes {
-                        // The contacts are new: no child rows to delete before inserting theirs.
-                        try persistEntities(of: change, in: finalState, before: before, writer)
-                        try insert.execute(arguments: [Data(change.encodedBlob()), last.text])
-                        try audit(change, stamp: last, user: identity.user, action: "import", writer)
+                    while let chunk = chunks.next() {
+                        switch chunk {
+                        case .failure(let error):
+                            invalid = error
+                            throw error  // rolls the transaction back
+                        case .success(let chunk):
+                            // The contacts are new: no child rows to delete before inserting theirs.
+                            try persistEntities(
+                                of: chunk.change, in: chunk.change, before: before, blobs: chunk.blobs, writer)
+                            try insert.execute(arguments: [chunk.outboxChange, chunk.last.text])
+                            try audit(chunk.change, stamp: chunk.last, user: identity.user, action: "import", writer)
+                        }
                     }
                     try db.execute(
-                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [last.text])
+                        sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'",
+                        arguments: [chunks.finished!.clock.last.text])
                 }
             }
         } catch {
+            // Let the builder stop, then say why the import failed.
+            chunks.cancel()
+            if let invalid { throw .invalid(invalid) }
             throw .storage(error)
         }
-        state = finalState
-        self.clock = clock
-        return ids
+        let finished = chunks.finished!
+        state = finished.state
+        clock = finished.clock
+        return finished.ids
+    }
+}
+
+/// What the import's builder hands the writer: a chunk of new contacts, or the first bad draft.
+private struct ImportChunk: Sendable {
+    let change: TenantState
+    /// Each contact's encoded state, by ID.
+    let blobs: [EntityID: Data]
+    /// The chunk as one outbox change, encoded.
+    let outboxChange: Data
+    /// The newest stamp in the chunk.
+    let last: HLC
+}
+
+/// The import's builder: validates the drafts and builds their contacts in order, on its own
+/// thread (everything it reads is a value).
+private struct ImportBuilder: Sendable {
+    let state: TenantState
+    let clock: HybridLogicalClock
+    let author: Author
+    let settings: DomainSettings
+    let time: UInt64
+    let contactsPerChange: Int
+
+    /// What the store takes once the import committed.
+    struct Finished: Sendable {
+        let state: TenantState
+        let clock: HybridLogicalClock
+        let ids: [EntityID]
+    }
+
+    func build(_ drafts: [ContactDraft], into chunks: ImportChunks) {
+        var scratch = state
+        // Room for every new contact up front: growing a dictionary of 100,000 large values
+        // rehashed and moved them again and again (a tenth of the import's profile).
+        scratch.reserveCapacity(contacts: scratch.contacts.count + drafts.count)
+        var clock = self.clock
+        var current = TenantState()
+        current.reserveCapacity(contacts: contactsPerChange)
+        var ids = [EntityID]()
+        ids.reserveCapacity(drafts.count)
+        func send() -> Bool {
+            var blobs = [EntityID: Data]()
+            blobs.reserveCapacity(current.contacts.count)
+            for (id, contact) in current.contacts.valueByKey { blobs[id] = entityBlob(contact) }
+            let chunk = ImportChunk(
+                change: current, blobs: blobs, outboxChange: Data(current.encodedBlob()), last: clock.last)
+            current = TenantState()
+            current.reserveCapacity(contacts: contactsPerChange)
+            return chunks.put(.success(chunk))
+        }
+        for (index, draft) in drafts.enumerated() {
+            let context = WriteContext(author: author, stamp: clock.now(wall: time), settings: settings)
+            do {
+                let delta = try scratch.createContact(draft, context)
+                ids.append(EntityID(creation: context.stamp))
+                current.merge(delta)
+            } catch {
+                _ = chunks.put(
+                    .failure(
+                        ValidationError(
+                            field: error.field, code: error.code, message: "contact #\(index + 1): \(error.message)")))
+                chunks.finish(nil)
+                return
+            }
+            if (index + 1) % contactsPerChange == 0 && !send() { return }
+        }
+        if !current.isBottom && !send() { return }
+        chunks.finish(Finished(state: scratch, clock: clock, ids: ids))
+    }
+}
+
+/// A bounded queue of chunks from the builder's thread to the writer's. A few chunks ahead is
+/// enough to keep both threads busy; more would only hold memory.
+private final class ImportChunks: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue = [Result<ImportChunk, ValidationError>]()
+    private var done = false
+    private var cancelled = false
+    private var result: ImportBuilder.Finished?
+    private let capacity = 8
+
+    /// Hands a chunk over; false once the writer gave up (the builder stops).
+    func put(_ chunk: Result<ImportChunk, ValidationError>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        queue.append(chunk)
+        condition.broadcast()
+        return true
+    }
+
+    /// The builder is done: with what the store takes, or nil after a bad draft.
+    func finish(_ finished: ImportBuilder.Finished?) {
+        condition.lock()
+        defer { condition.unlock() }
+        result = finished
+        done = true
+        condition.broadcast()
+    }
+
+    /// The next chunk, waiting for it; nil when the builder is done and every chunk was taken.
+    func next() -> Result<ImportChunk, ValidationError>? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !done { condition.wait() }
+        if queue.isEmpty { return nil }
+        let chunk = queue.removeFirst()
+        condition.broadcast()
+        return chunk
+    }
+
+    /// What the builder finished with, once `next()` returned nil.
+    var finished: ImportBuilder.Finished? {
+        condition.lock()
+        defer { condition.unlock() }
+        return result
+    }
+
+    /// The writer gave up: wake the builder so it stops.
+    func cancel() {
+        condition.lock()
+        defer { condition.unlock() }
+        cancelled = true
+        queue.removeAll()
+        condition.broadcast()
     }
 }
