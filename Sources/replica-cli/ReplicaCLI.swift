@@ -16,7 +16,8 @@ struct ReplicaCLI: AsyncParsableCommand {
             """,
         subcommands: [
             InitCommand.self, ContactCommand.self, NoteCommand.self, ScheduleCommand.self, SyncCommand.self,
-            StatusCommand.self, RefusedCommand.self, ConflictsCommand.self, HistoryCommand.self, ExportCommand.self,
+            StatusCommand.self, RepairCommand.self, RefusedCommand.self, ConflictsCommand.self, HistoryCommand.self,
+            ExportCommand.self,
             ImportCommand.self,
             AdminCommand.self,
         ])

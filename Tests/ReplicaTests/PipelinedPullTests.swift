@@ -98,7 +98,8 @@ struct PipelinedPullTests {
             let directory = TempDirectory()
             func replica(_ name: String, _ id: UInt64) throws -> LocalStore {
                 try LocalStore.create(
-                    in: directory.sub(name), identity: ReplicaIdentity(replica: ReplicaID(id), user: name, tenant: "acme"))
+                    in: directory.sub(name),
+                    identity: ReplicaIdentity(replica: ReplicaID(id), user: name, tenant: "acme"))
             }
             // The writer creates contacts and edits recent ones, so an entity's fields sit at
             // nearby sequences of the log, across the boundaries of 7-change batches.

@@ -308,7 +308,9 @@ struct ImportTests {
         let leftovers = try DatabaseQueue(path: directory.sub(LocalStore.fileName)).read { db in
             try Int.fetchOne(
                 db,
-                sql: "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM entity_state) + (SELECT COUNT(*) FROM contact_phones)")
+                sql:
+                    "SELECT (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM entity_state) + (SELECT COUNT(*) FROM contact_phones)"
+            )
         }
         #expect(leftovers == 0, "audit, state or phone rows of the failed import were kept")
         let ids = try store.importContacts(good, wall: StoreTests.wall)

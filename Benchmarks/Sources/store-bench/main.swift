@@ -418,7 +418,8 @@ try DatabaseQueue(path: root + "/reader/replica.sqlite").writeWithoutTransaction
     try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
 }
 try FileManager.default.createDirectory(atPath: root + "/reader-serial", withIntermediateDirectories: true)
-try FileManager.default.copyItem(atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-serial/replica.sqlite")
+try FileManager.default.copyItem(
+    atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-serial/replica.sqlite")
 let serialReader = try LocalStore.open(in: root + "/reader-serial")
 let recorded = RecordedPulls(transport.ledger, for: reader.session, wall: UInt64(Date().timeIntervalSince1970 * 1000))
 var applied = SyncReport()

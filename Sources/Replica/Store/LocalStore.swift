@@ -188,6 +188,11 @@ public final class LocalStore {
     }
 
     static let recovery =
+        "run `replica-cli repair`: it keeps this replica's ID and its unpushed changes, moves the damaged file "
+        + "aside and the next sync pulls the rest again (if even that fails: \(freshReplicaRecovery))"
+
+    /// The last resort, when not even `repair` can read the file.
+    static let freshReplicaRecovery =
         "move the file aside, create a fresh replica with `replica-cli init` (a new replica ID) and sync; "
         + "changes that were not pushed yet are in the old file's outbox table"
 

@@ -92,6 +92,10 @@ public struct Catalogue: Sendable {
         "sync.rebootstrapped":
             "This replica was away longer than the server keeps deletions: it pushed its changes, then reloaded everything from the server.",
         "sync.image": "First sync: {count} records came in one file from the server (its bootstrap image).",
+        "repair.done":
+            "Rebuilt replica {replica} ({user}, tenant {tenant}): kept {pending} unpushed and {refused} refused changes and {audit} history entries; the damaged file is at {file}. Run `replica-cli sync`: it pushes your changes and pulls everything else again.",
+        "repair.partial":
+            "Part of the damaged file could not be read: changes or history entries stored after the damaged part are not in the new file. Keep {file} for your admin.",
         "sync.watching": "Watching for changes; press Ctrl-C to stop.",
         "sync.reconnecting": "Connection lost ({detail}); trying again in {seconds} s. Local work is safe.",
         "sync.stopped": "Stopped watching.",
@@ -249,6 +253,10 @@ public struct Catalogue: Sendable {
         "sync.rebootstrapped":
             "Replika byla mimo déle, než server uchovává smazané záznamy: odeslala své změny a znovu načetla vše ze serveru.",
         "sync.image": "První synchronizace: {count} záznamů přišlo ze serveru v jednom souboru (jeho výchozím obrazu).",
+        "repair.done":
+            "Replika {replica} ({user}, tenant {tenant}) obnovena: zachováno {pending} neodeslaných a {refused} odmítnutých změn a {audit} záznamů historie; poškozený soubor je v {file}. Spusťte `replica-cli sync`: odešle vaše změny a vše ostatní stáhne znovu.",
+        "repair.partial":
+            "Část poškozeného souboru nešla přečíst: změny nebo záznamy historie uložené za poškozeným místem v novém souboru nejsou. Soubor {file} si ponechte pro správce.",
         "sync.watching": "Sleduji změny; zastavíte klávesami Ctrl-C.",
         "sync.reconnecting": "Spojení přerušeno ({detail}); další pokus za {seconds} s. Místní práce je v bezpečí.",
         "sync.stopped": "Sledování ukončeno.",

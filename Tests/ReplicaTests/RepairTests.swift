@@ -1,0 +1,110 @@
+import CRDT
+import Domain
+import DomainTestSupport
+import Foundation
+import GRDB
+import Replica
+import Testing
+
+/// `LocalStore.repair(in:)`: a damaged replica rebuilt under its own identity, its unpushed work
+/// kept, everything else pulled again.
+@Suite("Repair of a damaged replica")
+struct RepairTests {
+    static let wall: UInt64 = 1_764_000_000_000
+    static let jana = ReplicaIdentity(replica: ReplicaID(0xA1), user: "jana", tenant: "acme")
+
+    static func add(_ store: LocalStore, _ names: [String]) throws {
+        for (index, name) in names.enumerated() {
+            try store.write(wall: wall + UInt64(index)) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: name, phones: ["+42060\(1_000_000 + index)"]), c)
+            }
+        }
+    }
+
+    /// Overwrites the first page of one B-tree (an index the listing uses) with garbage: the
+    /// integrity check fails, the identity and the outbox stay readable.
+    static func damage(_ path: String, tree: String) throws {
+        let (page, size) = try DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            return (
+                try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = ?", arguments: [tree])!,
+                try Int.fetchOne(db, sql: "PRAGMA page_size")!
+            )
+        }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64((page - 1) * size))
+        handle.write(Data(repeating: 0xA5, count: size))
+        try handle.close()
+    }
+
+    /// Damage where only the server's copy is lost (an index of the contact list), and damage
+    /// of the audit trail itself (its rows up to the damaged page are kept, and the report says
+    /// the reading stopped).
+    @Test(
+        "a damaged replica is rebuilt under its own ID: unpushed work kept and pushed once, the rest pulled again",
+        arguments: ["contacts_listing", "audit"])
+    func damagedReplicaRepaired(tree: String) async throws {
+        let directory = TempDirectory()
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        let path = directory.sub("jana") + "/" + LocalStore.fileName
+        do {
+            let jana = try LocalStore.create(in: directory.sub("jana"), identity: Self.jana)
+            try Self.add(jana, (0..<30).map { "Synced \($0)" })
+            _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+            try Self.add(jana, (0..<5).map { "Offline \($0)" })
+            #expect(try jana.outboxCount() == 5)
+        }
+        try Self.damage(path, tree: tree)
+        #expect(throws: StoreError.self) { try LocalStore.open(in: directory.sub("jana")) }
+
+        let report = try LocalStore.repair(in: directory.sub("jana"), wall: Self.wall + 1_000)
+        #expect(report.replica == Self.jana.replica.hex && report.pendingChanges == 5 && report.refusedChanges == 0)
+        // 35 writes and the 30 contacts pulled back after the push.
+        #expect(tree == "audit" ? report.auditRows < 65 && report.readingStopped : report.auditRows == 65)
+        #expect(report.readingStopped == (tree == "audit"))
+        #expect(FileManager.default.fileExists(atPath: report.damagedFile), "the damaged file was not kept")
+
+        // The rebuilt replica: same identity, its unpushed work visible and waiting.
+        let jana = try LocalStore.open(in: directory.sub("jana"))
+        #expect(jana.identity == Self.jana)
+        #expect(try jana.outboxCount() == 5)
+        #expect(try jana.contacts().map(\.name).sorted() == (0..<5).map { "Offline \($0)" })
+        #expect(jana.session.pullCursor == 0)
+        // One sync pushes it and pulls the rest; the server holds each contact once.
+        let synced = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 2_000 }).sync()
+        #expect(synced.pushedChanges == 5)
+        #expect(try jana.contacts().count == 35)
+        #expect(jana.state == transport.ledger.state)
+        #expect(transport.ledger.state.contacts.count == 35)
+        // New work gets sequence numbers the server has not seen: it is accepted, not skipped.
+        try Self.add(jana, ["After the repair"])
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 3_000 }).sync()
+        #expect(transport.ledger.state.contacts.count == 36)
+        #expect(try jana.outboxCount() == 0)
+        if tree != "audit" {
+            #expect(try jana.history(of: jana.state.contacts.sortedKeys[0])?.changes.isEmpty == false)
+        }
+    }
+
+    @Test("a replica that is not damaged is not repaired, and nothing changes")
+    func healthyReplicaRefused() throws {
+        let directory = TempDirectory()
+        do {
+            let jana = try LocalStore.create(in: directory.path, identity: Self.jana)
+            try Self.add(jana, ["Jana"])
+        }
+        let path = directory.sub(LocalStore.fileName)
+        try DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try LocalStore.repair(in: directory.path, wall: Self.wall)
+            Issue.record("repaired a healthy replica")
+        } catch {
+            #expect(error.message.contains("not damaged"), "\(error)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        #expect(try LocalStore.open(in: directory.path).contacts().count == 1)
+    }
+}
