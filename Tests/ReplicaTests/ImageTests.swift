@@ -19,9 +19,19 @@ struct ImageTests {
         var image: String?
         private(set) var downloads = 0
 
+        /// Answers the next pull from a cursor above 0 with `stale-cursor`, as a server that
+        /// collected tombstones newer than it does.
+        var refusesNextCursor = false
+
         init(_ base: InProcessTransport) { self.base = base }
         func push(_ batch: [UInt8]) async throws -> [UInt8] { try await base.push(batch) }
-        func pull(_ request: [UInt8]) async throws -> [UInt8] { try await base.pull(request) }
+        func pull(_ request: [UInt8]) async throws -> [UInt8] {
+            if refusesNextCursor, try PullRequest(blob: request).cursor > 0 {
+                refusesNextCursor = false
+                throw SyncFailure(.staleCursor, "your cursor is older than the server keeps deletions")
+            }
+            return try await base.pull(request)
+        }
         func downloadImage(to path: String) async throws -> ImageDownload {
             downloads += 1
             guard let image else { return .unavailable }
@@ -66,6 +76,59 @@ struct ImageTests {
         let path = directory.sub("\(name).sqlite")
         try builder.writeImage(to: path)
         return path
+    }
+
+    /// A replica away longer than the retention re-bootstraps; it takes the image too, keeping
+    /// what only it holds: its refused changes, its sequence numbers, its audit trail.
+    @Test("a re-bootstrapping replica takes the image and keeps its refused changes, sequence and trail")
+    func rebootstrapTakesImage() async throws {
+        let directory = TempDirectory("image-rebootstrap")
+        let (transport, jana) = try await Self.serverWithWriter("jana", in: directory, contacts: 40)
+        let serving = ImageServingTransport(transport)
+        let petr = try LocalStore.create(in: directory.sub("petr"), identity: Self.identity(0xD1, "petr"))
+        _ = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        // A change the server takes, then one it refused (marked as the engine marks a refusal:
+        // an edit of a record the server collected would be).
+        try Self.addContacts(petr, 1, from: 500)
+        _ = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        try Self.addContacts(petr, 1, from: 501)
+        try await DatabaseQueue(path: petr.path).write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET rejected_code = 'entity-collected', rejected_reason = 'collected' "
+                    + "WHERE rejected_code IS NULL")
+        }
+        let refused = try petr.rejectedChanges()
+        #expect(refused.count == 1)
+        #expect(try petr.outboxCount() == 0)
+        let trail = try await DatabaseQueue(path: petr.path).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit")!
+        }
+        // Meanwhile the others go on; the server's image has all of it.
+        try Self.addContacts(jana, 20, from: 100)
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        serving.image = try await Self.image(from: transport, in: directory, name: "image")
+        try Self.addContacts(jana, 5, from: 200)
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+
+        serving.refusesNextCursor = true
+        let report = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        #expect(report.rebootstrapped)
+        #expect(report.imageEntities == 61, "\(report)")  // 40 + petr's 1 + 20
+        #expect(report.pulledChanges == 5)
+        #expect(petr.state == transport.ledger.state)
+        #expect(try petr.rejectedChanges() == refused, "the refused change was not kept")
+        let kept = try await DatabaseQueue(path: petr.path).read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM audit WHERE user != '(server)' OR seq <= ?", arguments: [trail])!
+        }
+        #expect(kept >= trail, "the audit trail was not kept")
+        // A new write is numbered past everything the server has seen, so it is taken.
+        try Self.addContacts(petr, 1, from: 600)
+        _ = try await SyncEngine(store: petr, transport: serving, wall: { Self.wall }).sync()
+        #expect(transport.ledger.state.contacts.count == 67)
+        #expect(try petr.outboxCount() == 0)
+        let reopened = try LocalStore.open(in: directory.sub("petr"))
+        #expect(reopened.state == petr.state && reopened.session == petr.session)
     }
 
     @Test("a fresh replica takes the image, then pulls only what came after it")

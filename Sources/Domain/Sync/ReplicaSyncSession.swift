@@ -154,6 +154,18 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         return adopted
     }
 
+    /// This session taking a bootstrap image right after a re-bootstrap (`restartPull`: the
+    /// server refused its cursor as older than its retention): the image's cursor, everything
+    /// else its own — the push checkpoint above all, so what it pushes next is numbered past what
+    /// the server has seen. Nil unless it is at cursor 0 of the image's own epoch: after a
+    /// restore (another epoch) it must re-push everything, which an image would skip.
+    public func rebootstrappingFromImage(of image: ReplicaSyncSession) -> ReplicaSyncSession? {
+        guard pullCursor == 0, let epoch, let imageEpoch = image.epoch, epoch == imageEpoch else { return nil }
+        var adopted = self
+        adopted.pullCursor = image.pullCursor
+        return adopted
+    }
+
     /// Adopts the server's epoch; true when it replaced a different one (a restore).
     private mutating func observe(_ serverEpoch: ServerEpoch) -> Bool {
         defer { epoch = serverEpoch }

@@ -17,6 +17,22 @@ extension LocalStore {
 
     /// Whether this replica holds nothing yet: no entity, no outbox row (pending, sent or
     /// refused), and it never pulled or pushed. Only such a replica may take an image.
+    /// True when this replica has just re-bootstrapped (`rebootstrap`: no entity, pull cursor 0
+    /// of a known epoch) and its outbox holds only refused changes: it may take a bootstrap image,
+    /// keeping those changes, its sequence numbers and its audit trail (``adoptImage(at:checked:)``).
+    public func isRebootstrapped() throws(StoreError) -> Bool {
+        guard state.isBottom, session.epoch != nil, session.pullCursor == 0 else { return false }
+        return try Self.wrap("reading \(path)") {
+            try database.read { db in
+                try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT (SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL) + (SELECT COUNT(*) FROM entity_state)"
+                ) == 0
+            }
+        }
+    }
+
     public func isFresh() throws(StoreError) -> Bool {
         guard state.isBottom, session.epoch == nil, session.pullCursor == 0, session.pushCheckpoint == 0 else {
             return false
@@ -68,7 +84,10 @@ extension LocalStore {
         func refuse(_ reason: String) -> StoreError {
             StoreError(.imageRefused, "the bootstrap image was not taken: \(reason); pulling instead")
         }
-        guard try isFresh() else { throw refuse("this replica already holds data") }
+        let fresh = try isFresh()
+        var rebootstrapped = false
+        if !fresh { rebootstrapped = try isRebootstrapped() }
+        guard fresh || rebootstrapped else { throw refuse("this replica already holds data") }
         let ownMeta = try Self.wrap("reading \(path)") {
             try database.read { db in
                 try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta").map {
@@ -116,8 +135,11 @@ extension LocalStore {
             guard let sessionJSON, let imageSession = try? decodeJSON(ReplicaSyncSession.self, sessionJSON),
                 let imageLast = meta["hlc_last"].flatMap({ HLC(text: $0) })
             else { throw refuse("it lacks its sync state") }
-            guard let session = self.session.adoptingImage(of: imageSession) else {
-                throw refuse("it has no server epoch, or this replica synced already")
+            let taken =
+                fresh
+                ? self.session.adoptingImage(of: imageSession) : self.session.rebootstrappingFromImage(of: imageSession)
+            guard let session = taken else {
+                throw refuse("it has no server epoch or another one, or this replica synced already")
             }
             adopted = session
             entities = count
@@ -137,6 +159,7 @@ extension LocalStore {
                 try db.execute(sql: "DELETE FROM audit")
                 try db.execute(sql: "DELETE FROM conflicts")
             }
+            if !fresh { try carryOwnRows(into: image) }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -145,6 +168,36 @@ extension LocalStore {
         try SQLiteFile.fsync(imagePath)
         try replaceFile(with: imagePath)
         return ImageAdoption(epoch: adopted.epoch!, cursor: adopted.pullCursor, entities: entities)
+    }
+
+    /// After a re-bootstrap, what is this replica's own and not the server's goes into the image
+    /// too, in one transaction: its refused changes (with their reasons and sequence numbers), the
+    /// outbox's counter (so no sequence number the server has seen is used again) and its audit
+    /// trail.
+    private func carryOwnRows(into image: DatabaseQueue) throws {
+        try image.writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS own", arguments: [path])
+            defer { try? db.execute(sql: "DETACH DATABASE own") }
+            try db.inTransaction {
+                try db.execute(
+                    sql: """
+                        INSERT INTO main.outbox (local_seq, change, created_hlc, rejected_code, rejected_reason)
+                        SELECT local_seq, change, created_hlc, rejected_code, rejected_reason FROM own.outbox
+                        """)
+                try db.execute(sql: "DELETE FROM main.sqlite_sequence WHERE name IN ('outbox', 'audit')")
+                try db.execute(
+                    sql: """
+                        INSERT INTO main.sqlite_sequence (name, seq)
+                        SELECT name, seq FROM own.sqlite_sequence WHERE name IN ('outbox', 'audit')
+                        """)
+                try db.execute(
+                    sql: """
+                        INSERT INTO main.audit (seq, at_hlc, user, device, action, entity_kind, entity_id)
+                        SELECT seq, at_hlc, user, device, action, entity_kind, entity_id FROM own.audit
+                        """)
+                return .commit
+            }
+        }
     }
 
     /// Puts the file at `imagePath` in place of this store's file and opens it.

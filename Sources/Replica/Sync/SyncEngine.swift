@@ -135,6 +135,12 @@ public struct SyncEngine {
                     // store refuses otherwise); start again from an empty state and cursor 0.
                     try store.rebootstrap(wall: wall())
                     report.rebootstrapped = true
+                    // Starting from nothing again: the server's bootstrap image brings it all in
+                    // one file, as for a fresh replica (the replica's refused changes, sequence
+                    // numbers and trail are kept; `adoptImage`).
+                    if takesImages, let images = transport as? any ImageSyncTransport {
+                        try await takeImage(from: images, into: &report)
+                    }
                     continue
                 }
                 step = try PulledStep(

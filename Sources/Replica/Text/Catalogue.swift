@@ -91,7 +91,7 @@ public struct Catalogue: Sendable {
         "sync.epoch": "The server was restored from a backup; this replica sent it everything it lacked.",
         "sync.rebootstrapped":
             "This replica was away longer than the server keeps deletions: it pushed its changes, then reloaded everything from the server.",
-        "sync.image": "First sync: {count} records came in one file from the server (its bootstrap image).",
+        "sync.image": "{count} records came in one file from the server (its bootstrap image).",
         "repair.done":
             "Rebuilt replica {replica} ({user}, tenant {tenant}): kept {pending} unpushed and {refused} refused changes and {audit} history entries; the damaged file is at {file}. Run `replica-cli sync`: it pushes your changes and pulls everything else again.",
         "repair.partial":
@@ -252,7 +252,7 @@ public struct Catalogue: Sendable {
         "sync.epoch": "Server byl obnoven ze zálohy; tato replika mu poslala vše, co mu chybělo.",
         "sync.rebootstrapped":
             "Replika byla mimo déle, než server uchovává smazané záznamy: odeslala své změny a znovu načetla vše ze serveru.",
-        "sync.image": "První synchronizace: {count} záznamů přišlo ze serveru v jednom souboru (jeho výchozím obrazu).",
+        "sync.image": "{count} záznamů přišlo ze serveru v jednom souboru (jeho výchozím obrazu).",
         "repair.done":
             "Replika {replica} ({user}, tenant {tenant}) obnovena: zachováno {pending} neodeslaných a {refused} odmítnutých změn a {audit} záznamů historie; poškozený soubor je v {file}. Spusťte `replica-cli sync`: odešle vaše změny a vše ostatní stáhne znovu.",
         "repair.partial":
