@@ -13,8 +13,8 @@ public struct RepairReport: Codable, Equatable, Sendable {
     public let refusedChanges: Int
     /// Audit-trail rows carried over.
     public let auditRows: Int
-    /// True when the damage stopped the reading of the outbox or the trail before its end: what
-    /// followed the damaged part is lost.
+    /// True when the damage stopped the reading of the outbox or the trail before its end, or a
+    /// change in the outbox did not decode: what was in the damaged part is lost.
     public let readingStopped: Bool
     /// Where the damaged file was moved (kept, never deleted).
     public let damagedFile: String
@@ -200,18 +200,22 @@ extension LocalStore {
                     "SELECT local_seq, change, created_hlc, rejected_code, rejected_reason FROM outbox ORDER BY local_seq"
             ) {
                 while true {
-                    do {
-                        guard let row = try rows.next() else { break }
-                        outbox.append(
-                            OutboxRow(
-                                sequence: UInt64(row["local_seq"] as Int64),
-                                change: try TenantState(blob: row["change"] as Data),
-                                createdHLC: row["created_hlc"], rejectedCode: row["rejected_code"],
-                                rejectedReason: row["rejected_reason"]))
-                    } catch {
+                    let next: Row?
+                    do { next = try rows.next() } catch {
                         stopped = true
                         break
                     }
+                    guard let row = next else { break }
+                    // A change whose bytes do not decode is lost; the rows after it are still read.
+                    guard let change = try? TenantState(blob: row["change"] as Data) else {
+                        stopped = true
+                        continue
+                    }
+                    outbox.append(
+                        OutboxRow(
+                            sequence: UInt64(row["local_seq"] as Int64), change: change,
+                            createdHLC: row["created_hlc"], rejectedCode: row["rejected_code"],
+                            rejectedReason: row["rejected_reason"]))
                 }
             } else {
                 stopped = true
