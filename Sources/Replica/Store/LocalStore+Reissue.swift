@@ -28,11 +28,9 @@ public struct RefusedChanges: Sendable {
     public static func read(from directory: String) throws -> RefusedChanges {
         let path = (directory as NSString).appendingPathComponent(LocalStore.fileName)
         guard FileManager.default.fileExists(atPath: path) else { throw ReissueError.notAReplica(directory) }
-        var configuration = Configuration()
-        configuration.readonly = true
         let database: DatabaseQueue
         do {
-            database = try DatabaseQueue(path: path, configuration: configuration)
+            database = try SQLiteFile.openReadOnly(path)
         } catch {
             throw ReissueError.notAReplica(directory, underlying: error)
         }

@@ -154,11 +154,9 @@ extension LocalStore {
         let readingStopped: Bool
 
         static func read(_ path: String) throws(StoreError) -> Salvage {
-            var configuration = Configuration()
-            configuration.readonly = true
             let database: DatabaseQueue
             do {
-                database = try DatabaseQueue(path: path, configuration: configuration)
+                database = try SQLiteFile.openReadOnly(path)
             } catch {
                 throw StoreError(
                     .corrupt, "\(path) cannot be opened at all (\(error)); \(LocalStore.freshReplicaRecovery)")

@@ -28,12 +28,17 @@ public enum SQLiteFile {
     /// read-only connection — opening for writing in WAL mode can write to the file, and a
     /// damaged file must be left as it is. `["ok"]` when sound; throws when it is not a database.
     public static func check(_ path: String, thorough: Bool = false) throws -> [String] {
-        var configuration = Configuration()
-        configuration.readonly = true
-        let database = try DatabaseQueue(path: path, configuration: configuration)
+        let database = try openReadOnly(path)
         defer { try? database.close() }
         let pragma = thorough ? "integrity_check" : "quick_check"
         return try database.read { db in try String.fetchAll(db, sql: "PRAGMA \(pragma)") }
+    }
+
+    /// A connection that cannot write to the file at `path` (another replica's, a damaged one).
+    public static func openReadOnly(_ path: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = true
+        return try DatabaseQueue(path: path, configuration: configuration)
     }
 
     /// fsyncs a file, or a directory after a rename in it.
