@@ -48,6 +48,64 @@ struct BootstrapImageTests {
         return (server, directory, jana)
     }
 
+    /// Over HTTP/2: a replica away longer than the retention is told its cursor is stale, pushes,
+    /// re-bootstraps — and takes the image written after the collection instead of pulling
+    /// everything; deleted stays deleted, its refused edit is kept with its reason.
+    @Test("a replica back after the retention re-bootstraps through the image; deleted stays deleted")
+    func rebootstrapThroughImage() async throws {
+        let server = try await RunningServer.start {
+            $0.imageMinChanges = 0
+            $0.retentionDays = 0.000_002  // 173 ms
+        }
+        let directory = TempDirectory("replicas")
+        let jana = try await server.enrolReplica(in: directory.sub("jana"), user: "jana")
+        try Self.work(jana.store, count: 60, prefix: "Before")
+        _ = try await jana.sync()
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        _ = try await petr.sync()
+        // Away: Petr edits a contact Jana deletes meanwhile; Jana goes on.
+        let gone = jana.store.state.contacts.sortedKeys.first { id in
+            jana.store.state.contacts[id]!.isActive
+                && !jana.store.state.notes.valueByKey.values.contains { $0.contact.value?.id == id }
+        }!
+        var edit = ContactEdit()
+        edit.title = "Edited offline"
+        try petr.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.editContact(gone, edit, context)
+        }
+        try jana.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.delete(.contact, gone, context)
+        }
+        try Self.work(jana.store, count: 10, prefix: "Meanwhile")
+        _ = try await jana.sync()
+        // Past the retention: the deletion's tombstone is collected; then the image is written.
+        _ = try server.service.collectGarbage()
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try await jana.sync()
+        _ = try server.service.collectGarbage()
+        let collected = Set(try server.store.collectedEntities(of: "acme"))
+        #expect(collected.contains(EntityRef(.contact, gone)))
+        _ = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+
+        let report = try await petr.sync()
+        #expect(report.rebootstrapped)
+        #expect(report.imageEntities != nil, "the re-bootstrap pulled instead: \(report.imageRefusal ?? "no image")")
+        #expect(petr.store.state.contacts[gone] == nil, "a collected contact came back")
+        #expect(try petr.store.contacts() == jana.store.contacts())
+        let refused = try petr.store.rejectedChanges()
+        #expect(refused.map(\.code) == ["entity-collected"], "\(refused)")
+        // It goes on as an ordinary replica: a new contact reaches Jana.
+        try petr.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+            try state.createContact(ContactDraft(name: "After the return"), context)
+        }
+        _ = try await petr.sync()
+        _ = try await jana.sync()
+        #expect(try jana.store.contacts(search: "After the return").count == 1)
+        await petr.close()
+        await jana.close()
+        await server.stop()
+    }
+
     @Test("a fresh replica takes the image, pulls only what came after it, keeps its own identity and can push")
     func freshReplicaTakesImage() async throws {
         let (server, directory, jana) = try await Self.serverWithJana(count: 120)
