@@ -24,6 +24,34 @@ struct SyncEngineTests {
         }
     }
 
+    /// The audit trail is for "who changed what and when": a pulled change is recorded under its
+    /// author's user and device and its own time, not under the replica that received it.
+    @Test("a pulled change is in the receiver's history under its author, device and time")
+    func pulledHistoryNamesTheAuthor() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        let petr = try replica(directory, "petr", 2)
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        try populate(jana, count: 1, prefix: "J")
+        let id = jana.state.contacts.sortedKeys[0]
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        var edit = ContactEdit()
+        edit.title = "CFO"
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        try petr.write(wall: Self.wall + 60_000) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+
+        let received = try #require(try petr.history(of: id)).changes.filter { $0.action == "pull" }
+        // Jana's creation, then Petr's own edit coming back from the server.
+        #expect(received.map(\.user) == ["jana", "petr"], "\(received)")
+        #expect(received.map(\.device) == [ReplicaID(1).hex, ReplicaID(2).hex])
+        let own = try #require(try jana.history(of: id)).changes
+        #expect(own.map(\.action) == ["write", "pull", "pull"], "\(own)")  // its own write came back too
+        #expect(own.last?.user == "petr" && own.last?.device == ReplicaID(2).hex, "\(own)")
+        #expect(own.last?.at == TimeText.utc(Int64(Self.wall + 60_000)), "the edit's own time, not the pull's")
+    }
+
     @Test("two stores converge through the server; pushes and pulls are batched")
     func converge() async throws {
         let directory = TempDirectory()

@@ -119,8 +119,7 @@ extension LocalStore {
                     try persistEntities(
                         of: prepared.applied, in: prepared.merged, before: state, blobs: prepared.blobs, writer)
                     if options.auditsPulls {
-                        try audit(
-                            prepared.applied, stamp: prepared.clock.last, user: "(server)", action: "pull", writer)
+                        try auditPulled(prepared.applied, in: prepared.merged, receivedAt: prepared.clock.last, writer)
                     }
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'",
