@@ -15,8 +15,6 @@ extension LocalStore {
         ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("image.download")
     }
 
-    /// Whether this replica holds nothing yet: no entity, no outbox row (pending, sent or
-    /// refused), and it never pulled or pushed. Only such a replica may take an image.
     /// True when this replica has just re-bootstrapped (`rebootstrap`: no entity, pull cursor 0
     /// of a known epoch) and its outbox holds only refused changes: it may take a bootstrap image,
     /// keeping those changes, its sequence numbers and its audit trail (``adoptImage(at:checked:)``).
@@ -33,6 +31,9 @@ extension LocalStore {
         }
     }
 
+    /// Whether this replica holds nothing yet: no entity, no outbox row (pending, sent or
+    /// refused), and it never pulled or pushed. Such a replica may take an image; so may one
+    /// that has just re-bootstrapped (``isRebootstrapped()``).
     public func isFresh() throws(StoreError) -> Bool {
         guard state.isBottom, session.epoch == nil, session.pullCursor == 0, session.pushCheckpoint == 0 else {
             return false
@@ -72,7 +73,9 @@ extension LocalStore {
     /// The image is checked first — `PRAGMA quick_check` (unless `checked`: its bytes are proven
     /// identical to a file the server checked, by the digest), a schema this build knows, this
     /// replica's tenant, an empty outbox — and refused with ``StoreError/Code/imageRefused``
-    /// (nothing changed) when it does not fit or this replica is not fresh.
+    /// (nothing changed) when it does not fit, or this replica is neither fresh nor just
+    /// re-bootstrapped (then its refused changes, outbox counter and audit trail are carried
+    /// into the image in one transaction before the rename).
     ///
     /// Crash safety: the image is made this replica's (identity, session at the image's cursor)
     /// in its own fsynced transaction, the current file is checkpointed into rollback mode and
