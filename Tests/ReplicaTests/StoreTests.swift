@@ -216,20 +216,31 @@ struct StoreTests {
         let path = directory.sub(LocalStore.fileName)
         let crashed = TempDirectory()
         let copy = crashed.sub(LocalStore.fileName)
+        let crashedAgain = TempDirectory()
         try DatabaseQueue(path: path).writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
             try db.execute(sql: "PRAGMA cache_size = 1")  // the change reaches the file before the commit
             try db.execute(sql: "BEGIN IMMEDIATE")
             try db.execute(sql: "UPDATE contacts SET name = 'half-written'")
-            // The files as a SIGKILL now would leave them.
-            try FileManager.default.copyItem(atPath: path, toPath: copy)
-            try FileManager.default.copyItem(atPath: path + "-journal", toPath: copy + "-journal")
+            // The files as a SIGKILL now would leave them (twice: for opening, and for repair).
+            for target in [copy, crashedAgain.sub(LocalStore.fileName)] {
+                try FileManager.default.copyItem(atPath: path, toPath: target)
+                try FileManager.default.copyItem(atPath: path + "-journal", toPath: target + "-journal")
+            }
             try db.execute(sql: "ROLLBACK")
         }
         let reopened = try LocalStore.open(in: crashed.path)
         #expect(try reopened.contacts().count == 50)
         #expect(try reopened.contacts(search: "half-written").isEmpty, "the interrupted transaction was not undone")
         #expect(!FileManager.default.fileExists(atPath: copy + "-journal"))
+        // `repair` checks as opening does: the journal is rolled back, and there is nothing to repair.
+        do {
+            _ = try LocalStore.repair(in: crashedAgain.path, wall: Self.wall)
+            Issue.record("repaired a replica that only had a hot journal")
+        } catch {
+            #expect(error.message.contains("not damaged"), "\(error)")
+        }
+        #expect(try LocalStore.open(in: crashedAgain.path).contacts().count == 50)
     }
 
     @Test("a damaged file is detected on open and reported with the recovery path, never overwritten")

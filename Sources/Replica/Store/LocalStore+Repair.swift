@@ -42,7 +42,10 @@ extension LocalStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory)")
         }
-        if (try? SQLiteFile.check(path)) == ["ok"] {
+        // The check opening does (a hot journal left by a kill is rolled back first, not damage).
+        var damaged = false
+        do { try checkIntegrity(path: path) } catch { damaged = true }
+        guard damaged else {
             throw StoreError(
                 .io, "\(path) is not damaged (its integrity check passes); there is nothing to repair")
         }

@@ -235,7 +235,7 @@ public final class LocalStore {
         }
     }
 
-    private static func checkIntegrity(path: String) throws(StoreError) {
+    static func checkIntegrity(path: String) throws(StoreError) {
         let result: [String]
         do {
             result = try SQLiteFile.check(path)
