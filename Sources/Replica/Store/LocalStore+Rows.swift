@@ -130,29 +130,6 @@ extension LocalStore {
         try log(.schedule, change.schedule.keys)
     }
 
-    /// The audit rows of a pulled change, one per entity: who made its newest change in the batch
-    /// (the device from the stamp, the user from the entity's authors) and when — not this
-    /// replica, which only received it. An entity whose change carries no stamp (only removals
-    /// of set elements) is recorded as received, at `receivedAt`, from "(server)".
-    func auditPulled(_ change: TenantState, in state: TenantState, receivedAt: HLC, _ writer: RowWriter) throws {
-        func log<E: Entity>(_ deltas: ORMap<EntityID, E>, _ entities: ORMap<EntityID, E>) throws {
-            for (id, delta) in deltas.valueByKey {
-                if let dot = delta.newestDot {
-                    let user = entities[id]?.user(of: dot.replica) ?? delta.user(of: dot.replica)
-                    try writer.run(
-                        .audit, HLC(time: dot.counter, replica: dot.replica).text, user, dot.replica.hex, "pull",
-                        E.kind.rawValue, id.text)
-                } else {
-                    try writer.run(
-                        .audit, receivedAt.text, "(server)", receivedAt.replica.hex, "pull", E.kind.rawValue, id.text)
-                }
-            }
-        }
-        try log(change.contacts, state.contacts)
-        try log(change.notes, state.notes)
-        try log(change.schedule, state.schedule)
-    }
-
     private func saveBlob<E: Entity>(_ id: String, _ entity: E, _ blob: Data?, _ writer: RowWriter) throws {
         try writer.run(.entityState, E.kind.rawValue, id, blob ?? entityBlob(entity))
     }

@@ -80,7 +80,8 @@ extension LocalStore {
     /// What a sync step is prepared against: this store's state and clock, with — when the
     /// previous step is prepared but not yet in memory — that step's result over them.
     public func commitBase(after previous: PreparedCommit? = nil) -> CommitBase {
-        CommitBase(state: state, newer: previous?.merged, clock: previous?.clock ?? clock, settings: options.settings)
+        CommitBase(
+            state: state, newer: previous?.merged, clock: previous?.clock ?? clock, auditsPulls: options.auditsPulls)
     }
 
     /// Prepares a sync step against this store as it is now (see ``commitBase(after:)``).
@@ -118,8 +119,8 @@ extension LocalStore {
                     let writer = RowWriter(db)
                     try persistEntities(
                         of: prepared.applied, in: prepared.merged, before: state, blobs: prepared.blobs, writer)
-                    if options.auditsPulls {
-                        try auditPulled(prepared.applied, in: prepared.merged, receivedAt: prepared.clock.last, writer)
+                    for row in prepared.pullAudit {
+                        try writer.run(.audit, row.at, row.user, row.device, "pull", row.kind, row.id)
                     }
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'",
@@ -228,7 +229,8 @@ public struct CommitBase: Sendable {
     /// The previous step's entities, prepared but not yet in `state`.
     let newer: TenantState?
     let clock: HybridLogicalClock
-    let settings: DomainSettings
+    /// Whether the step's pulled entities get audit rows (`StoreOptions.auditsPulls`).
+    let auditsPulls: Bool
 
     /// Everything a step needs but the writes: the pulled changes merged into one, merged with
     /// what the store holds, their encoded state, the clock after observing them, the session
@@ -259,9 +261,49 @@ public struct CommitBase: Sendable {
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
-            session: session, actions: actions, applied: applied, merged: merged, blobs: blobs, clock: clock,
-            sessionJSON: sessionJSON, wall: wall)
+            session: session, actions: actions, applied: applied, merged: merged, blobs: blobs,
+            pullAudit: auditsPulls ? Self.pullAudit(of: applied, in: merged, receivedAt: clock.last) : [],
+            clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
+
+    /// The audit rows of a pulled change, one per entity: who made its newest change in the batch
+    /// (the device from the stamp, the user from the entity's authors) and when — not this
+    /// replica, which only received it. An entity whose change carries no stamp (only removals
+    /// of set elements) is recorded as received, at `receivedAt`, from "(server)".
+    static func pullAudit(of change: TenantState, in merged: TenantState, receivedAt: HLC) -> [PullAuditRow] {
+        var rows = [PullAuditRow]()
+        rows.reserveCapacity(change.entityCount)
+        func log<E: Entity>(_ deltas: ORMap<EntityID, E>, _ entities: ORMap<EntityID, E>) {
+            for (id, delta) in deltas.valueByKey {
+                if let dot = delta.newestDot {
+                    rows.append(
+                        PullAuditRow(
+                            at: HLC(time: dot.counter, replica: dot.replica).text,
+                            user: entities[id]?.user(of: dot.replica) ?? delta.user(of: dot.replica),
+                            device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
+                } else {
+                    rows.append(
+                        PullAuditRow(
+                            at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex,
+                            kind: E.kind.rawValue,
+                            id: id.text))
+                }
+            }
+        }
+        log(change.contacts, merged.contacts)
+        log(change.notes, merged.notes)
+        log(change.schedule, merged.schedule)
+        return rows
+    }
+}
+
+/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:in:receivedAt:)``).
+struct PullAuditRow: Sendable {
+    let at: String
+    let user: String
+    let device: String
+    let kind: String
+    let id: String
 }
 
 /// A sync step ready to be written (``LocalStore/write(_:)``) and then taken into memory
@@ -275,6 +317,8 @@ public struct PreparedCommit: Sendable {
     let merged: TenantState
     /// Their encoded state (`entityBlob`), by ID.
     let blobs: [EntityID: Data]
+    /// The audit rows of the pulled entities (none when the store does not audit pulls).
+    let pullAudit: [PullAuditRow]
     let clock: HybridLogicalClock
     let sessionJSON: String
     let wall: UInt64
