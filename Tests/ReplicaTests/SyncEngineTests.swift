@@ -42,14 +42,57 @@ struct SyncEngineTests {
         _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
         _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
 
-        let received = try #require(try petr.history(of: id)).changes.filter { $0.action == "pull" }
-        // Jana's creation, then Petr's own edit coming back from the server.
-        #expect(received.map(\.user) == ["jana", "petr"], "\(received)")
-        #expect(received.map(\.device) == [ReplicaID(1).hex, ReplicaID(2).hex])
+        // Jana's creation; Petr's own edit coming back from the server is not logged again.
+        let received = try #require(try petr.history(of: id)).changes
+        #expect(received.map(\.action) == ["pull", "write"], "\(received)")
+        #expect(received.first?.user == "jana" && received.first?.device == ReplicaID(1).hex, "\(received)")
         let own = try #require(try jana.history(of: id)).changes
-        #expect(own.map(\.action) == ["write", "pull", "pull"], "\(own)")  // its own write came back too
+        #expect(own.map(\.action) == ["write", "pull"], "\(own)")
         #expect(own.last?.user == "petr" && own.last?.device == ReplicaID(2).hex, "\(own)")
         #expect(own.last?.at == TimeText.utc(Int64(Self.wall + 60_000)), "the edit's own time, not the pull's")
+    }
+
+    /// One pull can bring several people's edits of one record (the server sends the record's
+    /// changed fields as they are now): each of them is in the receiver's trail, oldest first.
+    @Test("one pull bringing two people's edits of a contact names both in the receiver's history")
+    func pulledHistoryNamesEveryAuthor() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        let petr = try replica(directory, "petr", 2)
+        let marta = try replica(directory, "marta", 3)
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        try populate(jana, count: 1, prefix: "J")
+        let id = jana.state.contacts.sortedKeys[0]
+        for store in [jana, petr, marta] {
+            _ = try await SyncEngine(store: store, transport: transport, wall: { Self.wall }).sync()
+        }
+        var title = ContactEdit()
+        title.title = "CFO"
+        try petr.write(wall: Self.wall + 60_000) { s, c throws(ValidationError) in try s.editContact(id, title, c) }
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        var phone = ContactEdit()
+        phone.addPhones = ["+420601999999"]
+        try marta.write(wall: Self.wall + 120_000) { s, c throws(ValidationError) in try s.editContact(id, phone, c) }
+        _ = try await SyncEngine(store: marta, transport: transport, wall: { Self.wall }).sync()
+
+        let report = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        #expect(report.pullBatches == 1)
+        let trail = try #require(try jana.history(of: id)).changes
+        #expect(trail.map(\.action) == ["write", "pull", "pull"], "\(trail)")
+        #expect(trail.dropFirst().map(\.user) == ["petr", "marta"], "\(trail)")
+        #expect(trail.dropFirst().map(\.device) == [ReplicaID(2).hex, ReplicaID(3).hex], "\(trail)")
+        #expect(
+            trail.dropFirst().map(\.at) == [
+                TimeText.utc(Int64(Self.wall + 60_000)), TimeText.utc(Int64(Self.wall + 120_000)),
+            ], "\(trail)")
+        // A replica seeing the contact for the first time names its creator and both editors.
+        let eva = try replica(directory, "eva", 4)
+        _ = try await SyncEngine(store: eva, transport: transport, wall: { Self.wall }).sync()
+        let first = try #require(try eva.history(of: id)).changes
+        #expect(first.map(\.user) == ["jana", "petr", "marta"], "\(first)")
+        // Pulling nothing new adds nothing.
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        #expect(try jana.history(of: id)?.changes.count == 3)
     }
 
     @Test("two stores converge through the server; pushes and pulls are batched")

@@ -262,37 +262,45 @@ public struct CommitBase: Sendable {
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
             session: session, actions: actions, applied: applied, merged: merged, blobs: blobs,
-            pullAudit: auditsPulls ? Self.pullAudit(of: applied, in: merged, receivedAt: clock.last) : [],
+            pullAudit: auditsPulls ? pullAudit(of: applied, in: merged, receivedAt: clock.last) : [],
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
 
-    /// The audit rows of a pulled change, one per entity: who made its newest change in the batch
-    /// (the device from the stamp, the user from the entity's authors) and when — not this
-    /// replica, which only received it. An entity whose change carries no stamp (only removals
-    /// of set elements) is recorded as received, at `receivedAt`, from "(server)".
-    static func pullAudit(of change: TenantState, in merged: TenantState, receivedAt: HLC) -> [PullAuditRow] {
+    /// The audit rows of a pulled change: for each entity it changed, one per person whose write
+    /// this replica had not seen (``Entity/writers(of:from:to:)``), naming them — the device
+    /// from the stamp, the user from the entity's authors — and the write's own time, not this
+    /// replica, which only received it. A visible change carrying no unseen write (a set
+    /// element's removal) is recorded as received, at `receivedAt`, from "(server)"; a change
+    /// that changed nothing here (this replica's own edits coming back) gets no row.
+    func pullAudit(of change: TenantState, in merged: TenantState, receivedAt: HLC) -> [PullAuditRow] {
         var rows = [PullAuditRow]()
         rows.reserveCapacity(change.entityCount)
-        func log<E: Entity>(_ deltas: ORMap<EntityID, E>, _ entities: ORMap<EntityID, E>) {
+        func log<E: Entity>(
+            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: ORMap<EntityID, E>?,
+            current: ORMap<EntityID, E>
+        ) {
             for (id, delta) in deltas.valueByKey {
-                if let dot = delta.newestDot {
-                    rows.append(
-                        PullAuditRow(
-                            at: HLC(time: dot.counter, replica: dot.replica).text,
-                            user: entities[id]?.user(of: dot.replica) ?? delta.user(of: dot.replica),
-                            device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
-                } else {
+                guard let entity = after[id] else { continue }  // `merged` holds every entity of `change`
+                let before = newer?[id] ?? current[id] ?? E()
+                let (changed, writers) = E.writers(of: delta, from: before, to: entity)
+                if changed.isEmpty { continue }
+                if writers.isEmpty {
                     rows.append(
                         PullAuditRow(
                             at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex,
-                            kind: E.kind.rawValue,
-                            id: id.text))
+                            kind: E.kind.rawValue, id: id.text))
+                }
+                for dot in writers {
+                    rows.append(
+                        PullAuditRow(
+                            at: HLC(time: dot.counter, replica: dot.replica).text, user: entity.user(of: dot.replica),
+                            device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
                 }
             }
         }
-        log(change.contacts, merged.contacts)
-        log(change.notes, merged.notes)
-        log(change.schedule, merged.schedule)
+        log(change.contacts, after: merged.contacts, newer: newer?.contacts, current: state.contacts)
+        log(change.notes, after: merged.notes, newer: newer?.notes, current: state.notes)
+        log(change.schedule, after: merged.schedule, newer: newer?.schedule, current: state.schedule)
         return rows
     }
 }
