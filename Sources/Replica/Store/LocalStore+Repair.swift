@@ -39,6 +39,10 @@ extension LocalStore {
     ///   is complete.
     public static func repair(in directory: String, wall: UInt64) throws(StoreError) -> RepairReport {
         let path = (directory as NSString).appendingPathComponent(fileName)
+        if try finishInterruptedRepair(in: directory) {
+            throw StoreError(
+                .io, "a repair of \(path) that was stopped before it finished is now finished; there is nothing to repair")
+        }
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory)")
         }
@@ -52,17 +56,21 @@ extension LocalStore {
         let salvage = try Salvage.read(path)
 
         // The new file, complete and closed, in a directory of its own beside the old one.
-        let building = (directory as NSString).appendingPathComponent("repair.tmp")
+        let building = repairDirectory(in: directory)
         try? FileManager.default.removeItem(atPath: building)
         let store = try create(in: building, identity: salvage.identity, serverURL: salvage.serverURL)
         try store.takeSalvage(salvage, wall: wall)
         let pending = salvage.outbox.filter { $0.rejectedCode == nil }.count
         // Rollback-journal mode checkpoints and removes the WAL: the file alone is the store when
-        // it is moved (it opens in WAL mode again).
+        // it is moved (it opens in WAL mode again). It is fsynced, and its directory entry too,
+        // before anything moves: from the moment the damaged file is moved aside, this file is
+        // the replica (``finishInterruptedRepair(in:)``).
         try wrap("closing \(store.path)") {
             try store.database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
             try store.database.close()
         }
+        try SQLiteFile.fsync(store.path)
+        try SQLiteFile.fsync(building)
 
         // The damaged file (and whatever journal or WAL it had) moves aside, the new one in.
         let aside = path + ".damaged-\(wall)"
@@ -83,6 +91,44 @@ extension LocalStore {
             replica: salvage.identity.replica.hex, user: salvage.identity.user, tenant: salvage.identity.tenant,
             pendingChanges: pending, refusedChanges: salvage.outbox.count - pending, auditRows: salvage.audit.count,
             readingStopped: salvage.readingStopped, damagedFile: aside)
+    }
+
+    /// Where `repair` builds the new file.
+    static func repairDirectory(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("repair.tmp")
+    }
+
+    /// Completes a `repair` that was stopped (killed, or the power cut) after it moved the damaged
+    /// file aside and before the new one was in place — or whose renames a power cut undid in
+    /// part: the directory has no replica file but a complete repaired one in `repair.tmp`. The
+    /// repaired file is moved in (its directory fsynced), and true is returned.
+    ///
+    /// Without this the directory looked empty: every command said there is no replica, and
+    /// `init` would have made a new one beside the repaired file, its unpushed changes unseen.
+    /// The repaired file is complete whenever the damaged one is gone: `repair` moves nothing
+    /// before it is written, closed and fsynced.
+    @discardableResult
+    static func finishInterruptedRepair(in directory: String) throws(StoreError) -> Bool {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        let repaired = (repairDirectory(in: directory) as NSString).appendingPathComponent(fileName)
+        let files = FileManager.default
+        guard !files.fileExists(atPath: path), files.fileExists(atPath: repaired),
+            !files.fileExists(atPath: repaired + "-wal"), !files.fileExists(atPath: repaired + "-journal")
+        else { return false }
+        // The damaged file's WAL or journal must not meet the new file: repair moves them aside
+        // before the file, but a power cut can persist one rename and not another.
+        for suffix in ["-wal", "-shm", "-journal"] where files.fileExists(atPath: path + suffix) {
+            guard rename(path + suffix, path + ".damaged-interrupted" + suffix) == 0 else {
+                throw StoreError(.io, "cannot move \(path + suffix) aside (errno \(errno)) to finish a repair")
+            }
+        }
+        guard rename(repaired, path) == 0 else {
+            throw StoreError(
+                .io, "cannot move the repaired file \(repaired) into place (errno \(errno)) to finish a repair")
+        }
+        try SQLiteFile.fsync(directory)
+        try? files.removeItem(atPath: repairDirectory(in: directory))
+        return true
     }
 
     /// Writes what was saved from the damaged file into this new, empty store, in ONE

@@ -105,6 +105,7 @@ public final class LocalStore {
         options: StoreOptions = StoreOptions()
     ) throws(StoreError) -> LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
+        try finishInterruptedRepair(in: directory)
         if FileManager.default.fileExists(atPath: path) {
             throw StoreError(
                 .alreadyInitialized,
@@ -144,6 +145,7 @@ public final class LocalStore {
         in directory: String, options: StoreOptions = StoreOptions()
     ) throws(StoreError) -> LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
+        try finishInterruptedRepair(in: directory)
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory); create one with `replica-cli init`")
         }
