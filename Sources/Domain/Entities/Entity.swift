@@ -106,17 +106,21 @@ public protocol FieldUpdater {
     }
 }
 
-/// The newest write of each field in `mask` of the other entity, where the walked entity has
-/// not seen it.
-@usableFromInline struct UnseenNewestDots: FieldUpdater {
+/// The live writes (values, set elements) of each field in `mask` of the other entity that the
+/// walked entity has not seen.
+@usableFromInline struct UnseenLiveWrites: FieldUpdater {
     @usableFromInline let mask: UInt64
     @usableFromInline var index: UInt64 = 0
     @usableFromInline var dots: [Dot] = []
     @inlinable init(mask: UInt64) { self.mask = mask }
     @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
         defer { index += 1 }
-        guard mask & (1 << index) != 0, let dot = other.newestDot, !field.knowledge.covers(dot) else { return }
-        dots.append(dot)
+        guard mask & (1 << index) != 0 else { return }
+        let seen = field.knowledge
+        for stamp in other.liveStamps {
+            let dot = Dot(replica: stamp.replica, counter: stamp.time)
+            if !seen.covers(dot) { dots.append(dot) }
+        }
     }
 }
 
@@ -179,24 +183,28 @@ extension Entity {
         return FieldMask(rawValue: comparer.differing)
     }
 
-    /// Who made what `delta` changed (``changedFields(touchedBy:from:to:)``): the newest write
-    /// of each changed field in `delta` that `before` had not seen, one per device (its newest),
-    /// oldest first. What a receiver's audit trail names: several people when one pull brings
-    /// several people's edits of an entity, and nobody for what it had seen already (its own
-    /// edits coming back). Empty with a non-empty `changed` when the change carries no write
-    /// this side had not seen (a set element's removal carries none).
+    /// Who made what `delta` changed (``changedFields(touchedBy:from:to:)``): the devices whose
+    /// writes, live in a changed field of `delta` and not seen by `before`, are now there — each
+    /// with its newest such write, oldest first. What a receiver's audit trail names: several
+    /// people when one pull brings several people's edits of an entity, and nobody for what it
+    /// had seen already (its own edits coming back). Empty with a non-empty `changed` when the
+    /// change brings no unseen live write (a set element's removal carries none).
     @inlinable
-    public static func writers(of delta: Self, from before: Self, to after: Self) -> (changed: FieldMask, writers: [Dot]) {
+    public static func writers(
+        of delta: Self, from before: Self, to after: Self
+    ) -> (
+        changed: FieldMask, writers: [Dot]
+    ) {
         let changed = changedFields(touchedBy: delta, from: before, to: after)
         if changed.isEmpty { return (changed, []) }
         // A copy of `before` only to walk its fields beside `delta`'s; nothing is changed.
         var walked = before
-        var finder = UnseenNewestDots(mask: changed.rawValue)
+        var finder = UnseenLiveWrites(mask: changed.rawValue)
         walked.updateFields(with: delta, &finder)
-        var newest = finder.dots
-        newest.sort { $0.counter != $1.counter ? $0.counter > $1.counter : $0.replica < $1.replica }
+        var newestFirst = finder.dots
+        newestFirst.sort { $0.counter != $1.counter ? $0.counter > $1.counter : $0.replica < $1.replica }
         var writers = [Dot]()
-        for dot in newest where !writers.contains(where: { $0.replica == dot.replica }) { writers.append(dot) }
+        for dot in newestFirst where !writers.contains(where: { $0.replica == dot.replica }) { writers.append(dot) }
         return (changed, writers.reversed())
     }
 

@@ -41,7 +41,8 @@ extension LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
         if try finishInterruptedRepair(in: directory) {
             throw StoreError(
-                .io, "a repair of \(path) that was stopped before it finished is now finished; there is nothing to repair")
+                .io,
+                "a repair of \(path) that was stopped before it finished is now finished; there is nothing to repair")
         }
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory)")
