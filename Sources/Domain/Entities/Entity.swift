@@ -106,20 +106,26 @@ public protocol FieldUpdater {
     }
 }
 
-/// The live writes (values, set elements) of each field in `mask` of the other entity that the
-/// walked entity has not seen.
+/// Per device, the newest live write (a value, a set element) in the fields in `mask` of the
+/// other entity that the same field of the walked entity has not seen.
 @usableFromInline struct UnseenLiveWrites: FieldUpdater {
     @usableFromInline let mask: UInt64
     @usableFromInline var index: UInt64 = 0
-    @usableFromInline var dots: [Dot] = []
+    /// One dot per device (a handful at most: a linear search beats a dictionary).
+    @usableFromInline var newest: [Dot] = []
     @inlinable init(mask: UInt64) { self.mask = mask }
     @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
         defer { index += 1 }
         guard mask & (1 << index) != 0 else { return }
-        let seen = field.knowledge
+        let seen = field.isBottom ? VersionVector() : field.knowledge
         for stamp in other.liveStamps {
             let dot = Dot(replica: stamp.replica, counter: stamp.time)
-            if !seen.covers(dot) { dots.append(dot) }
+            if seen.covers(dot) { continue }
+            if let at = newest.firstIndex(where: { $0.replica == dot.replica }) {
+                if dot.counter > newest[at].counter { newest[at] = dot }
+            } else {
+                newest.append(dot)
+            }
         }
     }
 }
@@ -183,29 +189,20 @@ extension Entity {
         return FieldMask(rawValue: comparer.differing)
     }
 
-    /// Who made what `delta` changed (``changedFields(touchedBy:from:to:)``): the devices whose
-    /// writes, live in a changed field of `delta` and not seen by `before`, are now there — each
-    /// with its newest such write, oldest first. What a receiver's audit trail names: several
-    /// people when one pull brings several people's edits of an entity, and nobody for what it
-    /// had seen already (its own edits coming back). Empty with a non-empty `changed` when the
-    /// change brings no unseen live write (a set element's removal carries none).
+    /// Who wrote what `delta` brings that `before` had not seen: the devices with a live write
+    /// (a value, a set element) in `delta` not covered by the same field of `before`, each with
+    /// its newest such write, oldest first. What a receiver's audit trail names for a pulled
+    /// change: several people when one pull brings several people's edits of an entity, nobody
+    /// for what it had seen already (its own edits coming back). A change can still be visible
+    /// with nobody named — a set element's removal carries no write; see
+    /// ``changedFields(touchedBy:from:to:)``.
     @inlinable
-    public static func writers(
-        of delta: Self, from before: Self, to after: Self
-    ) -> (
-        changed: FieldMask, writers: [Dot]
-    ) {
-        let changed = changedFields(touchedBy: delta, from: before, to: after)
-        if changed.isEmpty { return (changed, []) }
+    public static func writers(of delta: Self, unseenBy before: Self) -> [Dot] {
         // A copy of `before` only to walk its fields beside `delta`'s; nothing is changed.
         var walked = before
-        var finder = UnseenLiveWrites(mask: changed.rawValue)
+        var finder = UnseenLiveWrites(mask: delta.presentFields.rawValue)
         walked.updateFields(with: delta, &finder)
-        var newestFirst = finder.dots
-        newestFirst.sort { $0.counter != $1.counter ? $0.counter > $1.counter : $0.replica < $1.replica }
-        var writers = [Dot]()
-        for dot in newestFirst where !writers.contains(where: { $0.replica == dot.replica }) { writers.append(dot) }
-        return (changed, writers.reversed())
+        return finder.newest.sorted { $0.counter != $1.counter ? $0.counter < $1.counter : $0.replica < $1.replica }
     }
 
     /// Everything seen of this entity, over all fields.

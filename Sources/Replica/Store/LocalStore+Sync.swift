@@ -267,7 +267,7 @@ public struct CommitBase: Sendable {
     }
 
     /// The audit rows of a pulled change: for each entity it changed, one per person whose write
-    /// this replica had not seen (``Entity/writers(of:from:to:)``), naming them — the device
+    /// this replica had not seen (``Entity/writers(of:unseenBy:)``), naming them — the device
     /// from the stamp, the user from the entity's authors — and the write's own time, not this
     /// replica, which only received it. A visible change carrying no unseen write (a set
     /// element's removal) is recorded as received, at `receivedAt`, from "(server)"; a change
@@ -282,9 +282,10 @@ public struct CommitBase: Sendable {
             for (id, delta) in deltas.valueByKey {
                 guard let entity = after[id] else { continue }  // `merged` holds every entity of `change`
                 let before = newer?[id] ?? current[id] ?? E()
-                let (changed, writers) = E.writers(of: delta, from: before, to: entity)
-                if changed.isEmpty { continue }
+                let writers = E.writers(of: delta, unseenBy: before)
                 if writers.isEmpty {
+                    // Compared only here: a change with an unseen write changed something.
+                    if E.changedFields(touchedBy: delta, from: before, to: entity).isEmpty { continue }
                     rows.append(
                         PullAuditRow(
                             at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex,
