@@ -147,8 +147,13 @@ struct LongOfflineDrillTests {
     @Test("a replica away past the retention pushes its work, re-bootstraps, and deleted records stay deleted")
     func longOffline() async throws {
         let seeds = FuzzSettings.seeds(count: 4, longCount: 40, base: 0x6C6F_6E67)
-        var figures = (seeds: 0, offlineWrites: 0, collected: 0, refused: 0, lost: 0, resurrected: 0)
+        var figures = (
+            seeds: 0, offlineWrites: 0, collected: 0, refused: 0, lost: 0, resurrected: 0, throughImage: 0
+        )
         for seed in seeds {
+            // Every other seed, the server writes a bootstrap image after the collection, so the
+            // returning replica re-bootstraps through it instead of pulling everything.
+            let withImage = seed % 2 == 0
             let server = try await RunningServer.start { $0.retentionDays = 0.000_002 }  // 173 ms
             let directory = TempDirectory("long-offline")
             var online = [Writer]()
@@ -194,6 +199,7 @@ struct LongOfflineDrillTests {
             _ = try server.service.collectGarbage()
             let collectedRefs = Set(try server.store.collectedEntities(of: "acme"))
             #expect(!collectedRefs.isEmpty, "seed \(seed): nothing was collected; the drill proves nothing")
+            if withImage { _ = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall()) }
 
             // The field replica comes back. Its cursor is stale when a deletion after it was
             // collected (the usual case: see the deletion made above).
@@ -201,6 +207,13 @@ struct LongOfflineDrillTests {
             let awayCursorWasStale = awayCursor < (try server.store.collectedCount(of: "acme").through)
             let report = try await away.replica.sync()
             #expect(report.rebootstrapped == awayCursorWasStale, "seed \(seed) (replay with KRALIKI_SEED=\(seed))")
+            if withImage && report.rebootstrapped {
+                #expect(
+                    report.imageEntities != nil,
+                    "seed \(seed): the re-bootstrap pulled instead of taking the image: \(report.imageRefusal ?? "no image")"
+                )
+                if report.imageEntities != nil { figures.throughImage += 1 }
+            }
             for _ in 0..<2 { for writer in online + [away] { _ = try await writer.replica.sync() } }
 
             let serverState = try server.store.state(of: "acme")
@@ -249,6 +262,7 @@ struct LongOfflineDrillTests {
         print(
             "drill long-offline: seeds \(figures.seeds), offline writes \(figures.offlineWrites), tombstones collected "
                 + "\(figures.collected), offline edits of collected records refused \(figures.refused), "
+                + "re-bootstrapped through an image \(figures.throughImage), "
                 + "lost = \(figures.lost), resurrected = \(figures.resurrected)")
     }
 }
