@@ -66,7 +66,10 @@ public final class DataDirectoryLock: Sendable {
 
     init(directory: String) throws {
         let path = (directory as NSString).appendingPathComponent("server.lock")
-        let opened = Glibc.open(path, O_RDWR | O_CREAT, 0o600)
+        // O_CLOEXEC: a flock belongs to the open file, which a child process started meanwhile
+        // would inherit and hold after this server closed it — the next server on the directory
+        // was then refused (a test restarting its server while another test ran child processes).
+        let opened = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard opened >= 0 else {
             throw ServerConfig.Problem(setting: "dataDirectory", message: "cannot create \(path) (errno \(errno))")
         }
