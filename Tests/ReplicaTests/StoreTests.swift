@@ -377,6 +377,12 @@ struct QueryTableTests {
             if rng.chance(0.5) { edit.addPhones = [rng.pick(phones)] } else { edit.removePhones = [rng.pick(phones)] }
             if rng.chance(0.5) { edit.addEmails = [rng.pick(emails)] } else { edit.removeEmails = [rng.pick(emails)] }
             if rng.chance(0.5) { edit.addTags = [rng.pick(tags)] } else { edit.removeTags = [rng.pick(tags)] }
+            // Columns of the contact row too: ones an index holds (name, company) and ones none
+            // does (title, address), which a pull writes with a narrower statement.
+            if rng.chance(0.3) { edit.title = rng.pick(["CEO", "CFO", "Sales lead"]) }
+            if rng.chance(0.2) { edit.name = rng.pick(["Anna", "Beata", "Cyril"]) }
+            if rng.chance(0.15) { edit.company = rng.pick(["Acme", "Beta"]) }
+            if rng.chance(0.15) { edit.address = rng.pick(["Praha", "Brno"]) }
             _ = try? store.write(wall: wall) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
         }
         for store in stores + stores {
@@ -408,6 +414,27 @@ struct QueryTableTests {
             #expect(rows.count == Set(rows).count, "seed \(seed): duplicate rows")
             let (extra, missing) = (Set(rows).subtracting(expected), expected.subtracting(rows))
             #expect(extra.isEmpty && missing.isEmpty, "seed \(seed): rows \(extra) extra, \(missing) missing")
+            // Each contact row holds its contact's displayed values and conflict flag.
+            let contactRows = try await DatabaseQueue(
+                path: directory.sub(store === stores[0] ? "jana" : "petr") + "/" + LocalStore.fileName
+            )
+            .read { db in
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id || '|' || name || '|' || IFNULL(company, '-') || '|' || IFNULL(title, '-') || '|'
+                            || IFNULL(address, '-') || '|' || has_conflict FROM contacts
+                        """)
+            }
+            let expectedRows = store.state.contacts.valueByKey.map { id, c in
+                let conflict =
+                    c.name.hasConflict || c.company.hasConflict || c.title.hasConflict || c.owner.hasConflict
+                    || c.status.hasConflict || c.address.hasConflict || c.lifecycle.hasConflict
+                return
+                    "\(id.text)|\(c.name.value ?? "")|\(c.company.value ?? "-")|\(c.title.value ?? "-")|"
+                    + "\(c.address.value ?? "-")|\(conflict ? 1 : 0)"
+            }
+            #expect(Set(contactRows) == Set(expectedRows), "seed \(seed): contact rows differ from the state")
         }
         #expect(stores[0].state == stores[1].state, "seed \(seed): replicas differ")
     }
