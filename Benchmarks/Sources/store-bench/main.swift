@@ -257,6 +257,11 @@ let rawIDs = (0..<contactCount).map { String(format: "%032x", $0) }
 let rawStamps = (0..<contactCount).map { String(format: "%016x-0000000000000002", $0) }
 let rawPullStamps = (0..<contactCount).map { String(format: "%016x-0000000000000004", contactCount + $0) }
 let renamed = (0..<contactCount).map { "Renamed \($0)" }
+// The new names of the remote renames (section 3), the same for the store and its schema floor:
+// in an order unrelated to the IDs, so each rename moves an entry of the listing index to a
+// random place. (Until session 8 the floor renamed in near name order and the store renamed
+// every contact alike: both kept the index's writes on a few pages.)
+let scatteredRenames = (0..<contactCount).map { String(format: "Renamed %06x", ($0 &* 7_919) % contactCount) }
 let raw = try rawQueue("raw-bulk", .full)
 try raw.write { db in
     try db.execute(
@@ -379,9 +384,13 @@ let editorAuthor = Author(user: "editor", device: ReplicaID(4))
 var editorClock = HybridLogicalClock(replica: ReplicaID(4))
 _ = try? editorClock.receive(transport.ledger.state.newestStamp!, wall: wall)
 var edits = TenantState()
-for id in editor.contacts.sortedKeys {
+// Each contact gets a name of its own, in an order unrelated to the IDs, so each rename moves
+// its entry in the listing index to a random place. (Until session 8 every contact was renamed
+// "Renamed 000002" — the end of an ID is its replica — and the index took the new entries in
+// ID order, on a few pages: the cheapest renames there are, not a workload.)
+for (index, id) in editor.contacts.sortedKeys.enumerated() {
     var edit = ContactEdit()
-    edit.name = "Renamed \(id.text.suffix(6))"
+    edit.name = scatteredRenames[index]
     let context = WriteContext(author: editorAuthor, stamp: editorClock.now(wall: wall + 1), settings: DomainSettings())
     edits.merge(try editor.editContact(id, edit, context))
 }
@@ -472,7 +481,7 @@ let rawSchemaApply = try seconds {
                 let hlc = rawPullStamps[index]
                 let d = drafts[index]
                 try entity.execute(arguments: [id, fakeBlob])
-                try contact.execute(arguments: [id, renamed[index], d.company, d.title, hlc])
+                try contact.execute(arguments: [id, scatteredRenames[index], d.company, d.title, hlc])
                 try audit.execute(arguments: [hlc, id])
             }
             try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: ["x"])
