@@ -8,7 +8,7 @@ WAL, a 64 MiB page cache, one transaction per 500 changes (as the store pulls). 
 calls the C library directly; its own cost per statement is measured and printed, so the SQLite
 share is (seconds - statements x overhead).
 
-    python3 Benchmarks/experiments/apply-floor.py            # from the repository root; ~1 min
+    python3 Benchmarks/experiments/apply-floor.py            # from the repository root; ~20 s
 """
 import glob
 import os

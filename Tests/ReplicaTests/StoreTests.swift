@@ -398,34 +398,31 @@ struct QueryTableTests {
             for (id, note) in store.state.notes.valueByKey {
                 expected.formUnion(note.tags.elements.map { "note-tag \(id.text) \($0)" })
             }
-            let rows = try await DatabaseQueue(
+            let (rows, contactRows) = try await DatabaseQueue(
                 path: directory.sub(store === stores[0] ? "jana" : "petr") + "/" + LocalStore.fileName
             )
             .read { db in
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT 'phone ' || contact_id || ' ' || phone FROM contact_phones
-                        UNION ALL SELECT 'email ' || contact_id || ' ' || email FROM contact_emails
-                        UNION ALL SELECT 'tag ' || contact_id || ' ' || tag FROM contact_tags
-                        UNION ALL SELECT 'note-tag ' || note_id || ' ' || tag FROM note_tags
-                        """)
+                (
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT 'phone ' || contact_id || ' ' || phone FROM contact_phones
+                            UNION ALL SELECT 'email ' || contact_id || ' ' || email FROM contact_emails
+                            UNION ALL SELECT 'tag ' || contact_id || ' ' || tag FROM contact_tags
+                            UNION ALL SELECT 'note-tag ' || note_id || ' ' || tag FROM note_tags
+                            """),
+                    // Each contact row: its contact's displayed values and conflict flag.
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id || '|' || name || '|' || IFNULL(company, '-') || '|' || IFNULL(title, '-')
+                                || '|' || IFNULL(address, '-') || '|' || has_conflict FROM contacts
+                            """)
+                )
             }
             #expect(rows.count == Set(rows).count, "seed \(seed): duplicate rows")
             let (extra, missing) = (Set(rows).subtracting(expected), expected.subtracting(rows))
             #expect(extra.isEmpty && missing.isEmpty, "seed \(seed): rows \(extra) extra, \(missing) missing")
-            // Each contact row holds its contact's displayed values and conflict flag.
-            let contactRows = try await DatabaseQueue(
-                path: directory.sub(store === stores[0] ? "jana" : "petr") + "/" + LocalStore.fileName
-            )
-            .read { db in
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT id || '|' || name || '|' || IFNULL(company, '-') || '|' || IFNULL(title, '-') || '|'
-                            || IFNULL(address, '-') || '|' || has_conflict FROM contacts
-                        """)
-            }
             let expectedRows = store.state.contacts.valueByKey.map { id, c in
                 let conflict =
                     c.name.hasConflict || c.company.hasConflict || c.title.hasConflict || c.owner.hasConflict
