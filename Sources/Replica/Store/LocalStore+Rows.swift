@@ -100,7 +100,9 @@ final class RowWriter {
 extension LocalStore {
     /// Saves every entity `change` touched, as it is in `state` (after the change). Entities
     /// absent from `before` (the state before the change) have no query rows yet, so their
-    /// child rows need no deleting; without `before` every entity is treated as existing.
+    /// child rows need no deleting; a contact in `before` whose indexed values stay as they were
+    /// gets the narrow update of its row. Without `before` every entity is treated as existing
+    /// and its row written whole.
     /// `blobs` holds entities' encoded state computed ahead (`CommitBase.prepare`); the others
     /// are encoded here.
     func persistEntities(
