@@ -373,6 +373,29 @@ struct QueryTableTests {
                 }
                 continue
             }
+            // Notes and schedule entries change too: edits that keep their indexed columns
+            // (a note's contact and call time, an entry's start), which a pull writes with a
+            // narrower statement, and ones that move them.
+            if rng.chance(0.25) {
+                let notes = store.state.notes.sortedKeys
+                let entries = store.state.schedule.sortedKeys
+                let start = Int64(wall) + Int64(rng.int(0...5)) * 3_600_000
+                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
+                    switch rng.int(0...4) {
+                    case 0 where !notes.isEmpty: try s.editNote(rng.pick(notes), text: "edited \(step)", c)
+                    case 1 where !notes.isEmpty: try s.delete(.note, rng.pick(notes), c)
+                    case 2 where !entries.isEmpty:
+                        try s.moveScheduleEntry(
+                            rng.pick(entries), to: Interval(start: start, end: start + 1_800_000, timeZone: "UTC"), c)
+                    case 3 where !entries.isEmpty:
+                        try s.setScheduleStatus(rng.pick(entries), rng.pick([.done, .cancelled, .planned]), c)
+                    default:
+                        try s.addScheduleEntry(
+                            ScheduleDraft(title: "s\(step)", start: start, end: start + 900_000, contact: id), c)
+                    }
+                }
+                continue
+            }
             var edit = ContactEdit()
             if rng.chance(0.5) { edit.addPhones = [rng.pick(phones)] } else { edit.removePhones = [rng.pick(phones)] }
             if rng.chance(0.5) { edit.addEmails = [rng.pick(emails)] } else { edit.removeEmails = [rng.pick(emails)] }
@@ -398,7 +421,7 @@ struct QueryTableTests {
             for (id, note) in store.state.notes.valueByKey {
                 expected.formUnion(note.tags.elements.map { "note-tag \(id.text) \($0)" })
             }
-            let (rows, contactRows) = try await DatabaseQueue(
+            let (rows, contactRows, noteRows, entryRows) = try await DatabaseQueue(
                 path: directory.sub(store === stores[0] ? "jana" : "petr") + "/" + LocalStore.fileName
             )
             .read { db in
@@ -417,6 +440,19 @@ struct QueryTableTests {
                         sql: """
                             SELECT id || '|' || name || '|' || IFNULL(company, '-') || '|' || IFNULL(title, '-')
                                 || '|' || IFNULL(address, '-') || '|' || has_conflict FROM contacts
+                            """),
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id || '|' || IFNULL(contact_id, '-') || '|' || IFNULL(call_time, '-') || '|'
+                                || IFNULL(body, '-') || '|' || lifecycle FROM call_notes
+                            """),
+                    try String.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id || '|' || IFNULL(title, '-') || '|' || IFNULL(start_ms, '-') || '|'
+                                || IFNULL(end_ms, '-') || '|' || IFNULL(status, '-') || '|' || lifecycle
+                            FROM schedule_entries
                             """)
                 )
             }
@@ -432,6 +468,26 @@ struct QueryTableTests {
                     + "\(c.address.value ?? "-")|\(conflict ? 1 : 0)"
             }
             #expect(Set(contactRows) == Set(expectedRows), "seed \(seed): contact rows differ from the state")
+            func lifecycle(_ value: Lifecycle?) -> String {
+                switch value {
+                case .deleted?: "deleted"
+                case .merged?: "merged"
+                case .active?, nil: "active"
+                }
+            }
+            let expectedNotes = store.state.notes.valueByKey.map { id, n in
+                "\(id.text)|\(n.contact.value?.id?.text ?? "-")|\(n.callTime.value.map(String.init) ?? "-")|"
+                    + "\(n.body.value ?? "-")|\(lifecycle(n.lifecycle.value))"
+            }
+            #expect(Set(noteRows) == Set(expectedNotes), "seed \(seed): note rows differ from the state")
+            let expectedEntries = store.state.schedule.valueByKey.map { id, e in
+                let interval = e.interval.value
+                return "\(id.text)|\(e.title.value ?? "-")|\(interval.map { String($0.start) } ?? "-")|"
+                    + "\(interval.map { String($0.end) } ?? "-")|\(e.status.value?.rawValue ?? "-")|"
+                    + lifecycle(e.lifecycle.value)
+            }
+            #expect(Set(entryRows) == Set(expectedEntries), "seed \(seed): schedule rows differ from the state")
+            #expect(!noteRows.isEmpty && !entryRows.isEmpty, "seed \(seed): no notes or entries to compare")
         }
         #expect(stores[0].state == stores[1].state, "seed \(seed): replicas differ")
     }

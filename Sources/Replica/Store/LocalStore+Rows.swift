@@ -15,7 +15,7 @@ import GRDBSQLite
 /// transaction observers; nothing observes the store's database through GRDB.
 final class RowWriter {
     enum SQL: Int, CaseIterable {
-        case entityState, contact, contactUnlisted, note, scheduleEntry, audit
+        case entityState, contact, contactUnlisted, note, noteUnlisted, scheduleEntry, scheduleEntryUnlisted, audit
         case deletePhone, insertPhone, deleteEmail, insertEmail, deleteTag, insertTag
         case deleteFields, insertField, deleteNoteTag, insertNoteTag, deleteAssignees, insertAssignee
 
@@ -48,6 +48,14 @@ final class RowWriter {
                     duration = excluded.duration, direction = excluded.direction, outcome = excluded.outcome,
                     body = excluded.body, lifecycle = excluded.lifecycle, updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
                 """
+            // A note whose contact and call time stay: its entry in call_notes_by_contact_time stays.
+            case .noteUnlisted:
+                """
+                UPDATE call_notes SET
+                    author = ?, duration = ?, direction = ?, outcome = ?, body = ?, lifecycle = ?,
+                    updated_hlc = MAX(updated_hlc, ?)
+                WHERE id = ?
+                """
             case .scheduleEntry:
                 """
                 INSERT INTO schedule_entries
@@ -58,6 +66,14 @@ final class RowWriter {
                     time_zone = excluded.time_zone, contact_id = excluded.contact_id, location = excluded.location,
                     status = excluded.status, lifecycle = excluded.lifecycle,
                     updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
+                """
+            // An entry whose start stays: its entry in schedule_entries_by_start stays.
+            case .scheduleEntryUnlisted:
+                """
+                UPDATE schedule_entries SET
+                    kind = ?, title = ?, end_ms = ?, time_zone = ?, contact_id = ?, location = ?, status = ?,
+                    lifecycle = ?, updated_hlc = MAX(updated_hlc, ?)
+                WHERE id = ?
                 """
             case .audit:
                 "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, ?, ?, ?, ?, ?)"
@@ -100,7 +116,7 @@ final class RowWriter {
 extension LocalStore {
     /// Saves every entity `change` touched, as it is in `state` (after the change). Entities
     /// absent from `before` (the state before the change) have no query rows yet, so their
-    /// child rows need no deleting; a contact in `before` whose indexed values stay as they were
+    /// child rows need no deleting; an entity in `before` whose indexed values stay as they were
     /// gets the narrow update of its row. Without `before` every entity is treated as existing
     /// and its row written whole.
     /// `blobs` holds entities' encoded state computed ahead (`CommitBase.prepare`); the others
@@ -116,13 +132,15 @@ extension LocalStore {
                 blob: blobs[id], writer)
         }
         for (id, delta) in change.notes.valueByKey {
+            let previous = before?.notes[id]
             try save(
-                id, state.notes[id]!, delta: delta, isNew: before.map { $0.notes[id] == nil } ?? false,
+                id, state.notes[id]!, delta: delta, isNew: before != nil && previous == nil, previous: previous,
                 blob: blobs[id], writer)
         }
         for (id, delta) in change.schedule.valueByKey {
+            let previous = before?.schedule[id]
             try save(
-                id, state.schedule[id]!, delta: delta, isNew: before.map { $0.schedule[id] == nil } ?? false,
+                id, state.schedule[id]!, delta: delta, isNew: before != nil && previous == nil, previous: previous,
                 blob: blobs[id], writer)
         }
     }
@@ -224,30 +242,51 @@ extension LocalStore {
         }
     }
 
+    /// Saves a call note; with `previous` known and its contact and call time (the columns
+    /// `call_notes_by_contact_time` holds) unchanged, only the other columns are written.
     private func save(
-        _ id: EntityID, _ note: CallNote, delta: CallNote, isNew: Bool, blob: Data?, _ writer: RowWriter
+        _ id: EntityID, _ note: CallNote, delta: CallNote, isNew: Bool, previous: CallNote?, blob: Data?,
+        _ writer: RowWriter
     ) throws {
         let owner = id.text
         try saveBlob(owner, note, blob, writer)
-        try writer.run(
-            .note, owner, note.contact.value?.id?.text, note.author.value, note.callTime.value,
-            note.duration.value.map { Int64($0) }, note.direction.value?.rawValue, note.outcome.value?.rawValue,
-            note.body.value, lifecycleName(note), newestStamp(delta))
+        let contact = note.contact.value?.id?.text
+        let duration = note.duration.value.map { Int64($0) }
+        if let previous, previous.contact.value?.id?.text == contact, previous.callTime.value == note.callTime.value {
+            try writer.run(
+                .noteUnlisted, note.author.value, duration, note.direction.value?.rawValue,
+                note.outcome.value?.rawValue, note.body.value, lifecycleName(note), newestStamp(delta), owner)
+        } else {
+            try writer.run(
+                .note, owner, contact, note.author.value, note.callTime.value, duration,
+                note.direction.value?.rawValue, note.outcome.value?.rawValue, note.body.value, lifecycleName(note),
+                newestStamp(delta))
+        }
         try updateChildren(
             delta.tags, after: note.tags, isNew: isNew, insert: .insertNoteTag, delete: .deleteNoteTag, owner: owner,
             writer)
     }
 
+    /// Saves a schedule entry; with `previous` known and its start (the column
+    /// `schedule_entries_by_start` holds) unchanged, only the other columns are written.
     private func save(
-        _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, isNew: Bool, blob: Data?, _ writer: RowWriter
+        _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, isNew: Bool, previous: ScheduleEntry?,
+        blob: Data?, _ writer: RowWriter
     ) throws {
         let owner = id.text
         try saveBlob(owner, entry, blob, writer)
         let interval = entry.interval.value
-        try writer.run(
-            .scheduleEntry, owner, entry.entryKind.value?.rawValue, entry.title.value, interval?.start, interval?.end,
-            interval?.timeZone, entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue,
-            lifecycleName(entry), newestStamp(delta))
+        if let previous, previous.interval.value?.start == interval?.start {
+            try writer.run(
+                .scheduleEntryUnlisted, entry.entryKind.value?.rawValue, entry.title.value, interval?.end,
+                interval?.timeZone, entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue,
+                lifecycleName(entry), newestStamp(delta), owner)
+        } else {
+            try writer.run(
+                .scheduleEntry, owner, entry.entryKind.value?.rawValue, entry.title.value, interval?.start,
+                interval?.end, interval?.timeZone, entry.contact.value?.id?.text, entry.location.value,
+                entry.status.value?.rawValue, lifecycleName(entry), newestStamp(delta))
+        }
         if delta.assignees.isBottom && delta.interval.isBottom { return }
         if !isNew { try writer.run(.deleteAssignees, owner) }
         if let interval {
