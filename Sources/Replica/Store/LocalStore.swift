@@ -232,6 +232,8 @@ public final class LocalStore {
             where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
         {
             throw StoreError(.corrupt, "\(path) is not a readable replica database; \(recovery)", underlying: error)
+        } catch  where SQLiteFile.isOutOfSpace(error) {
+            throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
         } catch {
             throw StoreError(.io, "cannot open \(path)", underlying: error)
         }
@@ -250,9 +252,14 @@ public final class LocalStore {
             do {
                 try DatabaseQueue(path: path).close()
                 result = try SQLiteFile.check(path)
+            } catch  where SQLiteFile.isOutOfSpace(error) {
+                throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
             } catch {
                 throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
             }
+        } catch  where SQLiteFile.isOutOfSpace(error) {
+            // Not damage: until there is room, SQLite cannot even read the file.
+            throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
         } catch {
             throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
         }

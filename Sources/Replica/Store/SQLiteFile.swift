@@ -9,7 +9,7 @@ import Synchronization
 /// migrations counted by `PRAGMA user_version`, and decoding entity blobs into a `TenantState`.
 public enum SQLiteFile {
     /// Runs `body`, turning SQLite's errors into ``StoreError``s: damage becomes `.corrupt` with
-    /// `recovery` (what the user should do), anything else `.io`.
+    /// `recovery` (what the user should do), no room on the disk `.diskFull`, anything else `.io`.
     public static func wrap<T>(_ doing: String, recovery: String, _ body: () throws -> T) throws(StoreError) -> T {
         do {
             return try body()
@@ -19,9 +19,19 @@ public enum SQLiteFile {
             where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
         {
             throw StoreError(.corrupt, "the store is damaged while \(doing); \(recovery)", underlying: error)
+        } catch  where isOutOfSpace(error) {
+            throw StoreError(.diskFull, "the disk is full while \(doing)", underlying: error)
         } catch {
             throw StoreError(.io, "failed while \(doing)", underlying: error)
         }
+    }
+
+    /// SQLite found no room: SQLITE_FULL from a write (ENOSPC), or SQLITE_IOERR_SHMSIZE when even
+    /// the WAL index (`-shm`, 32 KiB) cannot be created — on a disk with no free block at all,
+    /// opening the file fails that way, which must not read as damage.
+    public static func isOutOfSpace(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_FULL || error.extendedResultCode == .SQLITE_IOERR_SHMSIZE
     }
 
     /// `PRAGMA quick_check` (or, `thorough`, `integrity_check`) of the file at `path`, on a

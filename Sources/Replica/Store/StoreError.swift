@@ -10,6 +10,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
             case notInitialized = "not-initialized"
             case alreadyInitialized = "already-initialized"
             case imageRefused = "image-refused"
+            case diskFull = "disk-full"
             case io
         }
         private let base: Base
@@ -26,7 +27,10 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         /// A bootstrap image does not fit this replica (damaged, another tenant, another schema,
         /// or the replica already holds data); nothing was changed.
         public static let imageRefused = Code(.imageRefused)
-        /// Reading or writing failed (disk full, permissions, …).
+        /// The disk holding the store has no room for a write. The write that met it changed
+        /// nothing (SQLite rolls its transaction back); freeing space heals it.
+        public static let diskFull = Code(.diskFull)
+        /// Reading or writing failed (permissions, a failing disk, …).
         public static let io = Code(.io)
 
         public var description: String { base.rawValue }

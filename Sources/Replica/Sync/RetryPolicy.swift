@@ -36,7 +36,7 @@ public struct RetryPolicy: Sendable {
     public static func canHeal(_ error: any Error) -> Bool {
         switch error {
         case let error as SyncFailure: return error.canHeal
-        case let error as StoreError: return error.code == .io  // disk full may clear; damage does not
+        case let error as StoreError: return error.code == .diskFull || error.code == .io  // damage does not heal
         case let error as BinaryDecodingError:
             // A garbled or cut answer heals; a server speaking another protocol version does not.
             return error.code != .unsupportedVersion && error.code != .wrongType

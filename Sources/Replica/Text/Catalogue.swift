@@ -49,6 +49,8 @@ public struct Catalogue: Sendable {
         "error.unknown-id":
             "There is no {kind} {id} in this replica (give a full ID or at least 6 of its first digits).",
         "error.store": "The local store has a problem: {detail}",
+        "error.disk-full":
+            "The local store cannot write: {detail}. That write changed nothing; free some space on the disk and run the command again.",
         "error.store-missing": "{detail}",
         "error.enrolment-link": "The enrolment string is not valid: {detail}",
         "error.internal": "Unexpected error: {detail}",
@@ -209,6 +211,8 @@ public struct Catalogue: Sendable {
         "error.validation": "Neplatná hodnota {field}: {detail}",
         "error.unknown-id": "V této replice není {kind} {id} (zadejte celé ID nebo alespoň jeho prvních 6 číslic).",
         "error.store": "Místní úložiště má problém: {detail}",
+        "error.disk-full":
+            "Místní úložiště nemůže zapisovat: {detail}. Tento zápis nic nezměnil; uvolněte na disku místo a spusťte příkaz znovu.",
         "error.store-missing": "{detail}",
         "error.enrolment-link": "Řetězec pro registraci není platný: {detail}",
         "error.internal": "Neočekávaná chyba: {detail}",

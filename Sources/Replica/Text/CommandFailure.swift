@@ -53,6 +53,10 @@ public struct CommandFailure: Error, Sendable, Equatable {
                 return CommandFailure(
                     exitCode: 1, code: error.code.description, key: "error.store-missing", ["detail": error.message])
             }
+            if error.code == .diskFull {
+                return CommandFailure(
+                    exitCode: 3, code: error.code.description, key: "error.disk-full", ["detail": error.message])
+            }
             return CommandFailure(
                 exitCode: 3, code: error.code.description, key: "error.store", ["detail": error.description])
         case let error as ReissueError:
