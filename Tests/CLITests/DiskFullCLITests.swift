@@ -12,29 +12,16 @@ import Testing
 /// SQLITE_FULL through `max_page_count`.
 @Suite("Disk full: replica-cli on a full file system", .serialized)
 struct DiskFullCLITests {
-    static let canMount: Bool = {
-        guard getuid() == 0 else { return false }
-        let probe = TempDirectory("tmpfs-probe")
-        guard (try? mount(probe.path, size: "1m")) != nil else { return false }
-        try? unmount(probe.path)
-        return true
-    }()
-
     @Test(
         "an import that fills the disk exits 3, says so and changes nothing; after freeing space it goes through",
-        .enabled(if: canMount, "mounting a tmpfs needs root"))
+        .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
     func fullFileSystem() async throws {
         let directory = TempDirectory("disk-full-cli")
-        let disk = directory.sub("small-disk")
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        try Self.mount(disk, size: "32m")
-        defer {
-            try? Self.unmount(disk)
-            withExtendedLifetime(directory) {}  // its deinit removes the tree: not while mounted
-        }
+        let disk = try SmallDisk(size: "32m")
         _ = try LocalStore.create(
-            in: disk + "/replica", identity: ReplicaIdentity(replica: ReplicaID(0xD15C), user: "jana", tenant: "acme"))
-        let cli = CLI(data: disk + "/replica")
+            in: disk.path + "/replica",
+            identity: ReplicaIdentity(replica: ReplicaID(0xD15C), user: "jana", tenant: "acme"))
+        let cli = CLI(data: disk.path + "/replica")
         for name in ["Jana Nováková", "Petr Svoboda", "Eva Dvořáková"] {
             try await cli.ok(["contact", "add", "--name", name, "--phone", "+420601\(100_000 + name.count)"])
         }
@@ -44,8 +31,7 @@ struct DiskFullCLITests {
         try (["name,company,phone,email"] + rows).joined(separator: "\n").write(
             toFile: csv, atomically: true, encoding: .utf8)
 
-        let filler = disk + "/filler"
-        try Self.fill(filler, leaving: 256 * 1024, on: disk)
+        try disk.fill(leaving: 256 * 1024)
         let full = try await cli.run(["import", "csv", csv, "--json"])
         let error = full.object["error"] as? [String: Any]
         #expect(full.status == 3 && error?["code"] as? String == "disk-full", "\(full)")
@@ -54,47 +40,20 @@ struct DiskFullCLITests {
 
         // Not a free block left: SQLite cannot even create the WAL index to read the file. That
         // is no damage — until session 9 every command said "damaged, run repair" here.
-        try FileManager.default.removeItem(atPath: filler)
-        try Self.fill(filler, leaving: 0, on: disk)
+        try disk.free()
+        try disk.fill(leaving: 0)
         let unreadable = try await cli.run(["contact", "list", "--json"])
         #expect(
             unreadable.status == 3 && (unreadable.object["error"] as? [String: Any])?["code"] as? String == "disk-full"
                 && !unreadable.stderr.contains("repair"), "\(unreadable)")
 
-        try FileManager.default.removeItem(atPath: filler)
+        try disk.free()
         let imported = try await cli.json(["import", "csv", csv])
         #expect(imported["imported"] as? Int == 4_000, "\(imported)")
         #expect((try await cli.json(["contact", "list"])["contacts"] as? [Any])?.count == 4_003)
         let found =
             try await cli.json(["contact", "list", "--search", "+420 602 103 999"])["contacts"] as? [[String: Any]]
         #expect(found?.map { $0["name"] as? String } == ["Imported 3999"])
-        #expect(try LocalStore.open(in: disk + "/replica").integrityCheck() == ["ok"])
-    }
-
-    /// Writes a file that takes all but `leaving` bytes of the file system at `mountPoint`.
-    static func fill(_ path: String, leaving: Int, on mountPoint: String) throws {
-        var stats = statvfs()
-        guard statvfs(mountPoint, &stats) == 0 else { throw POSIXError(.EIO) }
-        let free = Int(stats.f_bavail) * Int(stats.f_frsize)
-        let size = max(0, free - leaving)
-        guard FileManager.default.createFile(atPath: path, contents: Data(count: size)) else {
-            throw POSIXError(.ENOSPC)
-        }
-    }
-
-    static func mount(_ path: String, size: String) throws {
-        try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
-    }
-
-    static func unmount(_ path: String) throws { try run("/bin/umount", [path]) }
-
-    private static func run(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw POSIXError(.EPERM) }
+        #expect(try LocalStore.open(in: disk.path + "/replica").integrityCheck() == ["ok"])
     }
 }
