@@ -39,6 +39,11 @@ public final class SmallDisk: @unchecked Sendable {
         }
     }
 
+    /// Remounts it read-only (a disk the kernel remounted after errors) or read-write again.
+    public func remount(readOnly: Bool) throws {
+        try Self.run("/bin/mount", ["-o", readOnly ? "remount,ro" : "remount,rw", path])
+    }
+
     /// Removes the file `fill` wrote.
     public func free(_ name: String = "filler") throws {
         try FileManager.default.removeItem(atPath: path + "/" + name)

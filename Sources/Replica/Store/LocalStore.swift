@@ -232,11 +232,19 @@ public final class LocalStore {
             where error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
         {
             throw StoreError(.corrupt, "\(path) is not a readable replica database; \(recovery)", underlying: error)
-        } catch  where SQLiteFile.isOutOfSpace(error) {
-            throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
         } catch {
-            throw StoreError(.io, "cannot open \(path)", underlying: error)
+            throw notDamaged(error, path: path) ?? StoreError(.io, "cannot open \(path)", underlying: error)
         }
+    }
+
+    /// An open-time failure that is no damage of the file: a full disk (SQLite cannot even create
+    /// the 32 KiB WAL index), a read-only file system, no permission. Until session 9 these all
+    /// said "damaged, run repair" — wrong, and no help.
+    static func notDamaged(_ error: any Error, path: String) -> StoreError? {
+        if SQLiteFile.isOutOfSpace(error) {
+            return StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
+        }
+        return SQLiteFile.notWritable(error, path: path)
     }
 
     static func checkIntegrity(path: String) throws(StoreError) {
@@ -252,16 +260,13 @@ public final class LocalStore {
             do {
                 try DatabaseQueue(path: path).close()
                 result = try SQLiteFile.check(path)
-            } catch  where SQLiteFile.isOutOfSpace(error) {
-                throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
             } catch {
-                throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
+                throw notDamaged(error, path: path)
+                    ?? StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
             }
-        } catch  where SQLiteFile.isOutOfSpace(error) {
-            // Not damage: until there is room, SQLite cannot even read the file.
-            throw StoreError(.diskFull, "the disk is full: cannot open \(path)", underlying: error)
         } catch {
-            throw StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
+            throw notDamaged(error, path: path)
+                ?? StoreError(.corrupt, "\(path) is damaged; \(recovery)", underlying: error)
         }
         guard result == ["ok"] else {
             throw StoreError(.corrupt, "\(path) is damaged (\(result.prefix(3).joined(separator: "; "))); \(recovery)")

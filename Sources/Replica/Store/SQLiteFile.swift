@@ -26,6 +26,26 @@ public enum SQLiteFile {
         }
     }
 
+    /// Why SQLite could not open or write `path` when the file is not at fault: its file system
+    /// is read-only, or this user may not write to its directory or to it. SQLite says only
+    /// SQLITE_CANTOPEN or SQLITE_READONLY; the file system says which. Nil for other errors.
+    public static func notWritable(_ error: any Error, path: String) -> StoreError? {
+        guard let error = error as? DatabaseError,
+            [.SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH].contains(error.resultCode)
+        else { return nil }
+        let directory = (path as NSString).deletingLastPathComponent
+        var stats = statvfs()
+        let reason: String
+        if statvfs(directory, &stats) == 0, stats.f_flag & UInt(ST_RDONLY) != 0 {
+            reason = "the file system holding it is read-only"
+        } else if access(directory, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+            reason = "this user may not write to \(directory)"
+        } else {
+            return nil
+        }
+        return StoreError(.notWritable, "cannot open \(path) for writing: \(reason)", underlying: error)
+    }
+
     /// SQLite found no room: SQLITE_FULL from a write (ENOSPC), or SQLITE_IOERR_SHMSIZE when even
     /// the WAL index (`-shm`, 32 KiB) cannot be created — on a disk with no free block at all,
     /// opening the file fails that way, which must not read as damage.

@@ -11,6 +11,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
             case alreadyInitialized = "already-initialized"
             case imageRefused = "image-refused"
             case diskFull = "disk-full"
+            case notWritable = "not-writable"
             case io
         }
         private let base: Base
@@ -30,6 +31,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         /// The disk holding the store has no room for a write. The write that met it changed
         /// nothing (SQLite rolls its transaction back); freeing space heals it.
         public static let diskFull = Code(.diskFull)
+        /// The file cannot be opened for writing although it is not damaged: its file system is
+        /// read-only (a disk remounted read-only after errors) or this user may not write there.
+        public static let notWritable = Code(.notWritable)
         /// Reading or writing failed (permissions, a failing disk, …).
         public static let io = Code(.io)
 

@@ -51,6 +51,8 @@ public struct Catalogue: Sendable {
         "error.store": "The local store has a problem: {detail}",
         "error.disk-full":
             "The local store cannot write: {detail}. That write changed nothing; free some space on the disk and run the command again.",
+        "error.not-writable":
+            "The local store {detail}. Nothing was changed and the file is not damaged (do not run repair): make it writable again (a disk remounted read-only, the file's owner or permissions) and run the command again.",
         "error.store-missing": "{detail}",
         "error.enrolment-link": "The enrolment string is not valid: {detail}",
         "error.internal": "Unexpected error: {detail}",
@@ -213,6 +215,8 @@ public struct Catalogue: Sendable {
         "error.store": "Místní úložiště má problém: {detail}",
         "error.disk-full":
             "Místní úložiště nemůže zapisovat: {detail}. Tento zápis nic nezměnil; uvolněte na disku místo a spusťte příkaz znovu.",
+        "error.not-writable":
+            "Místní úložiště: {detail}. Nic se nezměnilo a soubor není poškozený (nespouštějte repair): umožněte do něj znovu zapisovat (disk připojený jen pro čtení, vlastník nebo práva souboru) a spusťte příkaz znovu.",
         "error.store-missing": "{detail}",
         "error.enrolment-link": "Řetězec pro registraci není platný: {detail}",
         "error.internal": "Neočekávaná chyba: {detail}",

@@ -53,9 +53,9 @@ public struct CommandFailure: Error, Sendable, Equatable {
                 return CommandFailure(
                     exitCode: 1, code: error.code.description, key: "error.store-missing", ["detail": error.message])
             }
-            if error.code == .diskFull {
+            if error.code == .diskFull || error.code == .notWritable {
                 return CommandFailure(
-                    exitCode: 3, code: error.code.description, key: "error.disk-full", ["detail": error.message])
+                    exitCode: 3, code: error.code.description, key: "error.\(error.code)", ["detail": error.message])
             }
             return CommandFailure(
                 exitCode: 3, code: error.code.description, key: "error.store", ["detail": error.description])

@@ -10,8 +10,8 @@ import Testing
 /// "damaged"); once the filler is gone the same import goes through.
 /// Mounting needs root (CI runs as root); without it the in-process `DiskFullTests` still covers
 /// SQLITE_FULL through `max_page_count`.
-@Suite("Disk full: replica-cli on a full file system", .serialized)
-struct DiskFullCLITests {
+@Suite("replica-cli on a disk that is full or read-only", .serialized)
+struct DiskFaultCLITests {
     @Test(
         "an import that fills the disk exits 3, says so and changes nothing; after freeing space it goes through",
         .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
@@ -55,5 +55,31 @@ struct DiskFullCLITests {
             try await cli.json(["contact", "list", "--search", "+420 602 103 999"])["contacts"] as? [[String: Any]]
         #expect(found?.map { $0["name"] as? String } == ["Imported 3999"])
         #expect(try LocalStore.open(in: disk.path + "/replica").integrityCheck() == ["ok"])
+    }
+
+    /// A laptop's disk the kernel remounted read-only after errors: every command said the
+    /// replica was damaged and to run repair until session 9.
+    @Test(
+        "on a read-only file system every command says so, not damaged; remounted read-write it works",
+        .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
+    func readOnlyFileSystem() async throws {
+        let disk = try SmallDisk(size: "16m")
+        _ = try LocalStore.create(
+            in: disk.path + "/replica",
+            identity: ReplicaIdentity(replica: ReplicaID(0xD15D), user: "jana", tenant: "acme"))
+        let cli = CLI(data: disk.path + "/replica")
+        try await cli.ok(["contact", "add", "--name", "Jana Nováková"])
+        try disk.remount(readOnly: true)
+        for command in [["contact", "list"], ["contact", "add", "--name", "Petr"], ["status"]] {
+            let answer = try await cli.run(command + ["--json"])
+            let error = answer.object["error"] as? [String: Any]
+            #expect(answer.status == 3 && error?["code"] as? String == "not-writable", "\(command): \(answer)")
+            #expect(
+                answer.stderr.contains("read-only") && answer.stderr.contains("not damaged")
+                    && !answer.stderr.contains("is damaged"), "\(command): \(answer.stderr)")
+        }
+        try disk.remount(readOnly: false)
+        try await cli.ok(["contact", "add", "--name", "Petr Svoboda"])
+        #expect((try await cli.json(["contact", "list"])["contacts"] as? [Any])?.count == 2)
     }
 }
