@@ -232,9 +232,10 @@ extension LocalStore {
         guard moved else {
             throw StoreError(.io, "cannot move the bootstrap image into place (errno \(renameErrno)); nothing changed")
         }
-        let contents = try Self.wrap("loading \(path)") {
-            try database.read { db in try Self.loadContents(db, path: path) }
+        let (contents, version) = try Self.wrap("loading \(path)") {
+            try database.read { db in (try Self.loadContents(db, path: path), try Self.dataVersion(db)) }
         }
+        dataVersion = version
         state = contents.state
         session = contents.session
         clock = contents.clock

@@ -21,6 +21,23 @@ extension LocalStore {
     ) throws(WriteError)
         -> [EntityID]
     {
+        // As `write`: another process wrote since this store read the file — reload, run again.
+        var attempt = 1
+        while true {
+            do {
+                return try importOnce(drafts, wall: wall, contactsPerChange: contactsPerChange)
+            } catch .storage(let error) where error.code == .changedElsewhere && attempt < 5 {
+                attempt += 1
+                do { try reload() } catch { throw .storage(error) }
+            }
+        }
+    }
+
+    private func importOnce(
+        _ drafts: [ContactDraft], wall: UInt64, contactsPerChange: Int
+    ) throws(WriteError)
+        -> [EntityID]
+    {
         precondition(contactsPerChange > 0)
         let chunks = ImportChunks()
         let builder = ImportBuilder(
@@ -34,6 +51,7 @@ extension LocalStore {
         do {
             try Self.wrap("importing into \(path)") {
                 try database.write { db in
+                    try requireCurrent(db)
                     let writer = RowWriter(db)
                     let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
                     while let chunk = chunks.next() {

@@ -98,6 +98,9 @@ extension LocalStore {
         let repush = prepared.actions.contains(.repushEverything)
         try Self.wrap("committing a sync step to \(path)") {
             try database.write { db in
+                // Prepared against the state in memory: if another process wrote since, the step
+                // is refused and the sync engine reloads and starts over from what is durable.
+                try requireCurrent(db)
                 for action in prepared.actions {
                     switch action {
                     case .removeFromOutbox(let sequences):
@@ -161,6 +164,7 @@ extension LocalStore {
     /// Refuses while the outbox holds changes not yet pushed: they would be lost. Refused changes
     /// stay in the outbox with their reasons (the user's record of them); the audit trail stays.
     public func rebootstrap(wall: UInt64) throws(StoreError) {
+        if dataVersionChanged() { try reload() }
         var session = self.session
         session.restartPull()
         let finalSession = session
@@ -186,6 +190,11 @@ extension LocalStore {
         self.session = finalSession
     }
 
+    /// True when another process committed to the file since this store read it.
+    func dataVersionChanged() -> Bool {
+        ((try? database.read { db in try Self.dataVersion(db) }) ?? dataVersion) != dataVersion
+    }
+
     /// Records the server this replica syncs with.
     public func setServer(_ url: String) throws(StoreError) {
         try Self.wrap("writing to \(path)") {
@@ -208,6 +217,7 @@ extension LocalStore {
     /// tools reading the file), returning them.
     @discardableResult
     public func refreshConflicts() throws(StoreError) -> [Conflict] {
+        if dataVersionChanged() { try reload() }
         let conflicts = state.conflicts()
         try Self.wrap("writing to \(path)") {
             try database.write { db in

@@ -82,11 +82,18 @@ public final class LocalStore {
     public internal(set) var serverURL: String?
     /// Replaced only when the replica takes a bootstrap image (`adoptImage`).
     var database: DatabaseQueue
+    /// `PRAGMA data_version` of this store's connection when it last read the file: it changes
+    /// when another connection — another process — commits. Each write transaction compares it
+    /// first (``requireCurrent(_:)``): the state in memory must be what the file holds, or a
+    /// change computed from it would overwrite another process's rows and reuse its clock's
+    /// stamps (two processes on one replica: `sync --watch` in one window, edits in another).
+    var dataVersion: Int64
 
     private init(
         path: String, identity: ReplicaIdentity, options: StoreOptions, database: DatabaseQueue, state: TenantState,
-        session: ReplicaSyncSession, clock: HybridLogicalClock, serverURL: String?
+        session: ReplicaSyncSession, clock: HybridLogicalClock, serverURL: String?, dataVersion: Int64
     ) {
+        self.dataVersion = dataVersion
         self.path = path
         self.identity = identity
         self.options = options
@@ -133,10 +140,11 @@ public final class LocalStore {
                     arguments: [serverURL, try encodeJSON(session)])
             }
         }
+        let version = try wrap("reading \(path)") { try database.read { db in try Self.dataVersion(db) } }
         return LocalStore(
             path: path, identity: identity, options: options, database: database, state: TenantState(),
             session: session,
-            clock: HybridLogicalClock(replica: identity.replica), serverURL: serverURL)
+            clock: HybridLogicalClock(replica: identity.replica), serverURL: serverURL, dataVersion: version)
     }
 
     /// Opens the replica store in `directory`: checks its integrity, migrates an older schema,
@@ -154,10 +162,38 @@ public final class LocalStore {
         try checkIntegrity(path: path)
         let database = try connect(path: path, options: options)
         try migrate(database, path: path)
-        let contents = try wrap("loading \(path)") { try database.read { db in try loadContents(db, path: path) } }
+        let (contents, version) = try wrap("loading \(path)") {
+            try database.read { db in (try loadContents(db, path: path), try Self.dataVersion(db)) }
+        }
         return LocalStore(
             path: path, identity: contents.identity, options: options, database: database, state: contents.state,
-            session: contents.session, clock: contents.clock, serverURL: contents.serverURL)
+            session: contents.session, clock: contents.clock, serverURL: contents.serverURL, dataVersion: version)
+    }
+
+    static func dataVersion(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
+    }
+
+    /// Throws `changedElsewhere` when another connection committed since this store read the
+    /// file. Called first in a write transaction, which holds SQLite's write lock (GRDB begins
+    /// write transactions IMMEDIATE): no other commit can slip in between the check and ours.
+    func requireCurrent(_ db: Database) throws {
+        guard try Self.dataVersion(db) == dataVersion else {
+            throw StoreError(.changedElsewhere, "another process wrote to \(path) since this one read it")
+        }
+    }
+
+    /// Reads the file again — session, clock, server and state — after another process wrote
+    /// to it. Identity and options cannot change.
+    public func reload() throws(StoreError) {
+        let (contents, version) = try Self.wrap("loading \(path)") {
+            try database.read { db in (try Self.loadContents(db, path: path), try Self.dataVersion(db)) }
+        }
+        state = contents.state
+        session = contents.session
+        clock = contents.clock
+        serverURL = contents.serverURL
+        dataVersion = version
     }
 
     /// What a store file holds: identity, sync session, clock, server and the whole state.
@@ -308,6 +344,25 @@ public final class LocalStore {
     )
         throws(WriteError) -> TenantState
     {
+        // Another process may have written since this store read the file: the transaction then
+        // refuses (`requireCurrent`), the store reloads, and the command runs again on what the
+        // file holds, with a stamp past that process's.
+        var attempt = 1
+        while true {
+            do {
+                return try writeOnce(wall: wall, command)
+            } catch .storage(let error) where error.code == .changedElsewhere && attempt < 5 {
+                attempt += 1
+                do { try reload() } catch { throw .storage(error) }
+            }
+        }
+    }
+
+    private func writeOnce(
+        wall: UInt64, _ command: (inout TenantState, WriteContext) throws(ValidationError) -> TenantState
+    )
+        throws(WriteError) -> TenantState
+    {
         var clock = self.clock
         let stamp = clock.now(wall: correctedTime(wall: wall))
         let context = WriteContext(
@@ -319,6 +374,7 @@ public final class LocalStore {
         do {
             try Self.wrap("writing to \(path)") {
                 try database.write { db in
+                    try requireCurrent(db)
                     let writer = RowWriter(db)
                     try persistEntities(of: delta, in: state, before: nil, writer)
                     try db.execute(

@@ -12,6 +12,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
             case imageRefused = "image-refused"
             case diskFull = "disk-full"
             case notWritable = "not-writable"
+            case changedElsewhere = "changed-elsewhere"
             case io
         }
         private let base: Base
@@ -34,6 +35,11 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         /// The file cannot be opened for writing although it is not damaged: its file system is
         /// read-only (a disk remounted read-only after errors) or this user may not write there.
         public static let notWritable = Code(.notWritable)
+        /// Another process (another `replica-cli`, a `sync --watch`) committed to the file since
+        /// this store read it: what it holds in memory is out of date. The store reloads and the
+        /// operation runs again (``LocalStore/write(wall:_:)``, the sync engine); callers see it
+        /// only when that keeps happening.
+        public static let changedElsewhere = Code(.changedElsewhere)
         /// Reading or writing failed (permissions, a failing disk, …).
         public static let io = Code(.io)
 

@@ -52,6 +52,19 @@ public struct SyncReport: Equatable, Sendable, Codable {
     public var imageRefusal: String?
 
     public init() {}
+
+    /// Adds what another (partial) sync moved.
+    mutating func add(_ other: SyncReport) {
+        pushedChanges += other.pushedChanges
+        pushBatches += other.pushBatches
+        rejectedChanges += other.rejectedChanges
+        pulledChanges += other.pulledChanges
+        pullBatches += other.pullBatches
+        epochChanged = epochChanged || other.epochChanged
+        rebootstrapped = rebootstrapped || other.rebootstrapped
+        imageEntities = other.imageEntities ?? imageEntities
+        imageRefusal = other.imageRefusal ?? imageRefusal
+    }
 }
 
 /// Push then pull until caught up: the `replica-cli sync` loop, over any transport.
@@ -85,8 +98,29 @@ public struct SyncEngine {
     /// Pushes the whole outbox, then pulls until the server has nothing more.
     /// Runs on the caller's executor (`nonisolated(nonsending)`): the store is not Sendable and
     /// stays with its owner.
+    ///
+    /// Another process writing to the same replica meanwhile (an edit in another window while
+    /// `sync --watch` runs) makes the step that follows refuse (`changedElsewhere`): the store
+    /// reloads the file and the sync starts over from what is durable — pushes the server already
+    /// has are acknowledged again, nothing is lost or applied twice.
     public nonisolated(nonsending) func sync() async throws -> SyncReport {
-        var report = SyncReport()
+        var total = SyncReport()
+        var attempt = 1
+        while true {
+            var report = SyncReport()
+            do {
+                try await syncOnce(into: &report)
+                total.add(report)
+                return total
+            } catch let error as StoreError where error.code == .changedElsewhere && attempt < 20 {
+                total.add(report)
+                attempt += 1
+                try store.reload()
+            }
+        }
+    }
+
+    private nonisolated(nonsending) func syncOnce(into report: inout SyncReport) async throws {
         var rounds = 0
         while true {
             let limits = store.session.limits
@@ -168,11 +202,10 @@ public struct SyncEngine {
                 report.pushBatches += again.pushBatches
                 report.pulledChanges += again.pulledChanges
                 report.pullBatches += again.pullBatches
-                return report
+                return
             }
             if !actions.contains(.pullAgain) { break }
         }
-        return report
     }
 
     /// Downloads the server's bootstrap image and takes it. An image that does not fit (damaged,
