@@ -144,6 +144,46 @@ struct HTTPSyncTests {
         await server.stop()
     }
 
+    /// `sync --watch` in one window, an edit in another (another process, here another store on
+    /// the same file): the follower pushes it within a poll or two, though nothing else happens
+    /// in the tenant. Until session 9 it waited for the server's next event, which in a quiet
+    /// tenant never came.
+    @Test(
+        "a follower pushes an edit another process made to its replica, with no other activity",
+        .timeLimit(.minutes(1)))
+    func followerPushesOtherProcessEdits() async throws {
+        let server = try await RunningServer.start()
+        let directory = TempDirectory("replicas")
+        let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
+        let (events, sink) = AsyncStream.makeStream(of: SyncReport.self)
+        let follower = Task {
+            try await petr.engine.follow(
+                live: { try await petr.client.liveSequences() }, localPoll: .milliseconds(200),
+                onEvent: { event in
+                    if case .synced(let report) = event { sink.yield(report) }
+                })
+        }
+        var iterator = events.makeAsyncIterator()
+        _ = await iterator.next()  // the first sync after connecting
+        let window = try LocalStore.open(in: directory.sub("petr"))
+        try Self.addContacts(window, ["Made in another window"])
+        let started = ContinuousClock.now
+        var pushed = 0
+        while pushed == 0, let report = await iterator.next() { pushed += report.pushedChanges }
+        let took = ContinuousClock.now - started
+        #expect(pushed == 1)
+        #expect(
+            try server.store.state(of: "acme").contacts.valueByKey.map { $0.value.name.value } == [
+                "Made in another window"
+            ])
+        #expect(petr.store.state == window.state, "the follower did not read the file again")
+        print("follower pushed another process's edit after \(took)")
+        follower.cancel()
+        _ = try? await follower.value
+        await petr.close()
+        await server.stop()
+    }
+
     @Test("a revoked device's next sync fails with a message that says so; its local data stays")
     func revoked() async throws {
         let server = try await RunningServer.start()
