@@ -171,7 +171,7 @@ public final class LocalStore {
     }
 
     static func dataVersion(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0
+        try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA data_version")) ?? 0
     }
 
     /// Throws `changedElsewhere` when another connection committed since this store read the
@@ -180,6 +180,16 @@ public final class LocalStore {
     func requireCurrent(_ db: Database) throws {
         guard try Self.dataVersion(db) == dataVersion else {
             throw StoreError(.changedElsewhere, "another process wrote to \(path) since this one read it")
+        }
+    }
+
+    /// Copies the WAL into the database file and empties it, on this store's own connection.
+    /// (A TRUNCATE or RESTART checkpoint by another connection changes `data_version` too: this
+    /// store would take it for another process's commit and read the file again at its next
+    /// write — correct, but a whole reload for nothing.)
+    public func checkpoint() throws(StoreError) {
+        try Self.wrap("checkpointing \(path)") {
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         }
     }
 
