@@ -362,8 +362,7 @@ public final class LocalStore {
             do {
                 return try writeOnce(wall: wall, command)
             } catch .storage(let error) where error.code == .changedElsewhere && attempt < 5 {
-                attempt += 1
-                do { try reload() } catch { throw .storage(error) }
+                attempt += 1  // `writeOnce` read the file again
             }
         }
     }
@@ -397,8 +396,8 @@ public final class LocalStore {
             }
         } catch {
             // The commit failed: the in-memory state already holds the change, so reload it from
-            // the file, which does not.
-            reloadAfterFailure()
+            // the file, which does not — all of it (session, clock) when another process wrote.
+            if error.code != .changedElsewhere || (try? reload()) == nil { reloadAfterFailure() }
             throw .storage(error)
         }
         self.clock = clock

@@ -197,11 +197,7 @@ public struct SyncEngine {
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
                 report.epochChanged = true
-                let again = try await sync()
-                report.pushedChanges += again.pushedChanges
-                report.pushBatches += again.pushBatches
-                report.pulledChanges += again.pulledChanges
-                report.pullBatches += again.pullBatches
+                report.add(try await sync())
                 return
             }
             if !actions.contains(.pullAgain) { break }
