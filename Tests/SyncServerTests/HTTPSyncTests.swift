@@ -150,7 +150,9 @@ struct HTTPSyncTests {
     /// tenant never came.
     @Test(
         "a follower pushes an edit another process made to its replica, with no other activity",
-        .timeLimit(.minutes(1)))
+        // Only against a hang (the loop before the fix never pushed): under CI's parallel load
+        // this suite's tests take 50-90 s from their start, the push itself 4.5 s after the edit.
+        .timeLimit(.minutes(5)))
     func followerPushesOtherProcessEdits() async throws {
         let server = try await RunningServer.start()
         let directory = TempDirectory("replicas")
