@@ -117,7 +117,7 @@ struct ConflictsCommand: ParsableCommand {
                 ].filter { $0 }.count
                 guard chosen == 1 else { throw CommandFailure.user("error.one-resolution", field: "resolution") }
                 let target =
-                    try entry.map { try console.id($0, in: store, [.schedule], name: "schedule entry") }
+                    try entry.map { try console.id($0, in: store.reader, [.schedule], name: "schedule entry") }
                     ?? conflict.entities.last!.id
                 let resolution: Resolution
                 if let pick {
@@ -129,7 +129,7 @@ struct ConflictsCommand: ParsableCommand {
                 } else if confirmDelete {
                     resolution = .confirmDelete
                 } else if let mergeInto {
-                    resolution = .mergeInto(try console.id(mergeInto, in: store, [.contact], name: "contact"))
+                    resolution = .mergeInto(try console.id(mergeInto, in: store.reader, [.contact], name: "contact"))
                 } else if notDuplicate {
                     resolution = .notDuplicate
                 } else if accept {
@@ -146,7 +146,7 @@ struct ConflictsCommand: ParsableCommand {
                 } else if cancel {
                     resolution = .cancel(entry: target)
                 } else {
-                    resolution = .reattach(try console.id(reattach!, in: store, [.contact], name: "contact"))
+                    resolution = .reattach(try console.id(reattach!, in: store.reader, [.contact], name: "contact"))
                 }
                 let delta = try store.write(wall: SyncEngine.systemWall()) { s, c throws(Domain.ValidationError) in
                     try s.resolve(conflict.id, resolution, c)
@@ -171,12 +171,9 @@ struct HistoryCommand: ParsableCommand {
     func run() throws {
         let console = Console(global)
         try console.run {
-            let store = try console.openStore()
-            let entity = try console.id(id, in: store, EntityKind.allCases, name: "record")
-            guard let history = try store.history(of: entity) else {
-                throw CommandFailure.user(
-                    "error.unknown-id", code: "unknown-reference", field: "id", ["kind": "record", "id": id])
-            }
+            let reader = try console.openReader()
+            let entity = try console.id(id, in: reader, EntityKind.allCases, name: "record")
+            guard let history = try reader.history(of: entity) else { throw console.unknown(id, name: "record") }
             if console.json { return console.emit(history) }
             func local(_ iso: String) -> String {
                 (try? TimeText.parse(iso, field: "at")).map { TimeText.local($0, seconds: true) } ?? iso

@@ -59,7 +59,7 @@ struct ContactCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let contact = try console.id(id, in: store, [.contact], name: "contact")
+                let contact = try console.id(id, in: store.reader, [.contact], name: "contact")
                 var edit = ContactEdit()
                 edit.name = name
                 edit.company = company
@@ -89,12 +89,13 @@ struct ContactCommand: ParsableCommand {
         func run() throws {
             let console = Console(global)
             try console.run {
-                let store = try console.openStore()
-                let contactID = try console.id(id, in: store, [.contact], name: "contact")
-                let view = ContactView(contactID, store.state.contacts[contactID]!)
-                let notes = try store.notes(of: contactID).compactMap { row in
-                    EntityID(text: row.id).flatMap { id in store.state.notes[id].map { NoteView(id, $0) } }
-                }
+                let reader = try console.openReader()
+                let contactID = try console.id(id, in: reader, [.contact], name: "contact")
+                let noteIDs = try reader.notes(of: contactID).compactMap { EntityID(text: $0.id) }
+                let shown = try reader.state(of: [contactID] + noteIDs)
+                guard let contact = shown.contacts[contactID] else { throw console.unknown(id, name: "contact") }
+                let view = ContactView(contactID, contact)
+                let notes = noteIDs.compactMap { id in shown.notes[id].map { NoteView(id, $0) } }
                 if console.json {
                     struct Shown: Encodable {
                         let contact: ContactView
@@ -143,10 +144,12 @@ struct ContactCommand: ParsableCommand {
         func run() throws {
             let console = Console(global)
             try console.run {
-                let store = try console.openStore()
-                let views = try store.contacts(search: search, tag: tag, owner: owner).compactMap { row in
-                    EntityID(text: row.id).flatMap { id in store.state.contacts[id].map { ContactView(id, $0) } }
+                let reader = try console.openReader()
+                let ids = try reader.contacts(search: search, tag: tag, owner: owner).compactMap {
+                    EntityID(text: $0.id)
                 }
+                let listed = try reader.state(of: ids, kinds: [.contact])
+                let views = ids.compactMap { id in listed.contacts[id].map { ContactView(id, $0) } }
                 if console.json {
                     console.emit(["contacts": views])
                 } else if views.isEmpty {
@@ -174,7 +177,7 @@ struct ContactCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let contact = try console.id(id, in: store, [.contact], name: "contact")
+                let contact = try console.id(id, in: store.reader, [.contact], name: "contact")
                 try console.write(store, key: "contact.deleted", id: contact) { s, c throws(Domain.ValidationError) in
                     try s.delete(.contact, contact, c)
                 }
@@ -191,7 +194,7 @@ struct ContactCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let contact = try console.id(id, in: store, [.contact], name: "contact")
+                let contact = try console.id(id, in: store.reader, [.contact], name: "contact")
                 try console.write(store, key: "contact.restored", id: contact) { s, c throws(Domain.ValidationError) in
                     try s.restore(.contact, contact, c)
                 }

@@ -33,7 +33,7 @@ struct NoteCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let contactID = try console.id(contact, in: store, [.contact], name: "contact")
+                let contactID = try console.id(contact, in: store.reader, [.contact], name: "contact")
                 let callTime = try at.map { text throws(Domain.ValidationError) in try TimeText.parse(text, field: "at")
                 }
                 let draft = NoteDraft(
@@ -56,7 +56,7 @@ struct NoteCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let note = try console.id(id, in: store, [.note], name: "note")
+                let note = try console.id(id, in: store.reader, [.note], name: "note")
                 try console.write(store, key: "note.updated", id: note) { s, c throws(Domain.ValidationError) in
                     try s.editNote(note, text: text, c)
                 }
@@ -72,11 +72,11 @@ struct NoteCommand: ParsableCommand {
         func run() throws {
             let console = Console(global)
             try console.run {
-                let store = try console.openStore()
-                let contactID = try console.id(contact, in: store, [.contact], name: "contact")
-                let notes = try store.notes(of: contactID).compactMap { row in
-                    EntityID(text: row.id).flatMap { id in store.state.notes[id].map { NoteView(id, $0) } }
-                }
+                let reader = try console.openReader()
+                let contactID = try console.id(contact, in: reader, [.contact], name: "contact")
+                let ids = try reader.notes(of: contactID).compactMap { EntityID(text: $0.id) }
+                let listed = try reader.state(of: ids, kinds: [.note])
+                let notes = ids.compactMap { id in listed.notes[id].map { NoteView(id, $0) } }
                 if console.json {
                     console.emit(["notes": notes])
                 } else if notes.isEmpty {
@@ -97,7 +97,7 @@ struct NoteCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let note = try console.id(id, in: store, [.note], name: "note")
+                let note = try console.id(id, in: store.reader, [.note], name: "note")
                 try console.write(store, key: "note.deleted", id: note) { s, c throws(Domain.ValidationError) in
                     try s.delete(.note, note, c)
                 }

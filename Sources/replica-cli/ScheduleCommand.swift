@@ -25,7 +25,7 @@ struct ScheduleCommand: ParsableCommand {
                 let store = try console.openStore()
                 let startMs = try TimeText.parse(start, field: "start")
                 let endMs = try TimeText.parse(end, field: "end")
-                let contactID = try contact.map { try console.id($0, in: store, [.contact], name: "contact") }
+                let contactID = try contact.map { try console.id($0, in: store.reader, [.contact], name: "contact") }
                 let draft = ScheduleDraft(
                     title: title, start: startMs, end: endMs, timeZone: TimeText.localZoneName, kind: kind,
                     assignees: assignee, contact: contactID, location: location)
@@ -47,7 +47,7 @@ struct ScheduleCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let entry = try console.id(id, in: store, [.schedule], name: "schedule entry")
+                let entry = try console.id(id, in: store.reader, [.schedule], name: "schedule entry")
                 let interval = try Interval(
                     start: try TimeText.parse(start, field: "start"), end: try TimeText.parse(end, field: "end"),
                     timeZone: TimeText.localZoneName)
@@ -67,7 +67,7 @@ struct ScheduleCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let entry = try console.id(id, in: store, [.schedule], name: "schedule entry")
+                let entry = try console.id(id, in: store.reader, [.schedule], name: "schedule entry")
                 try console.write(store, key: "schedule.cancelled", id: entry) { s, c throws(Domain.ValidationError) in
                     try s.setScheduleStatus(entry, .cancelled, c)
                 }
@@ -84,7 +84,7 @@ struct ScheduleCommand: ParsableCommand {
             let console = Console(global)
             try console.run {
                 let store = try console.openStore()
-                let entry = try console.id(id, in: store, [.schedule], name: "schedule entry")
+                let entry = try console.id(id, in: store.reader, [.schedule], name: "schedule entry")
                 try console.write(store, key: "schedule.done", id: entry) { s, c throws(Domain.ValidationError) in
                     try s.setScheduleStatus(entry, .done, c)
                 }
@@ -102,7 +102,7 @@ struct ScheduleCommand: ParsableCommand {
         func run() throws {
             let console = Console(global)
             try console.run {
-                let store = try console.openStore()
+                let reader = try console.openReader()
                 var from = Int64.min
                 var to = Int64.max
                 if let day {
@@ -112,7 +112,7 @@ struct ScheduleCommand: ParsableCommand {
                     from = TimeText.startOfWeek(containing: try TimeText.startOfDay(week, field: "week"))
                     to = TimeText.addingDays(7, to: from)
                 }
-                let entries = store.state.scheduleViews(from: from, to: to, assignee: assignee)
+                let entries = try reader.scheduleViews(from: from, to: to, assignee: assignee)
                 if console.json {
                     console.emit(["schedule": entries])
                 } else if entries.isEmpty {

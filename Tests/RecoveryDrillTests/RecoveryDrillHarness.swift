@@ -63,9 +63,16 @@ final class RecoveryServerProcess {
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(20))
         }
+        // Say which: it exited (and with what), or it was still starting when the time ran out
+        // (a starved machine) — session 10 saw this message with nothing after the colon.
+        let exited = process.isRunning ? nil : process.terminationStatus
         let errors = (try? String(contentsOfFile: logPath + ".err", encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         kill()
-        throw DrillFailure("the server on \(data) did not start: \(errors)")
+        throw DrillFailure(
+            "the server on \(data) (port \(port)) did not start: "
+                + (exited.map { "it exited with status \($0)" } ?? "not listening after 60 s")
+                + "; stderr: \(errors.suffix(2_000)); stdout: \(output.suffix(2_000))")
     }
 
     /// SIGKILL: no shutdown code runs (behind the shim, a power cut).

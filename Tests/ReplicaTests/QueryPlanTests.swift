@@ -25,11 +25,11 @@ struct QueryPlanTests {
     func lookupsUseIndexes() throws {
         let directory = TempDirectory()
         let store = try LocalStore.create(in: directory.path, identity: StoreTests.jana)
-        let history = try plan(LocalStore.historySQL, store)
+        let history = try plan(ReplicaReader.historySQL, store)
         #expect(history.contains("USING INDEX audit_by_entity"), "\(history)")
-        let notes = try plan(LocalStore.notesSQL, store)
+        let notes = try plan(ReplicaReader.notesSQL, store)
         #expect(notes.contains("USING INDEX call_notes_by_contact_time"), "\(notes)")
-        for (sql, detail) in [(LocalStore.historySQL, history), (LocalStore.notesSQL, notes)] {
+        for (sql, detail) in [(ReplicaReader.historySQL, history), (ReplicaReader.notesSQL, notes)] {
             #expect(!detail.contains("SCAN"), "\(sql): \(detail)")
         }
     }

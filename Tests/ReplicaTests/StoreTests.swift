@@ -341,76 +341,8 @@ struct QueryTableTests {
         arguments: FuzzSettings.seeds(count: 4, longCount: 100, base: 0xC41D))
     func childRowsFollowState(seed: UInt64) async throws {
         print("child rows: seed \(seed) (KRALIKI_SEED=\(seed) replays)")
-        var rng = SeededRandom(seed: seed)
         let directory = TempDirectory()
-        let stores = try [
-            LocalStore.create(in: directory.sub("jana"), identity: StoreTests.jana),
-            LocalStore.create(
-                in: directory.sub("petr"),
-                identity: ReplicaIdentity(replica: ReplicaID(0xB2), user: "petr", tenant: "acme")),
-        ]
-        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 1)))
-        let phones = ["601111111", "602222222", "603333333"]
-        let emails = ["a@example.cz", "b@example.cz"]
-        let tags = ["vip", "lead", "cold"]
-        try stores[0].importContacts(
-            (0..<5).map { ContactDraft(name: "C\($0)", phones: [phones[$0 % 3]], tags: [tags[$0 % 3]]) },
-            wall: StoreTests.wall)
-        var wall = StoreTests.wall
-        for step in 0..<120 {
-            wall += 1
-            let store = stores[rng.int(0...1)]
-            if rng.chance(0.3) {
-                _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
-                continue
-            }
-            let contacts = store.state.contacts.sortedKeys
-            guard let id = contacts.isEmpty ? nil : rng.pick(contacts) else { continue }
-            if rng.chance(0.2) {
-                let tag = rng.pick(tags)
-                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
-                    try s.addNote(NoteDraft(contact: id, text: "n\(step)", tags: [tag]), c)
-                }
-                continue
-            }
-            // Notes and schedule entries change too: edits that keep their indexed columns
-            // (a note's contact and call time, an entry's start), which a pull writes with a
-            // narrower statement, and ones that move them.
-            if rng.chance(0.25) {
-                let notes = store.state.notes.sortedKeys
-                let entries = store.state.schedule.sortedKeys
-                let start = Int64(wall) + Int64(rng.int(0...5)) * 3_600_000
-                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
-                    switch rng.int(0...4) {
-                    case 0 where !notes.isEmpty: try s.editNote(rng.pick(notes), text: "edited \(step)", c)
-                    case 1 where !notes.isEmpty: try s.delete(.note, rng.pick(notes), c)
-                    case 2 where !entries.isEmpty:
-                        try s.moveScheduleEntry(
-                            rng.pick(entries), to: Interval(start: start, end: start + 1_800_000, timeZone: "UTC"), c)
-                    case 3 where !entries.isEmpty:
-                        try s.setScheduleStatus(rng.pick(entries), rng.pick([.done, .cancelled, .planned]), c)
-                    default:
-                        try s.addScheduleEntry(
-                            ScheduleDraft(title: "s\(step)", start: start, end: start + 900_000, contact: id), c)
-                    }
-                }
-                continue
-            }
-            var edit = ContactEdit()
-            if rng.chance(0.5) { edit.addPhones = [rng.pick(phones)] } else { edit.removePhones = [rng.pick(phones)] }
-            if rng.chance(0.5) { edit.addEmails = [rng.pick(emails)] } else { edit.removeEmails = [rng.pick(emails)] }
-            if rng.chance(0.5) { edit.addTags = [rng.pick(tags)] } else { edit.removeTags = [rng.pick(tags)] }
-            // Columns of the contact row too: ones an index holds (name, company) and ones none
-            // does (title, address), which a pull writes with a narrower statement.
-            if rng.chance(0.3) { edit.title = rng.pick(["CEO", "CFO", "Sales lead"]) }
-            if rng.chance(0.2) { edit.name = rng.pick(["Anna", "Beata", "Cyril"]) }
-            if rng.chance(0.15) { edit.company = rng.pick(["Acme", "Beta"]) }
-            if rng.chance(0.15) { edit.address = rng.pick(["Praha", "Brno"]) }
-            _ = try? store.write(wall: wall) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
-        }
-        for store in stores + stores {
-            _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
-        }
+        let stores = try await Self.randomlyEditedReplicas(seed: seed, in: directory)
         for store in stores {
             var expected = Set<String>()
             for (id, contact) in store.state.contacts.valueByKey {
@@ -490,6 +422,149 @@ struct QueryTableTests {
             #expect(!noteRows.isEmpty && !entryRows.isEmpty, "seed \(seed): no notes or entries to compare")
         }
         #expect(stores[0].state == stores[1].state, "seed \(seed): replicas differ")
+    }
+
+    /// Two replicas of one tenant after 120 random steps — contact edits of every kind, notes and
+    /// schedule entries added, edited, moved and deleted, syncs in between — synced to agree.
+    static func randomlyEditedReplicas(seed: UInt64, in directory: TempDirectory) async throws -> [LocalStore] {
+        var rng = SeededRandom(seed: seed)
+        let stores = try [
+            LocalStore.create(in: directory.sub("jana"), identity: StoreTests.jana),
+            LocalStore.create(
+                in: directory.sub("petr"),
+                identity: ReplicaIdentity(replica: ReplicaID(0xB2), user: "petr", tenant: "acme")),
+        ]
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 1)))
+        let phones = ["601111111", "602222222", "603333333"]
+        let emails = ["a@example.cz", "b@example.cz"]
+        let tags = ["vip", "lead", "cold"]
+        try stores[0].importContacts(
+            (0..<5).map { ContactDraft(name: "C\($0)", phones: [phones[$0 % 3]], tags: [tags[$0 % 3]]) },
+            wall: StoreTests.wall)
+        var wall = StoreTests.wall
+        for step in 0..<120 {
+            wall += 1
+            let store = stores[rng.int(0...1)]
+            if rng.chance(0.3) {
+                _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
+                continue
+            }
+            let contacts = store.state.contacts.sortedKeys
+            guard let id = contacts.isEmpty ? nil : rng.pick(contacts) else { continue }
+            if rng.chance(0.06) {
+                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
+                    rng.chance(0.6) ? try s.delete(.contact, id, c) : try s.restore(.contact, id, c)
+                }
+                continue
+            }
+            if rng.chance(0.2) {
+                let tag = rng.pick(tags)
+                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
+                    try s.addNote(NoteDraft(contact: id, text: "n\(step)", tags: [tag]), c)
+                }
+                continue
+            }
+            // Notes and schedule entries change too: edits that keep their indexed columns
+            // (a note's contact and call time, an entry's start), which a pull writes with a
+            // narrower statement, and ones that move them.
+            if rng.chance(0.25) {
+                let notes = store.state.notes.sortedKeys
+                let entries = store.state.schedule.sortedKeys
+                let start = Int64(wall) + Int64(rng.int(0...5)) * 3_600_000
+                _ = try? store.write(wall: wall) { s, c throws(ValidationError) in
+                    switch rng.int(0...4) {
+                    case 0 where !notes.isEmpty: try s.editNote(rng.pick(notes), text: "edited \(step)", c)
+                    case 1 where !notes.isEmpty: try s.delete(.note, rng.pick(notes), c)
+                    case 2 where !entries.isEmpty:
+                        try s.moveScheduleEntry(
+                            rng.pick(entries), to: Interval(start: start, end: start + 1_800_000, timeZone: "UTC"), c)
+                    case 3 where !entries.isEmpty:
+                        try s.setScheduleStatus(rng.pick(entries), rng.pick([.done, .cancelled, .planned]), c)
+                    default:
+                        try s.addScheduleEntry(
+                            ScheduleDraft(
+                                title: "s\(step)", start: start, end: start + 900_000,
+                                assignees: rng.chance(0.7) ? [rng.pick(["jana", "petr"])] : [], contact: id), c)
+                    }
+                }
+                continue
+            }
+            var edit = ContactEdit()
+            if rng.chance(0.5) { edit.addPhones = [rng.pick(phones)] } else { edit.removePhones = [rng.pick(phones)] }
+            if rng.chance(0.5) { edit.addEmails = [rng.pick(emails)] } else { edit.removeEmails = [rng.pick(emails)] }
+            if rng.chance(0.5) { edit.addTags = [rng.pick(tags)] } else { edit.removeTags = [rng.pick(tags)] }
+            // Columns of the contact row too: ones an index holds (name, company) and ones none
+            // does (title, address), which a pull writes with a narrower statement.
+            if rng.chance(0.3) { edit.title = rng.pick(["CEO", "CFO", "Sales lead"]) }
+            if rng.chance(0.2) { edit.name = rng.pick(["Anna", "Beata", "Cyril"]) }
+            if rng.chance(0.15) { edit.company = rng.pick(["Acme", "Beta"]) }
+            if rng.chance(0.15) { edit.address = rng.pick(["Praha", "Brno"]) }
+            _ = try? store.write(wall: wall) { s, c throws(ValidationError) in try s.editContact(id, edit, c) }
+        }
+        for store in stores + stores {
+            _ = try await SyncEngine(store: store, transport: transport, wall: { wall }).sync()
+        }
+        return stores
+    }
+
+    /// What `replica-cli` shows without loading the whole state (``ReplicaReader``) is what the
+    /// whole state says: every entity, every ID and prefix the CLI accepts, the schedule in any
+    /// window for any assignee.
+    @Test(
+        "the reader answers as the whole state does: entities, IDs and prefixes, the schedule",
+        arguments: FuzzSettings.seeds(count: 3, longCount: 60, base: 0x2EAD))
+    func readerAnswersAsTheState(seed: UInt64) async throws {
+        print("reader: seed \(seed) (KRALIKI_SEED=\(seed) replays)")
+        let directory = TempDirectory()
+        let stores = try await Self.randomlyEditedReplicas(seed: seed, in: directory)
+        var rng = SeededRandom(seed: seed &+ 1)
+        var checked = (ids: 0, prefixes: 0, ambiguous: 0, deleted: 0, windows: 0, entries: 0)
+        for store in stores {
+            // A reader of its own, as a command opens it.
+            let reader = try ReplicaReader.open(in: (store.path as NSString).deletingLastPathComponent)
+            let state = store.state
+            let ids = state.contacts.sortedKeys + state.notes.sortedKeys + state.schedule.sortedKeys
+            #expect(try reader.state(of: ids) == state, "seed \(seed): the entities read differ from the state")
+            #expect(try reader.state(of: ids, kinds: [.note]).contacts.sortedKeys.isEmpty)
+            let kindSets: [[EntityKind]] = [
+                [.contact], [.note], [.schedule], [.contact, .schedule], EntityKind.allCases,
+            ]
+            var texts = ["", "zzzzzz", "01a2", EntityID(time: rng.next(), replica: ReplicaID(rng.next())).text]
+            for id in ids {
+                texts += [id.text, id.text.uppercased(), String(id.text.prefix(rng.int(6...31)))]
+            }
+            for text in texts {
+                for kinds in kindSets {
+                    let expected = state.resolveID(text, kinds: kinds)
+                    #expect(
+                        try reader.resolveID(text, kinds: kinds) == expected,
+                        "seed \(seed): \(text) among \(kinds) resolves differently")
+                    if text.count < 32 && text.count >= 6 {
+                        checked.prefixes += 1
+                        if expected == nil { checked.ambiguous += 1 }
+                    }
+                }
+                checked.ids += 1
+            }
+            checked.deleted += state.contacts.valueByKey.filter { $0.value.exists && !$0.value.isActive }.count
+            let times = state.schedule.valueByKey.compactMap { $0.value.interval.value?.start }
+            for _ in 0..<30 {
+                let from = (times.isEmpty ? 0 : rng.pick(times)) + Int64(rng.int(-3...3)) * 900_000
+                let window: (Int64, Int64) =
+                    rng.chance(0.15) ? (.min, .max) : (from, from + Int64(rng.int(1...8)) * 3_600_000)
+                let assignee = rng.pick([nil, "jana", "petr", "nobody"])
+                let expected = state.scheduleViews(from: window.0, to: window.1, assignee: assignee)
+                #expect(
+                    try reader.scheduleViews(from: window.0, to: window.1, assignee: assignee) == expected,
+                    "seed \(seed): the schedule from \(window.0) to \(window.1) for \(assignee ?? "all") differs")
+                checked.windows += 1
+                checked.entries += expected.count
+            }
+        }
+        print("reader: seed \(seed) checked \(checked)")
+        // The checks saw what they are for: prefixes that resolve and ones that do not (ambiguous),
+        // windows holding entries. (Deleted contacts, printed, occur in most seeds.)
+        #expect(checked.prefixes > checked.ambiguous && checked.ambiguous > 0 && checked.entries > 0)
     }
 
     @Test("query rows follow edits, deletions and pulled changes")

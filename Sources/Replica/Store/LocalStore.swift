@@ -152,6 +152,18 @@ public final class LocalStore {
     public static func open(
         in directory: String, options: StoreOptions = StoreOptions()
     ) throws(StoreError) -> LocalStore {
+        let (path, database) = try openFile(in: directory, options: options)
+        let (contents, version) = try wrap("loading \(path)") {
+            try database.read { db in (try loadContents(db, path: path), try Self.dataVersion(db)) }
+        }
+        return LocalStore(
+            path: path, identity: contents.identity, options: options, database: database, state: contents.state,
+            session: contents.session, clock: contents.clock, serverURL: contents.serverURL, dataVersion: version)
+    }
+
+    /// The replica file in `directory`, checked and migrated but not read: what opening a store
+    /// and opening a ``ReplicaReader`` share. A repair stopped midway is finished first.
+    static func openFile(in directory: String, options: StoreOptions) throws(StoreError) -> (String, DatabaseQueue) {
         let path = (directory as NSString).appendingPathComponent(fileName)
         try finishInterruptedRepair(in: directory)
         guard FileManager.default.fileExists(atPath: path) else {
@@ -162,13 +174,11 @@ public final class LocalStore {
         try checkIntegrity(path: path)
         let database = try connect(path: path, options: options)
         try migrate(database, path: path)
-        let (contents, version) = try wrap("loading \(path)") {
-            try database.read { db in (try loadContents(db, path: path), try Self.dataVersion(db)) }
-        }
-        return LocalStore(
-            path: path, identity: contents.identity, options: options, database: database, state: contents.state,
-            session: contents.session, clock: contents.clock, serverURL: contents.serverURL, dataVersion: version)
+        return (path, database)
     }
+
+    /// Queries over this store's file: its query tables and single entities (``ReplicaReader``).
+    public var reader: ReplicaReader { ReplicaReader(path: path, database: database, settings: options.settings) }
 
     static func dataVersion(_ db: Database) throws -> Int64 {
         try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA data_version")) ?? 0

@@ -111,7 +111,19 @@ public enum SQLiteFile {
     public static func tenantState(
         _ db: Database, sql: String, arguments: StatementArguments = [], path: String, recovery: String
     ) throws -> TenantState {
-        var rows = [(kind: String, id: EntityID, blob: Data)]()
+        var rows = [EntityRow]()
+        try appendEntityRows(db, sql: sql, arguments: arguments, to: &rows, path: path, recovery: recovery)
+        return try tenantState(rows, path: path, recovery: recovery)
+    }
+
+    /// An entity as stored: its kind's name, its ID and its state blob.
+    typealias EntityRow = (kind: String, id: EntityID, blob: Data)
+
+    /// Reads the rows of `sql` — columns kind, id, state blob — without decoding them.
+    static func appendEntityRows(
+        _ db: Database, sql: String, arguments: StatementArguments, to rows: inout [EntityRow], path: String,
+        recovery: String
+    ) throws {
         let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
         while let row = try cursor.next() {
             let idText: String = row[1]
@@ -120,6 +132,10 @@ public enum SQLiteFile {
             }
             rows.append((row[0], id, row[2]))
         }
+    }
+
+    /// Decodes entity rows into a `TenantState`.
+    static func tenantState(_ rows: [EntityRow], path: String, recovery: String) throws -> TenantState {
         let slices = rows.count < 4_096 ? 1 : max(1, ProcessInfo.processInfo.activeProcessorCount)
         let all = rows
         let results = Mutex([DecodedSlice](repeating: DecodedSlice(), count: slices))
@@ -150,7 +166,7 @@ public enum SQLiteFile {
 
         init() {}
 
-        init(_ rows: ArraySlice<(kind: String, id: EntityID, blob: Data)>, path: String, recovery: String) {
+        init(_ rows: ArraySlice<EntityRow>, path: String, recovery: String) {
             contacts.reserveCapacity(rows.count)
             for (kind, id, blob) in rows {
                 do throws(BinaryDecodingError) {
