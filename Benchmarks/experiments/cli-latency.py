@@ -56,6 +56,7 @@ def main():
     parser.add_argument("--server", default=".build/release/sync-server")
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only", help="measure only the commands whose names contain one of these (comma-separated)")
     args = parser.parse_args()
     binaries = [("new", os.path.abspath(args.cli))]
     if args.base:
@@ -118,6 +119,8 @@ def main():
                 f"SELECT * FROM contacts WHERE id = '{contact}'; "
                 f"SELECT length(state) FROM entity_state WHERE kind = 'contact' AND id = '{contact}'"]),
         ]
+        if args.only:
+            commands = [(n, a) for n, a in commands if any(part in n for part in args.only.split(","))]
         results = {}
         for _ in range(args.runs):
             for name, argv in floors:

@@ -103,13 +103,28 @@ extension TenantState {
     }
 
     private func probableDuplicates() -> [Conflict] {
-        var contactsByKey = [String: [EntityID]]()
+        // Almost every phone and e-mail belongs to one contact: remember its first owner, and
+        // start a list of owners only when a second one appears. (A list per key, under a key
+        // built as "phone " + number, was 17 % of a CLI edit's samples at 100,000 contacts.)
+        struct Key: Hashable {
+            let isEmail: Bool
+            let value: String
+            var text: String { (isEmail ? "email " : "phone ") + value }
+        }
+        var firstOwner = [Key: EntityID](minimumCapacity: contacts.count * 2)
+        var contactsByKey = [Key: [EntityID]]()
+        func add(_ key: Key, _ id: EntityID) {
+            // The owner before this one starts the list; once it exists, it is only appended to.
+            if let earlier = firstOwner.updateValue(id, forKey: key) {
+                contactsByKey[key, default: [earlier]].append(id)
+            }
+        }
         for (id, contact) in contacts.valueByKey where contact.isActive {
-            for phone in contact.phones.elements { contactsByKey["phone " + phone, default: []].append(id) }
-            for email in contact.emails.elements { contactsByKey["email " + email, default: []].append(id) }
+            for phone in contact.phones.elements { add(Key(isEmail: false, value: phone), id) }
+            for email in contact.emails.elements { add(Key(isEmail: true, value: email), id) }
         }
         var keysByPair = [[EntityID]: [String]]()
-        for (key, ids) in contactsByKey where ids.count > 1 {
+        for (key, ids) in contactsByKey.map({ ($0.key.text, $0.value) }) {
             let ids = ids.sorted()
             for (index, a) in ids.enumerated() {
                 for b in ids[(index + 1)...] where a.replica != b.replica {
