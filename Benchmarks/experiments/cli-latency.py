@@ -106,6 +106,7 @@ def main():
         commands = [
             ("contact show", ["contact", "show", contact]),
             ("contact list --search", ["contact", "list", "--search", "Contact 05000"]),
+            ("contact list (all 100,000)", ["contact", "list"]),
             ("note list", ["note", "list", contact]),
             ("schedule list --day", ["schedule", "list", "--day", "2026-12-01"]),
             ("history", ["history", contact]),

@@ -37,13 +37,29 @@ public struct ReplicaReader: Sendable {
 
     // MARK: Entities
 
+    /// Above this many IDs, ``state(of:kinds:scanningAbove:)`` scans the kinds' rows instead of
+    /// looking each ID up.
+    public static let scanAbove = 2_000
+
     /// The entities among `ids` (of `kinds`) this file holds, decoded; a `TenantState` holding only
     /// them, so the Domain's views and lookups work on it as on the whole state.
-    public func state(of ids: [EntityID], kinds: [EntityKind] = EntityKind.allCases) throws(StoreError) -> TenantState {
+    public func state(
+        of ids: [EntityID], kinds: [EntityKind] = EntityKind.allCases, scanningAbove: Int = scanAbove
+    ) throws(StoreError) -> TenantState {
         try wrap("reading \(path)") {
             try database.read { db in
                 var rows = [SQLiteFile.EntityRow]()
                 let kindList = kinds.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+                if ids.count > scanningAbove {
+                    // Many entities (listing every contact): one pass over the kinds' rows in key
+                    // order beats a lookup per entity (`contact list` of 100,000: 1.67 s by
+                    // lookups, 1.53 s by a scan, 1.45 s loading the whole state).
+                    let wanted = Set(ids)
+                    try SQLiteFile.appendEntityRows(
+                        db, sql: "SELECT kind, id, state FROM entity_state WHERE kind IN (\(kindList))",
+                        arguments: [], to: &rows, path: path, recovery: LocalStore.recovery, keep: wanted.contains)
+                    return try SQLiteFile.tenantState(rows, path: path, recovery: LocalStore.recovery)
+                }
                 // By the primary key (kind, id), in chunks well under SQLite's 32,766 parameters.
                 for start in stride(from: 0, to: ids.count, by: 500) {
                     let chunk = ids[start..<min(ids.count, start + 500)]

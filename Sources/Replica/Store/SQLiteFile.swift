@@ -119,10 +119,11 @@ public enum SQLiteFile {
     /// An entity as stored: its kind's name, its ID and its state blob.
     typealias EntityRow = (kind: String, id: EntityID, blob: Data)
 
-    /// Reads the rows of `sql` — columns kind, id, state blob — without decoding them.
+    /// Reads the rows of `sql` — columns kind, id, state blob — without decoding them; only those
+    /// whose ID `keep` accepts.
     static func appendEntityRows(
         _ db: Database, sql: String, arguments: StatementArguments, to rows: inout [EntityRow], path: String,
-        recovery: String
+        recovery: String, keep: (EntityID) -> Bool = { _ in true }
     ) throws {
         let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
         while let row = try cursor.next() {
@@ -130,7 +131,7 @@ public enum SQLiteFile {
             guard let id = EntityID(text: idText) else {
                 throw StoreError(.corrupt, "\(path): bad entity ID \(idText); \(recovery)")
             }
-            rows.append((row[0], id, row[2]))
+            if keep(id) { rows.append((row[0], id, row[2])) }
         }
     }
 
