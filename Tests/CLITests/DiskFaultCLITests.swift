@@ -82,4 +82,63 @@ struct DiskFaultCLITests {
         try await cli.ok(["contact", "add", "--name", "Petr Svoboda"])
         #expect((try await cli.json(["contact", "list"])["contacts"] as? [Any])?.count == 2)
     }
+    /// A replica this user may not write to (another user's files, a directory without write
+    /// permission): every command says so and that the file is not damaged. Run as `nobody`
+    /// through `setpriv`, since permission bits do not stop root.
+    @Test(
+        "as a user who may not write to the replica, every command says so, not damaged",
+        .enabled(
+            if: NobodyUser.canRun, "switching to nobody needs root, setpriv and a world-readable temporary directory"))
+    func noPermission() async throws {
+        let directory = TempDirectory("no-permission")
+        let replica = directory.sub("replica")
+        _ = try LocalStore.create(
+            in: replica, identity: ReplicaIdentity(replica: ReplicaID(0xD15E), user: "jana", tenant: "acme"))
+        try await CLI(data: replica).ok(["contact", "add", "--name", "Jana Nováková"])
+        // Root's replica, readable by others and writable by root only; the CLI in a place
+        // nobody may run it from (the build directory may sit under a private one).
+        let binary = directory.sub("replica-cli")
+        try FileManager.default.copyItem(atPath: CLI.binary, toPath: binary)
+        for (path, mode) in [(directory.path, 0o755), (replica, 0o755), (replica + "/replica.sqlite", 0o644)] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: replica + "/replica.sqlite"))
+        for command in [["contact", "list"], ["contact", "add", "--name", "Petr"], ["status"]] {
+            let answer = try await NobodyUser.run(binary, command + ["--data", replica, "--json"])
+            let error = answer.object["error"] as? [String: Any]
+            #expect(answer.status == 3 && error?["code"] as? String == "not-writable", "\(command): \(answer)")
+            #expect(
+                answer.stderr.contains("may not write to \(replica)") && answer.stderr.contains("not damaged")
+                    && !answer.stderr.contains("is damaged"), "\(command): \(answer.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: replica + "/replica.sqlite")) == before)
+        // Its owner still works with it.
+        #expect((try await CLI(data: replica).json(["contact", "list"])["contacts"] as? [Any])?.count == 1)
+    }
+}
+
+/// Running a command as the unprivileged user `nobody` (uid 65534) from a root test process.
+enum NobodyUser {
+    static let setpriv = "/usr/bin/setpriv"
+
+    /// Root, `setpriv` present, and every directory above the temporary one searchable by others.
+    static var canRun: Bool {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: setpriv) else { return false }
+        var path = (NSTemporaryDirectory() as NSString).standardizingPath
+        while path != "/" {
+            let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0
+            if mode & 0o001 == 0 { return false }
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return true
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) async throws -> ProcessOutput {
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["LANG", "LC_ALL", "LC_MESSAGES", "KRALIKI_REPLICA_HOME"] { environment[key] = nil }
+        environment["LANG"] = "C"
+        return try await ChildProcess.run(
+            setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", executable] + arguments,
+            environment: environment)
+    }
 }

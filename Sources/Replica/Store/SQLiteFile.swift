@@ -38,8 +38,10 @@ public enum SQLiteFile {
         let reason: String
         if statvfs(directory, &stats) == 0, stats.f_flag & UInt(ST_RDONLY) != 0 {
             reason = "the file system holding it is read-only"
-        } else if access(directory, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        } else if access(directory, W_OK) != 0 {
             reason = "this user may not write to \(directory)"
+        } else if access(path, F_OK) == 0 && access(path, W_OK) != 0 {
+            reason = "this user may not write to \(path)"
         } else {
             return nil
         }
