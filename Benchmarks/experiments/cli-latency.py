@@ -119,6 +119,10 @@ def main():
                 "sqlite3", database,
                 f"SELECT * FROM contacts WHERE id = '{contact}'; "
                 f"SELECT length(state) FROM entity_state WHERE kind = 'contact' AND id = '{contact}'"]),
+            ("sqlite3: the search's scan, ASCII LIKE, no folding", [
+                "sqlite3", database,
+                "SELECT id, name FROM contacts WHERE lifecycle = 'active' AND name LIKE '%contact 05000%' "
+                "ORDER BY name COLLATE NOCASE, id"]),
         ]
         if args.only:
             commands = [(n, a) for n, a in commands if any(part in n for part in args.only.split(","))]

@@ -254,17 +254,6 @@ public final class LocalStore {
         "move the file aside, create a fresh replica with `replica-cli init` (a new replica ID) and sync; "
         + "changes that were not pushed yet are in the old file's outbox table"
 
-    /// `search_fold(text)`: lower-case without diacritics, so "capek" and "ČAPEK" find "Čapek"
-    /// (SQLite's LIKE folds only ASCII letters). Used by contact search.
-    static let searchFold = DatabaseFunction("search_fold", argumentCount: 1, pure: true) { values in
-        guard let text = String.fromDatabaseValue(values[0]) else { return nil }
-        return LocalStore.fold(text)
-    }
-
-    static func fold(_ text: String) -> String {
-        text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
-    }
-
     static func connect(path: String, options: StoreOptions) throws(StoreError) -> DatabaseQueue {
         var configuration = Configuration()
         configuration.journalMode = .wal
@@ -276,7 +265,7 @@ public final class LocalStore {
             // bulk import or a long pull dirties more pages than 2 MiB holds, and SQLite then
             // spills them to the WAL inside the transaction and reads them back, again and again.
             try db.execute(sql: "PRAGMA cache_size = -65536")
-            db.add(function: searchFold)
+            try SearchFold.register(on: db)
         }
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)

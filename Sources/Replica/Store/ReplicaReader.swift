@@ -144,7 +144,7 @@ public struct ReplicaReader: Sendable {
         if let search, !search.isEmpty {
             // Case and diacritics do not matter: "novakova" finds "Nováková".
             var alternatives = ["search_fold(c.name) LIKE ? ESCAPE '\\'"]
-            _ = arguments.append(contentsOf: ["%" + escapeLike(LocalStore.fold(search)) + "%"])
+            _ = arguments.append(contentsOf: ["%" + escapeLike(SearchFold.fold(search)) + "%"])
             if let phone = try? PhoneNumber.normalize(search, defaultCountry: settings.defaultCountry) {
                 alternatives.append("c.id IN (SELECT contact_id FROM contact_phones WHERE phone = ?)")
                 _ = arguments.append(contentsOf: [phone])

@@ -65,7 +65,7 @@ package protocol SQLiteParameter {
 }
 
 /// SQLite copies the bound bytes (`SQLITE_TRANSIENT`), so they need not outlive the call.
-private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 extension String: SQLiteParameter {
     package func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
