@@ -66,6 +66,28 @@ struct ConflictTests {
         #expect(world.replicas[1].state.contact(id)?.company.values == ["Acme s.r.o."])
     }
 
+    /// Custom fields are registers inside a map: their concurrent values are found there too. (No
+    /// test covered this case until session 10, when a faster check of it went unnoticed broken.)
+    @Test("concurrent values of a custom field: a conflict on field.KEY, a pick clears it")
+    func concurrentCustomField() throws {
+        var world = SyncWorld(users: ["jana", "petr", "eva"])
+        let id = try contact(&world, on: 0, ContactDraft(name: "Jana Nováková", customFields: ["tier": "silver"]))
+        world.syncAll()
+        var gold = ContactEdit()
+        gold.customFields = ["tier": "gold"]
+        var bronze = ContactEdit()
+        bronze.customFields = ["tier": "bronze"]
+        try world.write(0) { s, c throws(ValidationError) in try s.editContact(id, gold, c) }
+        try world.write(1) { s, c throws(ValidationError) in try s.editContact(id, bronze, c) }
+        world.syncAll()
+        let conflict = try #require(expectIdentical(world, count: 1, kind: .concurrentValues))
+        #expect(conflict.field == "field.tier")
+        #expect(conflict.sides.map(\.value) == ["gold", "bronze"])
+        try world.write(2) { s, c throws(ValidationError) in try s.resolve(conflict.id, .pick(1), c) }
+        world.syncAll()
+        expectCleared(world)
+    }
+
     @Test("two different resolutions made concurrently surface as a new conflict, not a flip-flop")
     func concurrentResolutions() throws {
         var world = SyncWorld(users: ["jana", "petr", "eva"])
