@@ -8,7 +8,7 @@ moment hits all alike) and prints the median and spread of the wall time and the
 
     swift build -c release --product replica-cli --product sync-server
     python3 Benchmarks/experiments/cli-latency.py [--contacts 100000] [--runs 7] \
-        [--base OLD_REPLICA_CLI] .build/release/replica-cli
+        [--base OLD_REPLICA_CLI] [--only edit,status] .build/release/replica-cli
 
 Baseline in the same run: `sqlite3` doing the command's own query on the same file (the floor
 of any command that must open the file), and `PRAGMA quick_check` (what every open runs).
@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
