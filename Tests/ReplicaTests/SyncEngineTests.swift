@@ -95,6 +95,51 @@ struct SyncEngineTests {
         #expect(try jana.history(of: id)?.changes.count == 3)
     }
 
+    /// `history` lists who wrote every value an entity holds, decisions included: until session 11
+    /// it read a hand-written list of fields that left out a note's author and a contact's "not a
+    /// duplicate of" (an admin's decision, pulled from another replica here).
+    @Test("history names the writer of every field: a note's author, a pulled not-a-duplicate decision")
+    func historyListsEveryField() async throws {
+        let directory = TempDirectory()
+        let jana = try replica(directory, "jana", 1)
+        let petr = try replica(directory, "petr", 2)
+        let transport = InProcessTransport(ledger: TenantLedger(epoch: ServerEpoch(rawValue: 7)))
+        try jana.write(wall: Self.wall) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "Jana N.", phones: ["601 234 567"]), c)
+        }
+        // The same person entered on two replicas that had not seen each other's: a probable duplicate.
+        try petr.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+            try s.createContact(ContactDraft(name: "Jana Nováková", phones: ["+420 601 234 567"]), c)
+        }
+        try jana.write(wall: Self.wall + 2) { s, c throws(ValidationError) in
+            try s.addNote(NoteDraft(contact: s.contacts.sortedKeys[0], text: "Asked for a quote"), c)
+        }
+        let note = jana.state.notes.sortedKeys[0]
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        let ids = petr.state.contacts.sortedKeys
+        let duplicate = try #require(petr.state.conflicts().first { $0.kind == .probableDuplicate })
+        try petr.write(wall: Self.wall + 60_000) { s, c throws(ValidationError) in
+            try s.resolve(duplicate.id, .notDuplicate, c)
+        }
+        _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
+        _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
+
+        let noteFields = try #require(try jana.history(of: note)).fields
+        let author = try #require(noteFields.first { $0.field == "author" }, "\(noteFields.map(\.field))")
+        #expect(author.value == "jana" && author.user == "jana", "\(author)")
+        for (index, id) in ids.enumerated() {
+            let fields = try #require(try jana.history(of: id)).fields
+            let decision = try #require(
+                fields.first { $0.field == "not-duplicate-of" }, "\(fields.map(\.field))")
+            #expect(decision.value == "+ " + ids[1 - index].text, "\(decision)")
+            #expect(decision.user == "petr" && decision.device == ReplicaID(2).hex, "\(decision)")
+            #expect(decision.at == TimeText.utc(Int64(Self.wall + 60_000)), "\(decision)")
+            // Every live value of every field, nothing else.
+            #expect(fields.count == jana.state.contacts[id]!.liveFieldEvents.count)
+        }
+    }
+
     @Test("two stores converge through the server; pushes and pulls are batched")
     func converge() async throws {
         let directory = TempDirectory()

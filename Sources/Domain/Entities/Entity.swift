@@ -234,6 +234,10 @@ extension Entity {
     /// The user behind a device that touched this entity.
     public func user(of device: ReplicaID) -> String { authors[device] ?? "unknown user" }
 
+    /// Every live event (current value, set element) of every field, in ``fields`` order: what
+    /// an entity's history lists as "who wrote what it holds now".
+    public var liveFieldEvents: [FieldEvent] { Self.fields.flatMap { $0.liveEvents(self) } }
+
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(presentFields.rawValue)
