@@ -87,7 +87,7 @@ func runs(_ section: String) -> Bool { only == nil || only == section }
 
 /// STORE_BENCH_PERF_CTL=FIFO profiles one phase: the benchmark writes `enable` and `disable`
 /// into perf's control FIFO around the phase named by STORE_BENCH_PERF_PHASE (`import`,
-/// `initial` or `apply`), so `perf record --control fifo:FIFO -D -1` records that phase alone
+/// `initial`, `apply` or `titles`), so `perf record --control fifo:FIFO -D -1` records that phase alone
 /// (docs/performance.md shows the whole command).
 func profiling(_ phase: String, _ command: String) {
     let environment = ProcessInfo.processInfo.environment
@@ -551,9 +551,11 @@ do {
     let answers = RecordedPulls(
         transport.ledger, for: serialReader.session, wall: UInt64(Date().timeIntervalSince1970 * 1000))
     var report = SyncReport()
+    profiling("titles", "enable")
     let titleSeconds = try await asyncSeconds {
         report = try await SyncEngine(store: serialReader, transport: answers).sync()
     }
+    profiling("titles", "disable")
     print(
         "applying \(report.pulledChanges) remote changes of a field no index holds (the title; "
             + "\(report.pullBatches) batches, pipelined): \(fmt(titleSeconds)) s = "
