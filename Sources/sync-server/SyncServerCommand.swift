@@ -52,6 +52,7 @@ struct Serve: AsyncParsableCommand {
             let fingerprint = launcher.certificate?.fingerprint
             let generated = launcher.certificate?.generated == true
             let resolved = config
+            let flags = options
             try await launcher.serve { port in
                 let scheme = resolved.cleartextHTTP2 ? "http" : "https"
                 let host = resolved.host.contains(":") ? "[\(resolved.host)]" : resolved.host
@@ -61,12 +62,36 @@ struct Serve: AsyncParsableCommand {
                     if generated { lines.append("(generated for development: \(resolved.certificatePath))") }
                 }
                 lines.append(
-                    "data: \(resolved.dataDirectory)   enrol a device: sync-server enroll --tenant T --user U --role R")
+                    "data: \(resolved.dataDirectory)   enrol a device: \(flags.enrolCommand(listeningOn: port, configured: resolved.port))"
+                )
                 print(lines.joined(separator: "\n"))
                 fflush(nil)  // all streams: the line must reach a pipe now
             }
         }
     }
+}
+
+extension ConfigOptions {
+    /// The `enroll` command for a server started with these flags: the flags it was given and the port it
+    /// listens on (with `--port 0`, the one it picked), so the enrolment string it prints names
+    /// this server. (Until session 11 the hint was bare: on another port or data directory it
+    /// made a string for a server that was not there.)
+    func enrolCommand(listeningOn port: Int, configured: Int) -> String {
+        var words = ["sync-server", "enroll"]
+        if let config { words += ["--config", shellWord(config)] }
+        if let data { words += ["--data", shellWord(data)] }
+        if let host { words += ["--host", shellWord(host)] }
+        if self.port != nil || port != configured { words += ["--port", String(port)] }
+        return (words + ["--tenant", "T", "--user", "U", "--role", "R"]).joined(separator: " ")
+    }
+}
+
+/// `text` as one word for a POSIX shell: as it is when it holds only safe characters, else in
+/// single quotes.
+func shellWord(_ text: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,")
+    if !text.isEmpty && text.allSatisfy(safe.contains) { return text }
+    return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 struct Enroll: AsyncParsableCommand {

@@ -31,7 +31,7 @@ struct MainJobTests {
         // The first lines: URL and fingerprint.
         var text = ""
         let reader = output.fileHandleForReading
-        while !text.contains("fingerprint") {
+        while !text.contains("enrol a device") {
             let chunk = reader.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
@@ -47,15 +47,20 @@ struct MainJobTests {
             try FileManager.default.attributesOfItem(atPath: data + "/tls/server-key.pem")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
 
-        // Enrol from another process while it serves.
-        let enrol = try await Self.run([
-            "enroll", "--data", data, "--port", String(port), "--tenant", "acme", "--user", "jana", "--role", "field",
-            "--json",
-        ])
+        // Enrol from another process while it serves, with the command the server printed: it
+        // names the data directory and the port it picked (the link must reach this server).
+        let hint = try #require(text.split(separator: "\n").first { $0.contains("enrol a device: ") })
+        let hinted = hint.split(separator: "enrol a device: ")[1].split(separator: " ").map(String.init)
+        let expected = ["sync-server", "enroll", "--data", data, "--port", String(port)]
+        #expect(hinted == expected + ["--tenant", "T", "--user", "U", "--role", "R"], "\(hint)")
+        let arguments =
+            Array(hinted.dropFirst().dropLast(6)) + ["--tenant", "acme", "--user", "jana", "--role", "field"]
+        let enrol = try await Self.run(arguments + ["--json"])
         #expect(enrol.status == 0, "\(enrol.stderr)")
         let enrolment = try JSONSerialization.jsonObject(with: Data(enrol.stdout.utf8)) as? [String: Any]
         let link = try #require(enrolment?["enrolment"] as? String)
         #expect(link.contains(String(fingerprint)))
+        #expect(enrolment?["server"] as? String == url, "the server as it listens")
         let replicaDirectory = directory.sub("replica")
         _ = try await ReplicaEnrolment.enrol(try EnrolmentLink(parsing: link), directory: replicaDirectory)
 
