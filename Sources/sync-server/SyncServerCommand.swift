@@ -72,10 +72,10 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension ConfigOptions {
-    /// The `enroll` command for a server started with these flags: the flags it was given and the port it
-    /// listens on (with `--port 0`, the one it picked), so the enrolment string it prints names
-    /// this server. (Until session 11 the hint was bare: on another port or data directory it
-    /// made a string for a server that was not there.)
+    /// The `enroll` command for a server started with these flags: the same flags, and the port
+    /// it listens on (with `--port 0`, the one it picked), so the enrolment string names this
+    /// server. (Until session 11 the hint was bare: on another port or data directory it made a
+    /// string for a server that was not there.)
     func enrolCommand(listeningOn port: Int, configured: Int) -> String {
         var words = ["sync-server", "enroll"]
         if let config { words += ["--config", shellWord(config)] }

@@ -28,7 +28,7 @@ struct MainJobTests {
         server.standardError = FileHandle.nullDevice
         try server.run()
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        // The first lines: URL and fingerprint.
+        // The first lines: URL, fingerprint, the enroll command for this server.
         var text = ""
         let reader = output.fileHandleForReading
         while !text.contains("enrol a device") {
