@@ -11,12 +11,49 @@ struct CatalogueTests {
         #expect(english.count > 50)
         #expect(Set(english.keys).subtracting(czech.keys).sorted() == [])
         #expect(Set(czech.keys).subtracting(english.keys).sorted() == [])
-        let placeholder = /\{[a-z]+\}/
+        // `{name}`, or a count `{name|form|…}`: the same names in both languages.
+        let placeholder = /\{([a-z]+)[}|]/
         for (key, text) in english {
-            let en = Set(text.matches(of: placeholder).map { String($0.output) })
-            let cs = Set((czech[key] ?? "").matches(of: placeholder).map { String($0.output) })
+            let en = Set(text.matches(of: placeholder).map { String($0.output.1) })
+            let cs = Set((czech[key] ?? "").matches(of: placeholder).map { String($0.output.1) })
             #expect(en == cs, "placeholders of \(key) differ: \(en) vs \(cs)")
         }
+        // Every count has the language's number of forms, each with the number in it.
+        let count = /\{[a-z]+((?:\|[^|{}]*)+)\}/
+        for (language, forms) in [(Language.en, 2), (.cs, 3)] {
+            for (key, text) in Catalogue.messages(language) {
+                for match in text.matches(of: count) {
+                    let given = match.output.1.split(separator: "|", omittingEmptySubsequences: false).dropFirst()
+                    #expect(given.count == forms, "\(language) \(key): \(match.output.0)")
+                    #expect(given.allSatisfy { $0.contains("#") }, "\(language) \(key): \(match.output.0)")
+                }
+            }
+        }
+    }
+
+    /// "pushed 1 changes" and "odesláno 1 změn" were what a sync of one change printed until
+    /// session 11; Czech has three forms of a counted noun (1; 2–4; 0 and 5 and more).
+    @Test func countsTakeTheirLanguagesForms() {
+        let english = Catalogue(.en)
+        let czech = Catalogue(.cs)
+        func synced(_ catalogue: Catalogue, _ pushed: Int) -> String {
+            catalogue.text("sync.done", ["pushed": String(pushed), "pulled": "7", "conflicts": "0"])
+        }
+        #expect(synced(english, 1) == "Synced: pushed 1 change, pulled 7. Open conflicts: 0.")
+        #expect(synced(english, 0) == "Synced: pushed 0 changes, pulled 7. Open conflicts: 0.")
+        #expect(synced(english, 2) == "Synced: pushed 2 changes, pulled 7. Open conflicts: 0.")
+        for (pushed, words) in [
+            (1, "odeslána 1 změna"), (2, "odeslány 2 změny"), (4, "odeslány 4 změny"), (5, "odesláno 5 změn"),
+            (0, "odesláno 0 změn"), (22, "odesláno 22 změn"),
+        ] {
+            #expect(synced(czech, pushed) == "Synchronizováno: \(words), přijato 7. Otevřené konflikty: 0.")
+        }
+        #expect(
+            english.text("export.written", ["count": "1", "file": "a{b|c}.vcf"]) == "Wrote 1 record to a{b|c}.vcf.",
+            "an argument's braces are text")
+        #expect(czech.text("sync.image", ["count": "3"]).hasPrefix("3 záznamy přišly ze serveru"))
+        // A count that is not a number, or missing, stays as written: a message never crashes.
+        #expect(english.text("export.written", ["count": "many", "file": "x"]).hasPrefix("Wrote {count|"))
     }
 
     @Test func languageFollowsLANG() {

@@ -35,11 +35,41 @@ public struct Catalogue: Sendable {
         }
     }
 
-    /// The message `key` with `{name}` replaced by `arguments[name]`.
+    /// The message `key` with `{name}` replaced by `arguments[name]`, and a count
+    /// `{name|form|form…}` by the form the number `arguments[name]` takes in this language, its
+    /// `#` replaced by the number: English has two forms (1; any other), Czech three (1; 2–4; 0
+    /// and 5 and more) — "1 change", "3 changes"; "1 změna", "3 změny", "5 změn". Counts are
+    /// chosen in the message before any argument goes in, so an argument's own braces stay text.
     public func text(_ key: String, _ arguments: [String: String] = [:]) -> String {
-        var result = messages[key] ?? Self.english[key] ?? key
+        var result = counted(messages[key] ?? Self.english[key] ?? key, arguments)
         for (name, value) in arguments { result = result.replacingOccurrences(of: "{\(name)}", with: value) }
         return result
+    }
+
+    private func counted(_ template: String, _ arguments: [String: String]) -> String {
+        guard template.contains("|") else { return template }
+        var output = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            output += rest[..<open]
+            let parts = rest[rest.index(after: open)..<close].split(separator: "|", omittingEmptySubsequences: false)
+            if parts.count > 2, let value = arguments[String(parts[0])], let number = Int(value) {
+                let forms = Array(parts.dropFirst())
+                output += forms[min(form(of: number), forms.count - 1)].replacingOccurrences(of: "#", with: value)
+            } else {
+                output += rest[open...close]
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return output + rest
+    }
+
+    /// Which of the language's plural forms `number` takes.
+    private func form(of number: Int) -> Int {
+        switch language {
+        case .en: number == 1 ? 0 : 1
+        case .cs: number == 1 ? 0 : (2...4).contains(number) ? 1 : 2
+        }
     }
 
     static let english: [String: String] = [
@@ -90,12 +120,13 @@ public struct Catalogue: Sendable {
         "schedule.done": "Schedule entry {id} marked done.",
         "schedule.none": "No schedule entries.",
         "unchanged": "Nothing to change: {id} already has these values.",
-        "sync.done": "Synced: pushed {pushed} changes, pulled {pulled}. Open conflicts: {conflicts}.",
-        "sync.refused": "The server refused {count} changes; they are kept locally (see `replica-cli status`).",
+        "sync.done": "Synced: pushed {pushed|# change|# changes}, pulled {pulled}. Open conflicts: {conflicts}.",
+        "sync.refused":
+            "The server refused {count|# change; it is|# changes; they are} kept locally (see `replica-cli status`).",
         "sync.epoch": "The server was restored from a backup; this replica sent it everything it lacked.",
         "sync.rebootstrapped":
             "This replica was away longer than the server keeps deletions: it pushed its changes, then reloaded everything from the server.",
-        "sync.image": "{count} records came in one file from the server (its bootstrap image).",
+        "sync.image": "{count|# record|# records} came in one file from the server (its bootstrap image).",
         "repair.done":
             "Rebuilt replica {replica} ({user}, tenant {tenant}): kept {pending} unpushed and {refused} refused changes and {audit} history entries; the damaged file is at {file}. Run `replica-cli sync`: it pushes your changes and pulls everything else again.",
         "repair.partial":
@@ -110,10 +141,10 @@ public struct Catalogue: Sendable {
         "conflicts.side": "Side {number}",
         "conflicts.options": "Resolve with: {options}",
         "import.rejected-line": "line {line}: {detail}",
-        "import.summary": "{imported} contacts imported, {rejected} lines rejected.",
+        "import.summary": "{imported|# contact|# contacts} imported, {rejected|# line|# lines} rejected.",
         "import.dry-run":
-            "Dry run: {imported} contacts would be imported, {rejected} lines rejected. Nothing was changed.",
-        "export.written": "Wrote {count} records to {file}.",
+            "Dry run: {imported|# contact|# contacts} would be imported, {rejected|# line|# lines} rejected. Nothing was changed.",
+        "export.written": "Wrote {count|# record|# records} to {file}.",
         "history.none": "No recorded changes.",
         "history.current": "Current values and who wrote them:",
         "history.trail": "Changes recorded on this replica:",
@@ -255,12 +286,15 @@ public struct Catalogue: Sendable {
         "schedule.done": "Položka plánu {id} označena jako hotová.",
         "schedule.none": "Žádné položky plánu.",
         "unchanged": "Není co měnit: {id} už tyto hodnoty má.",
-        "sync.done": "Synchronizováno: odesláno {pushed} změn, přijato {pulled}. Otevřené konflikty: {conflicts}.",
-        "sync.refused": "Server odmítl {count} změn; zůstávají uložené místně (viz `replica-cli status`).",
+        "sync.done":
+            "Synchronizováno: {pushed|odeslána # změna|odeslány # změny|odesláno # změn}, přijato {pulled}. Otevřené konflikty: {conflicts}.",
+        "sync.refused":
+            "Server odmítl {count|# změnu; zůstává uložená|# změny; zůstávají uložené|# změn; zůstávají uložené} místně (viz `replica-cli status`).",
         "sync.epoch": "Server byl obnoven ze zálohy; tato replika mu poslala vše, co mu chybělo.",
         "sync.rebootstrapped":
             "Replika byla mimo déle, než server uchovává smazané záznamy: odeslala své změny a znovu načetla vše ze serveru.",
-        "sync.image": "{count} záznamů přišlo ze serveru v jednom souboru (jeho výchozím obrazu).",
+        "sync.image":
+            "{count|# záznam přišel|# záznamy přišly|# záznamů přišlo} ze serveru v jednom souboru (jeho výchozím obrazu).",
         "repair.done":
             "Replika {replica} ({user}, tenant {tenant}) obnovena: zachováno {pending} neodeslaných a {refused} odmítnutých změn a {audit} záznamů historie; poškozený soubor je v {file}. Spusťte `replica-cli sync`: odešle vaše změny a vše ostatní stáhne znovu.",
         "repair.partial":
@@ -277,8 +311,8 @@ public struct Catalogue: Sendable {
         "import.rejected-line": "řádek {line}: {detail}",
         "import.summary": "Importováno kontaktů: {imported}, odmítnuto řádků: {rejected}.",
         "import.dry-run":
-            "Zkušební běh: importovalo by se {imported} kontaktů, odmítnuto řádků: {rejected}. Nic se nezměnilo.",
-        "export.written": "Zapsáno {count} záznamů do {file}.",
+            "Zkušební běh: {imported|importoval by se # kontakt|importovaly by se # kontakty|importovalo by se # kontaktů}, odmítnuto řádků: {rejected}. Nic se nezměnilo.",
+        "export.written": "{count|Zapsán # záznam|Zapsány # záznamy|Zapsáno # záznamů} do {file}.",
         "history.none": "Žádné zaznamenané změny.",
         "history.current": "Současné hodnoty a kdo je zapsal:",
         "history.trail": "Změny zaznamenané v této replice:",
