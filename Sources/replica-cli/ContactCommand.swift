@@ -106,12 +106,12 @@ struct ContactCommand: ParsableCommand {
                 }
                 let c = console.catalogue
                 var lines = [(String, String)]()
-                lines.append((c.text("column.id"), view.id))
-                lines.append((c.text("column.name"), view.name))
-                if let company = view.company { lines.append((c.text("column.company"), company)) }
+                lines.append((c.text("label.id"), view.id))
+                lines.append((c.text("label.name"), view.name))
+                if let company = view.company { lines.append((c.text("label.company"), company)) }
                 if let title = view.title { lines.append((c.text("label.title"), title)) }
-                if let owner = view.owner { lines.append((c.text("column.owner"), owner)) }
-                if let status = view.status { lines.append((c.text("column.status"), status)) }
+                if let owner = view.owner { lines.append((c.text("label.owner"), owner)) }
+                if let status = view.status { lines.append((c.text("label.status"), status)) }
                 if let address = view.address { lines.append((c.text("label.address"), address)) }
                 if !view.phones.isEmpty { lines.append((c.text("label.phones"), view.phones.joined(separator: ", "))) }
                 if !view.emails.isEmpty { lines.append((c.text("label.emails"), view.emails.joined(separator: ", "))) }

@@ -128,6 +128,11 @@ struct CatalogueTests {
         #expect(fields.contains { $0["field"] as? String == "name" && $0["value"] as? String == "Jana N." })
         let human = try await cli.ok(["history", id])
         #expect(human.stdout.contains("local change"), "\(human)")
+        // `contact show` labels its lines alike (until session 11 the first five were the list's
+        // upper-case column headers: "NAME", "OWNER", beside "Title", "Tags").
+        let shown = try await cli.ok(["contact", "show", id])
+        let labels = shown.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first }
+        #expect(Array(labels.prefix(5)) == ["ID", "Name", "Owner", "Status", "State"], "\(shown)")
 
         let entry = try await cli.create([
             "schedule", "add", "--title", "Morning", "--start", "2026-03-02T09:00", "--end", "2026-03-02T10:00",
