@@ -174,7 +174,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "ReplicaTests", dependencies: ["Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture"],
+            name: "ReplicaTests",
+            dependencies: [
+                "Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture",
+                // The network stack's own error values, for the reasons a failed sync gives.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings),
     ]
 )

@@ -35,10 +35,17 @@ struct InitCommand: AsyncParsableCommand {
             } else {
                 throw CommandFailure.user("init.need-link", code: "required", field: "enrolment")
             }
-            let result =
-                rejoin
-                ? try await ReplicaEnrolment.rejoin(link, caFile: ca, directory: console.directory)
-                : try await ReplicaEnrolment.enrol(link, caFile: ca, directory: console.directory)
+            let result: ReplicaEnrolment.Result
+            do {
+                result =
+                    rejoin
+                    ? try await ReplicaEnrolment.rejoin(link, caFile: ca, directory: console.directory)
+                    : try await ReplicaEnrolment.enrol(link, caFile: ca, directory: console.directory)
+            } catch let failure as SyncFailure where failure.code == .unreachable {
+                // Not "local work is safe, it is sent at the next sync": there is no replica yet.
+                throw CommandFailure(
+                    exitCode: 2, code: failure.code.description, key: "init.unreachable", ["detail": failure.message])
+            }
             let credentials = result.credentials
             if console.json {
                 console.emit([

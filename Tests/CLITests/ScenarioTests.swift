@@ -44,6 +44,9 @@ struct ScenarioTests {
         let offline = try await petr.run(["sync"])
         #expect(offline.status == 2, "\(offline)")
         #expect(offline.stderr.contains("unreachable") && offline.stderr.contains("Local work is safe"))
+        // The reason in plain words, not the network stack's nested error (until session 11).
+        #expect(offline.stderr.contains(": connection refused)"), "\(offline)")
+        #expect(!offline.stderr.contains("SingleConnectionFailure"), "\(offline)")
         #expect(Date().timeIntervalSince(started) < 15, "an unreachable server should be reported quickly")
 
         // Offline work on both: the same field edited, the same assignee double-booked.
@@ -186,6 +189,10 @@ struct ScenarioTests {
         let output = try await petr.run(["init", link])
         #expect(output.status == 2, "\(output)")
         #expect(output.stderr.contains("unreachable"), "\(output)")
+        // There is no replica yet: no "local work is safe", and the reason in plain words.
+        #expect(output.stderr.contains("Nothing was changed"), "\(output)")
+        #expect(!output.stderr.contains("Local work"), "\(output)")
+        #expect(output.stderr.contains(": connection refused)"), "\(output)")
         #expect(!FileManager.default.fileExists(atPath: home.sub("petr") + "/device.json"))
     }
 

@@ -294,7 +294,7 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
                 "the server at \(server) did not present the certificate pinned at enrolment (\(text)); "
                     + "if an admin replaced it, enrol again")
         }
-        return SyncFailure(.unreachable, "the server at \(server) is unreachable (\(text)); local work is safe")
+        return SyncFailure(.unreachable, "\(server): \(networkReason(error))")
     }
 
     // MARK: Live

@@ -77,8 +77,7 @@ public enum ReplicaEnrolment {
         } catch let mismatch as CertificatePin.Mismatch {
             throw SyncFailure(.untrustedServer, mismatch.description)
         } catch {
-            throw SyncFailure(
-                .unreachable, "the server at \(link.server) is unreachable (\(error)); nothing was changed")
+            throw SyncFailure(.unreachable, "\(link.server): \(networkReason(error))")
         }
     }
 

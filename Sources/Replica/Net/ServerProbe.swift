@@ -18,8 +18,7 @@ public enum ServerProbe {
                 .connect(host: host, port: port).get()
             try? await channel.close()
         } catch {
-            throw SyncFailure(
-                .unreachable, "the server at \(server) is unreachable (\(error)); local work is safe")
+            throw SyncFailure(.unreachable, "\(server): \(networkReason(error))")
         }
     }
 }

@@ -93,6 +93,8 @@ public struct Catalogue: Sendable {
         "error.key-value": "--field takes KEY=VALUE; \"{value}\" has no =.",
         "error.move-to": "--move-to takes two times, START and END.",
         "sync.unreachable": "The server is unreachable ({detail}). Local work is safe; it is sent at the next sync.",
+        "init.unreachable":
+            "The server is unreachable ({detail}). Nothing was changed; run the same command again when it can be reached.",
         "sync.busy": "The server is busy ({detail}). Local work is safe; try again in a moment.",
         "sync.revoked":
             "This device was revoked by an admin: the server refuses it. Local data is kept in this replica; "
@@ -265,6 +267,8 @@ public struct Catalogue: Sendable {
         "error.move-to": "--move-to očekává dva časy, ZAČÁTEK a KONEC.",
         "sync.unreachable":
             "Server je nedostupný ({detail}). Místní práce je v bezpečí; odešle se při příští synchronizaci.",
+        "init.unreachable":
+            "Server je nedostupný ({detail}). Nic se nezměnilo; až bude dostupný, spusťte stejný příkaz znovu.",
         "sync.busy": "Server je přetížený ({detail}). Místní práce je v bezpečí; zkuste to za chvíli znovu.",
         "sync.revoked":
             "Správce toto zařízení zablokoval: server ho odmítá. Místní data v této replice zůstávají; "
