@@ -262,13 +262,15 @@ public struct ReplicaReader: Sendable {
         // Every field the entity lists (`Entity.fields`), so a field added to an entity is in its
         // history without a second list to keep (until session 11 a hand-written list here left
         // out a note's author, a contact's "not a duplicate of" and the acceptances).
-        let events: [FieldEvent]
-        let user: (ReplicaID) -> String
-        switch kind {
-        case .contact: (events, user) = (state.contacts[id]!.liveFieldEvents, state.contacts[id]!.user(of:))
-        case .note: (events, user) = (state.notes[id]!.liveFieldEvents, state.notes[id]!.user(of:))
-        case .schedule: (events, user) = (state.schedule[id]!.liveFieldEvents, state.schedule[id]!.user(of:))
+        func written<E: Entity>(_ entity: E) -> ([FieldEvent], (ReplicaID) -> String) {
+            (entity.liveFieldEvents, entity.user(of:))
         }
+        let (events, user) =
+            switch kind {
+            case .contact: written(state.contacts[id]!)
+            case .note: written(state.notes[id]!)
+            case .schedule: written(state.schedule[id]!)
+            }
         let fields = events.sorted { ($0.stamp, $0.field) < ($1.stamp, $1.field) }.map { event in
             FieldAuthorship(
                 field: event.field, value: event.value, user: user(event.stamp.replica),
