@@ -440,9 +440,9 @@ var serialEngine = SyncEngine(store: serialReader, transport: recorded)
 serialEngine.pipelinesPulls = false
 let serialApplySeconds = try await asyncSeconds { _ = try await serialEngine.sync() }
 precondition(serialReader.state.contacts.count == reader.state.contacts.count)
-// The same number of rows changed in raw SQLite, in as many transactions.
+// The same number of rows changed in raw SQLite, in as many transactions as the store wrote.
 let rawApply = try seconds {
-    let perBatch = applied.pulledChanges / max(1, applied.pullBatches)
+    let perBatch = applied.pulledChanges / max(1, applied.pullTransactions)
     for start in stride(from: 0, to: contactCount, by: perBatch) {
         try raw.write { db in
             let statement = try db.makeStatement(sql: "UPDATE contacts SET name = ? WHERE id = ?")
@@ -456,7 +456,7 @@ let rawApply = try seconds {
 // change (the entity's blob, its contact row with the listing and owner indexes, the audit row
 // and its index) and the sync state per batch, in as many transactions, with no CRDT work.
 let rawSchemaApply = try seconds {
-    let perBatch = applied.pulledChanges / max(1, applied.pullBatches)
+    let perBatch = applied.pulledChanges / max(1, applied.pullTransactions)
     for start in stride(from: 0, to: contactCount, by: perBatch) {
         try schemaRaw.write { db in
             let entity = try db.cachedStatement(
@@ -490,8 +490,8 @@ let rawSchemaApply = try seconds {
     }
 }
 print(
-    "applying \(applied.pulledChanges) remote field changes (\(applied.pullBatches) pulled batches, one transaction "
-        + "each; the server's answers recorded beforehand): \(fmt(applySeconds)) s = "
+    "applying \(applied.pulledChanges) remote field changes (\(applied.pullBatches) pulled batches in "
+        + "\(applied.pullTransactions) transactions; the server's answers recorded beforehand): \(fmt(applySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s; one batch at a time (not prepared "
         + "while the previous one is written) \(fmt(serialApplySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / serialApplySeconds, 0)) changes/s")
@@ -558,7 +558,8 @@ do {
     profiling("titles", "disable")
     print(
         "applying \(report.pulledChanges) remote changes of a field no index holds (the title; "
-            + "\(report.pullBatches) batches, pipelined): \(fmt(titleSeconds)) s = "
+            + "\(report.pullBatches) batches in \(report.pullTransactions) transactions, pipelined): "
+            + "\(fmt(titleSeconds)) s = "
             + "\(fmt(Double(report.pulledChanges) / titleSeconds, 0)) changes/s")
 }
 

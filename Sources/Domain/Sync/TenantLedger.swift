@@ -163,24 +163,31 @@ extension TenantState {
     /// The entities `change` touches, each merged with its current state here: what a store
     /// writes for them, without copying the whole state.
     ///
-    /// With `newer`, an entity `newer` holds is taken from there rather than from this state:
-    /// `newer` is the result of an earlier `merged(with:)` that is not in this state yet (a store
-    /// prepares the next pulled batch while it writes the previous one).
-    public func merged(with change: TenantState, over newer: TenantState? = nil) -> TenantState {
+    /// An entity one of `newer` holds is taken from the first that holds it rather than from
+    /// this state: `newer` are results of earlier `merged(with:)` calls that are not in this
+    /// state yet, the newest first (a store prepares the next pulled batches while it writes the
+    /// previous ones).
+    public func merged(with change: TenantState, over newer: [TenantState] = []) -> TenantState {
         func merge<E: Entity>(
-            _ current: ORMap<EntityID, E>, _ newer: ORMap<EntityID, E>?, _ delta: ORMap<EntityID, E>
+            _ current: ORMap<EntityID, E>, _ newer: [ORMap<EntityID, E>], _ delta: ORMap<EntityID, E>
         ) -> ORMap<EntityID, E> {
             var result = [EntityID: E]()
             result.reserveCapacity(delta.count)
             for (id, entity) in delta.valueByKey {
-                result[id] = (newer?[id] ?? current[id] ?? E()).merging(entity)
+                result[id] = (Self.first(id, in: newer) ?? current[id] ?? E()).merging(entity)
             }
             return ORMap(result)
         }
         return TenantState(
-            contacts: merge(contacts, newer?.contacts, change.contacts),
-            notes: merge(notes, newer?.notes, change.notes),
-            schedule: merge(schedule, newer?.schedule, change.schedule))
+            contacts: merge(contacts, newer.map(\.contacts), change.contacts),
+            notes: merge(notes, newer.map(\.notes), change.notes),
+            schedule: merge(schedule, newer.map(\.schedule), change.schedule))
+    }
+
+    /// The value at `id` in the first of `maps` that holds one.
+    public static func first<E>(_ id: EntityID, in maps: [ORMap<EntityID, E>]) -> E? {
+        for map in maps { if let value = map[id] { return value } }
+        return nil
     }
 
     /// The given fields of one entity, as a change.

@@ -80,8 +80,8 @@ extension LocalStore {
     /// What a sync step is prepared against: this store's state and clock, with — when the
     /// previous step is prepared but not yet in memory — that step's result over them.
     public func commitBase(after previous: PreparedCommit? = nil) -> CommitBase {
-        CommitBase(
-            state: state, newer: previous?.merged, clock: previous?.clock ?? clock, auditsPulls: options.auditsPulls)
+        let base = CommitBase(state: state, newer: [], clock: clock, auditsPulls: options.auditsPulls)
+        return previous.map { base.after($0) } ?? base
     }
 
     /// Prepares a sync step against this store as it is now (see ``commitBase(after:)``).
@@ -236,11 +236,18 @@ extension LocalStore {
 /// be prepared on another thread while the store writes the previous one.
 public struct CommitBase: Sendable {
     let state: TenantState
-    /// The previous step's entities, prepared but not yet in `state`.
-    let newer: TenantState?
+    /// The entities of steps prepared but not yet in `state`, the newest step first (the one
+    /// being written, and the pulled batches already joined to the step after it).
+    let newer: [TenantState]
     let clock: HybridLogicalClock
     /// Whether the step's pulled entities get audit rows (`StoreOptions.auditsPulls`).
     let auditsPulls: Bool
+
+    /// This base with `step` — prepared against it, not yet in the store's memory — over it:
+    /// what the step after `step` is prepared against.
+    public func after(_ step: PreparedCommit) -> CommitBase {
+        CommitBase(state: state, newer: [step.merged] + newer, clock: step.clock, auditsPulls: auditsPulls)
+    }
 
     /// Everything a step needs but the writes: the pulled changes merged into one, merged with
     /// what the store holds, their encoded state, the clock after observing them, the session
@@ -286,12 +293,12 @@ public struct CommitBase: Sendable {
         var rows = [PullAuditRow]()
         rows.reserveCapacity(change.entityCount)
         func log<E: Entity>(
-            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: ORMap<EntityID, E>?,
+            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
             current: ORMap<EntityID, E>
         ) {
             for (id, delta) in deltas.valueByKey {
                 guard let entity = after[id] else { continue }  // `merged` holds every entity of `change`
-                let before = newer?[id] ?? current[id] ?? E()
+                let before = TenantState.first(id, in: newer) ?? current[id] ?? E()
                 let writers = E.writers(of: delta, unseenBy: before)
                 if writers.isEmpty {
                     // Compared only here: a change with an unseen write changed something.
@@ -309,9 +316,9 @@ public struct CommitBase: Sendable {
                 }
             }
         }
-        log(change.contacts, after: merged.contacts, newer: newer?.contacts, current: state.contacts)
-        log(change.notes, after: merged.notes, newer: newer?.notes, current: state.notes)
-        log(change.schedule, after: merged.schedule, newer: newer?.schedule, current: state.schedule)
+        log(change.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts)
+        log(change.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes)
+        log(change.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule)
         return rows
     }
 }
@@ -328,17 +335,38 @@ struct PullAuditRow: Sendable {
 /// A sync step ready to be written (``LocalStore/write(_:)``) and then taken into memory
 /// (``LocalStore/adopt(_:)``).
 public struct PreparedCommit: Sendable {
-    public let session: ReplicaSyncSession
-    public let actions: [ReplicaSyncSession.Action]
+    public private(set) var session: ReplicaSyncSession
+    public private(set) var actions: [ReplicaSyncSession.Action]
     /// The pulled changes, merged into one.
-    let applied: TenantState
+    private(set) var applied: TenantState
     /// The entities `applied` touches, after the step.
-    let merged: TenantState
+    private(set) var merged: TenantState
     /// Their encoded state (`entityBlob`), by ID.
-    let blobs: [EntityID: Data]
+    private(set) var blobs: [EntityID: Data]
     /// The audit rows of the pulled entities (none when the store does not audit pulls).
-    let pullAudit: [PullAuditRow]
-    let clock: HybridLogicalClock
-    let sessionJSON: String
-    let wall: UInt64
+    private(set) var pullAudit: [PullAuditRow]
+    private(set) var clock: HybridLogicalClock
+    private(set) var sessionJSON: String
+    private(set) var wall: UInt64
+
+    /// Joins `next` — the step prepared against ``CommitBase/after(_:)`` this one — to this step:
+    /// one step again, written in ONE transaction, which ends where `next` ends (its session,
+    /// cursor and clock). The sync engine writes pulled batches that arrived while it wrote the
+    /// previous ones this way: SQLite's cost per commit (the fsync, the pages written again)
+    /// is paid once for all of them.
+    ///
+    /// Mutates in place; `next.merged` must have been prepared over this step's `merged`, so its
+    /// entities are taken as they are.
+    public mutating func append(_ next: PreparedCommit) {
+        actions.removeAll { $0 == .pullAgain }
+        actions += next.actions
+        applied.merge(next.applied)
+        merged.mergeJoined(next.merged)
+        blobs.merge(next.blobs) { _, newer in newer }
+        pullAudit += next.pullAudit
+        session = next.session
+        clock = next.clock
+        sessionJSON = next.sessionJSON
+        wall = next.wall
+    }
 }

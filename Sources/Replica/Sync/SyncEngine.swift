@@ -1,6 +1,7 @@
 import CRDT
 import Domain
 import Foundation
+import Synchronization
 
 /// Moves protocol messages to the server and back. The HTTP/2 client (over TLS, with the
 /// server's certificate pinned) implements this once the server exists (issue #5); tests use
@@ -42,6 +43,9 @@ public struct SyncReport: Equatable, Sendable, Codable {
     public var rejectedChanges = 0
     public var pulledChanges = 0
     public var pullBatches = 0
+    /// The transactions the pulled batches were written in: fewer than the batches when
+    /// batches that arrived while the previous ones were written were joined into one.
+    public var pullTransactions = 0
     public var epochChanged = false
     /// The server refused the cursor as older than its retention; the replica emptied its state
     /// and pulled everything again.
@@ -60,6 +64,7 @@ public struct SyncReport: Equatable, Sendable, Codable {
         rejectedChanges += other.rejectedChanges
         pulledChanges += other.pulledChanges
         pullBatches += other.pullBatches
+        pullTransactions += other.pullTransactions
         epochChanged = epochChanged || other.epochChanged
         rebootstrapped = rebootstrapped || other.rebootstrapped
         imageEntities = other.imageEntities ?? imageEntities
@@ -81,6 +86,12 @@ public struct SyncEngine {
     /// Ask for the next pull batch while applying the current one, when the transport allows
     /// concurrent use (`ConcurrentSyncTransport`). Off only to measure what it gains.
     public var pipelinesPulls = true
+    /// At most this many pulled changes are written in one transaction. Batches that arrive
+    /// while the previous ones are written are joined, up to this, and written together (each
+    /// commit's fsync and the pages it writes again are paid once for all of them); when the
+    /// writing keeps up with the network, each batch is written on its own as it arrives.
+    /// 1 writes every batch in its own transaction.
+    public var maxChangesPerTransaction = 5_000
     /// A fresh replica takes the server's bootstrap image when the transport can fetch one.
     /// Off only to measure what it gains, or to test the pull path.
     public var takesImages = true
@@ -185,14 +196,20 @@ public struct SyncEngine {
             if pipelinesPulls, actions.contains(.pullAgain), !actions.contains(.repushEverything),
                 let concurrent = transport as? any ConcurrentSyncTransport
             {
-                ahead = Ahead(after: step, base: store.commitBase(after: step.prepared), concurrent, wall: wall())
+                ahead = Ahead(
+                    after: step, base: store.commitBase(after: step.prepared), concurrent, wall: wall(),
+                    maxChanges: maxChangesPerTransaction)
             }
             try store.write(step.prepared)
+            // The batches asked for meanwhile are joined into the next step until now: the
+            // batch in flight is the last of it.
+            ahead?.writerFinished.set()
             // The next step's preparation holds the store's state; taking this step into memory
             // before it finished would copy the whole state.
             if let next = ahead { _ = await next.task.result }
             store.adopt(step.prepared)
-            report.pullBatches += 1
+            report.pullBatches += step.batches
+            report.pullTransactions += 1
             report.pulledChanges += step.changeCount
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
@@ -238,10 +255,12 @@ public struct SyncEngine {
         }
     }
 
-    /// A pulled batch, decoded, received by the session and prepared for the store.
+    /// Pulled batches, decoded, received by the session and prepared for the store: one, or
+    /// several joined (``PreparedCommit/append(_:)``) to be written in one transaction.
     private struct PulledStep: Sendable {
-        let changeCount: Int
-        let prepared: PreparedCommit
+        private(set) var changeCount: Int
+        private(set) var batches = 1
+        private(set) var prepared: PreparedCommit
 
         init(
             request: PullRequest, answer: [UInt8], session: ReplicaSyncSession, sentAt: UInt64, receivedAt: UInt64,
@@ -253,32 +272,82 @@ public struct SyncEngine {
             changeCount = response.changes.count
             prepared = try base.prepare(session: session, actions: actions, wall: receivedAt)
         }
+
+        /// Whether another batch may be joined to this step: the server has more, and the
+        /// step ends no sync (a changed epoch is handled after its own transaction).
+        var canGrow: Bool {
+            prepared.actions.contains(.pullAgain) && !prepared.actions.contains(.repushEverything)
+        }
+
+        /// Joins `next`, prepared against `base.after(prepared)`.
+        mutating func append(_ next: PulledStep) {
+            prepared.append(next.prepared)
+            changeCount += next.changeCount
+            batches += next.batches
+        }
     }
 
-    /// The next pull, asked for and prepared while the current batch is written. Its base is the
-    /// store's state with the current batch over it; it is used only if the store's next request
-    /// is exactly `request` (otherwise it is cancelled and asked again).
+    /// The next pulls, asked for and prepared while the current step is written. The first is
+    /// asked for at once; each one that arrives before the writer finishes is followed by the
+    /// next, joined to the same step (up to `maxChanges`): a writer slower than the network takes
+    /// several batches per transaction, one that keeps up takes them one by one, as they come.
+    /// Their base is the store's state with the current step over it; the step is used only if
+    /// the store's next request is exactly `request` (otherwise it is cancelled and asked again).
     private struct Ahead {
         let request: PullRequest
         let task: Task<PulledStep, any Error>
+        /// Set when the current step is written: the batch in flight is the last of the next step.
+        let writerFinished = Flag()
 
-        init(after step: PulledStep, base: CommitBase, _ transport: any ConcurrentSyncTransport, wall sentAt: UInt64) {
+        final class Flag: Sendable {
+            private let value = Atomic(false)
+            var isSet: Bool { value.load(ordering: .acquiring) }
+            func set() { value.store(true, ordering: .releasing) }
+        }
+
+        init(
+            after step: PulledStep, base: CommitBase, _ transport: any ConcurrentSyncTransport, wall sentAt: UInt64,
+            maxChanges: Int
+        ) {
             let session = step.prepared.session
             let request = session.nextPull()
             self.request = request
-            let blob = request.encodedBlob()
+            let writerFinished = self.writerFinished
             let started = ContinuousClock.now
-            task = Task {
-                let answer = try await transport.pull(blob)
-                // When it arrived, on the engine's (injectable) wall clock: the time it took,
-                // after the wall time it was sent at.
+            /// Ms since `started`, after the wall time the first request was sent at: the engine's
+            /// (injectable) wall clock, moved on by the time that passed.
+            @Sendable func now() -> UInt64 {
                 let took = ContinuousClock.now - started
-                let tookMs =
-                    UInt64(max(0, took.components.seconds)) * 1000
+                return sentAt + UInt64(max(0, took.components.seconds)) * 1000
                     + UInt64(max(0, took.components.attoseconds / 1_000_000_000_000_000))
+            }
+            @Sendable func pull(
+                _ request: PullRequest, after session: ReplicaSyncSession, base: CommitBase
+            )
+                async throws -> PulledStep
+            {
+                let asked = now()
+                let answer = try await transport.pull(request.encodedBlob())
                 return try PulledStep(
-                    request: request, answer: answer, session: session, sentAt: sentAt, receivedAt: sentAt + tookMs,
-                    base: base)
+                    request: request, answer: answer, session: session, sentAt: asked, receivedAt: now(), base: base)
+            }
+            task = Task {
+                var next = try await pull(request, after: session, base: base)
+                while next.canGrow, next.changeCount < maxChanges, !writerFinished.isSet, !Task.isCancelled {
+                    let session = next.prepared.session
+                    do {
+                        // `base.after(...)` is a temporary: `next.prepared` is unshared again when the
+                        // batch is joined, so its entities are joined in place, not copied.
+                        let batch = try await pull(
+                            session.nextPull(), after: session, base: base.after(next.prepared))
+                        next.append(batch)
+                    } catch {
+                        // The batches joined so far stand; the next ask, outside this step, meets
+                        // the error again and is handled there (a retry, a stale cursor).
+                        break
+                    }
+                }
+                return next
             }
         }
     }
