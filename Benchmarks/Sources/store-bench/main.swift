@@ -431,6 +431,12 @@ try FileManager.default.createDirectory(atPath: root + "/reader-serial", withInt
 try FileManager.default.copyItem(
     atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-serial/replica.sqlite")
 let serialReader = try LocalStore.open(in: root + "/reader-serial")
+// And another copy applies them pipelined but each batch in its own transaction, as the engine
+// did until session 12 joined the batches that arrive during a write.
+try FileManager.default.createDirectory(atPath: root + "/reader-batchwise", withIntermediateDirectories: true)
+try FileManager.default.copyItem(
+    atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-batchwise/replica.sqlite")
+let batchwiseReader = try LocalStore.open(in: root + "/reader-batchwise")
 let recorded = RecordedPulls(transport.ledger, for: reader.session, wall: UInt64(Date().timeIntervalSince1970 * 1000))
 var applied = SyncReport()
 profiling("apply", "enable")
@@ -440,6 +446,10 @@ var serialEngine = SyncEngine(store: serialReader, transport: recorded)
 serialEngine.pipelinesPulls = false
 let serialApplySeconds = try await asyncSeconds { _ = try await serialEngine.sync() }
 precondition(serialReader.state.contacts.count == reader.state.contacts.count)
+var batchwiseEngine = SyncEngine(store: batchwiseReader, transport: recorded)
+batchwiseEngine.maxChangesPerTransaction = 1
+let batchwiseApplySeconds = try await asyncSeconds { _ = try await batchwiseEngine.sync() }
+precondition(batchwiseReader.state == reader.state)
 // The same number of rows changed in raw SQLite, in as many transactions as the store wrote.
 let rawApply = try seconds {
     let perBatch = applied.pulledChanges / max(1, applied.pullTransactions)
@@ -492,8 +502,10 @@ let rawSchemaApply = try seconds {
 print(
     "applying \(applied.pulledChanges) remote field changes (\(applied.pullBatches) pulled batches in "
         + "\(applied.pullTransactions) transactions; the server's answers recorded beforehand): \(fmt(applySeconds)) s = "
-        + "\(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s; one batch at a time (not prepared "
-        + "while the previous one is written) \(fmt(serialApplySeconds)) s = "
+        + "\(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s; pipelined, one transaction per batch "
+        + "(as before session 12) \(fmt(batchwiseApplySeconds)) s = "
+        + "\(fmt(Double(applied.pulledChanges) / batchwiseApplySeconds, 0)) changes/s; one batch at a time (not "
+        + "prepared while the previous one is written) \(fmt(serialApplySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / serialApplySeconds, 0)) changes/s")
 print(
     "  raw SQLite updating as many rows in as many transactions: \(fmt(Double(contactCount) / rawApply, 0)) rows/s; "
