@@ -15,21 +15,13 @@ of any command that must open the file), and `PRAGMA quick_check` (what every op
 """
 
 import argparse
-import csv
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
-import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loopback_server import LoopbackServer, binaries_to_compare, write_contacts_csv
 
 
 def timed(argv, env=None):
@@ -50,40 +42,18 @@ def timed(argv, env=None):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("cli", help="the replica-cli to measure")
-    parser.add_argument("--base", help="another replica-cli to measure beside it (the previous build)")
-    parser.add_argument("--server", default=".build/release/sync-server")
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--only", help="measure only the commands whose names contain one of these (comma-separated)")
-    args = parser.parse_args()
-    binaries = [("new", os.path.abspath(args.cli))]
-    if args.base:
-        binaries.insert(0, ("base", os.path.abspath(args.base)))
+    args, binaries = binaries_to_compare(parser, runs=7)
 
-    root = tempfile.mkdtemp(prefix="cli-latency-")
-    port = free_port()
-    server = subprocess.Popen(
-        [args.server, "serve", "--data", f"{root}/srv", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = LoopbackServer(args.server, prefix="cli-latency-")
+    root = server.root
     try:
-        for line in server.stdout:
-            if "listening on" in line:
-                break
-        enrol = subprocess.run(
-            [args.server, "enroll", "--data", f"{root}/srv", "--port", str(port), "--tenant", "acme",
-             "--user", "jana", "--role", "admin", "--json"], check=True, capture_output=True, text=True)
-        link = json.loads(enrol.stdout)["enrolment"]
+        link = server.enrol("jana", "admin")
         replica = f"{root}/replica"
         cli = binaries[-1][1]
         subprocess.run([cli, "init", "--data", replica, link], check=True, capture_output=True)
 
-        with open(f"{root}/contacts.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["name", "company", "phone", "email", "tag"])
-            for i in range(args.contacts):
-                w.writerow([f"Contact {i:06d} Nováková", f"Firma {i % 500}", f"+4206{i:08d}",
-                            f"c{i}@example.cz", "vip" if i % 7 == 0 else "lead"])
+        write_contacts_csv(f"{root}/contacts.csv", args.contacts)
         start = time.perf_counter()
         subprocess.run([cli, "import", "csv", "--data", replica, f"{root}/contacts.csv"], check=True,
                        capture_output=True)
@@ -94,7 +64,9 @@ def main():
                                  text=True).stdout
             return json.loads(out)
 
-        contact = run_json("contact", "list", "--search", "Contact 050000")["contacts"][0]["id"]
+        # The contact in the middle (050000 of 100,000); the search below finds it and nine more.
+        middle = f"Contact {args.contacts // 2:06d}"
+        contact = run_json("contact", "list", "--search", middle)["contacts"][0]["id"]
         for n in range(5):
             run_json("note", "add", contact, "--text", f"call {n}")
         run_json("schedule", "add", "--title", "Call back", "--start", "2026-12-01T09:00:00Z",
@@ -104,7 +76,7 @@ def main():
 
         commands = [
             ("contact show", ["contact", "show", contact]),
-            ("contact list --search", ["contact", "list", "--search", "Contact 05000"]),
+            ("contact list --search", ["contact", "list", "--search", middle[:-1]]),
             ("contact list (all 100,000)", ["contact", "list"]),
             ("note list", ["note", "list", contact]),
             ("schedule list --day", ["schedule", "list", "--day", "2026-12-01"]),
@@ -120,7 +92,7 @@ def main():
                 f"SELECT length(state) FROM entity_state WHERE kind = 'contact' AND id = '{contact}'"]),
             ("sqlite3: the search's scan, ASCII LIKE, no folding", [
                 "sqlite3", database,
-                "SELECT id, name FROM contacts WHERE lifecycle = 'active' AND name LIKE '%contact 05000%' "
+                f"SELECT id, name FROM contacts WHERE lifecycle = 'active' AND name LIKE '%{middle[:-1].lower()}%' "
                 "ORDER BY name COLLATE NOCASE, id"]),
         ]
         if args.only:
@@ -139,9 +111,7 @@ def main():
             print(f"  {label:5} {name:40} {statistics.median(walls):6.3f} s ({walls[0]:.3f}-{walls[-1]:.3f})"
                   f"  {rss:6.0f} MB")
     finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()
 
 
 if __name__ == "__main__":

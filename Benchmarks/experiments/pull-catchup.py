@@ -18,67 +18,30 @@ same run is the other binary (`--base`), and Jana's own push of the same contact
 """
 
 import argparse
-import csv
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
-import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loopback_server import LoopbackServer, binaries_to_compare, write_contacts_csv
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("cli", help="the replica-cli to measure")
-    parser.add_argument("--base", help="another replica-cli to measure beside it (the previous build)")
-    parser.add_argument("--server", default=".build/release/sync-server")
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    binaries = [("new", os.path.abspath(args.cli))]
-    if args.base:
-        binaries.insert(0, ("base", os.path.abspath(args.base)))
+    args, binaries = binaries_to_compare(parser, runs=5)
     cli = binaries[-1][1]
 
-    root = tempfile.mkdtemp(prefix="pull-catchup-")
-    port = free_port()
-    # The server's log goes to a file: a pipe nobody reads fills up and stops the server.
-    log = open(f"{root}/server.log", "w")
-    server = subprocess.Popen(
-        [args.server, "serve", "--data", f"{root}/srv", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT)
+    server = LoopbackServer(args.server, prefix="pull-catchup-")
+    root = server.root
     try:
-        deadline = time.monotonic() + 30
-        while "listening on" not in open(f"{root}/server.log").read():
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start: " + open(f"{root}/server.log").read())
-            time.sleep(0.1)
-
-        def enrol(user, role):
-            out = subprocess.run(
-                [args.server, "enroll", "--data", f"{root}/srv", "--port", str(port), "--tenant", "acme",
-                 "--user", user, "--role", role, "--json"], check=True, capture_output=True, text=True).stdout
-            return json.loads(out)["enrolment"]
-
         jana, petr = f"{root}/jana", f"{root}/petr"
-        subprocess.run([cli, "init", "--data", jana, enrol("jana", "admin")], check=True, capture_output=True)
-        subprocess.run([cli, "init", "--data", petr, enrol("petr", "admin")], check=True, capture_output=True)
+        subprocess.run([cli, "init", "--data", jana, server.enrol("jana", "admin")], check=True, capture_output=True)
+        subprocess.run([cli, "init", "--data", petr, server.enrol("petr", "admin")], check=True, capture_output=True)
         subprocess.run([cli, "--data", petr, "sync"], check=True, capture_output=True)
 
-        with open(f"{root}/contacts.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["name", "company", "phone", "email", "tag"])
-            for i in range(args.contacts):
-                w.writerow([f"Contact {i:06d} Nováková", f"Firma {i % 500}", f"+4206{i:08d}",
-                            f"c{i}@example.cz", "vip" if i % 7 == 0 else "lead"])
+        write_contacts_csv(f"{root}/contacts.csv", args.contacts)
         subprocess.run([cli, "import", "csv", "--data", jana, f"{root}/contacts.csv"], check=True,
                        capture_output=True)
         start = time.perf_counter()
@@ -110,9 +73,7 @@ def main():
             print(f"  {label:5} {median:6.2f} s ({walls[0]:.2f}-{walls[-1]:.2f}){rate}; last report: "
                   + json.dumps(report, sort_keys=True))
     finally:
-        server.terminate()
-        server.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()
 
 
 if __name__ == "__main__":
