@@ -20,6 +20,9 @@ public protocol Entity: Mergeable, BinaryCodable, Codable {
     func visitFields<V: FieldVisitor>(_ visitor: inout V)
     /// Hands every field to `updater`, in ``fields`` order, with the same field of `other`.
     mutating func updateFields<U: FieldUpdater>(with other: Self, _ updater: inout U)
+    /// Shows every field to `visitor` beside the same field of `other`, in ``fields`` order,
+    /// changing neither (a walk with ``updateFields(with:_:)`` would copy a shared entity).
+    func visitFields<V: FieldPairVisitor>(beside other: Self, _ visitor: inout V)
 }
 
 // The hot operations (merge, isBottom, encoding, knowledge, projections, field comparisons) go
@@ -32,6 +35,12 @@ public protocol Entity: Mergeable, BinaryCodable, Codable {
 /// Reads the fields of an entity, one after another (see ``Entity/visitFields(_:)``).
 public protocol FieldVisitor {
     mutating func visit<F: FieldCRDT>(_ field: F)
+}
+
+/// Reads the fields of two entities of one type side by side (see
+/// ``Entity/visitFields(beside:_:)``).
+public protocol FieldPairVisitor {
+    mutating func visit<F: FieldCRDT>(_ field: F, beside other: F)
 }
 
 /// Changes the fields of an entity, one after another, each with the same field of another
@@ -95,12 +104,12 @@ public protocol FieldUpdater {
 }
 
 /// Notes which fields in `mask` differ from the other entity's, changing nothing.
-@usableFromInline struct FieldComparer: FieldUpdater {
+@usableFromInline struct FieldComparer: FieldPairVisitor {
     @usableFromInline let mask: UInt64
     @usableFromInline var index: UInt64 = 0
     @usableFromInline var differing: UInt64 = 0
     @inlinable init(mask: UInt64) { self.mask = mask }
-    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F, beside other: F) {
         if mask & (1 << index) != 0 && field != other { differing |= 1 << index }
         index += 1
     }
@@ -108,13 +117,13 @@ public protocol FieldUpdater {
 
 /// Per device, the newest live write (a value, a set element) in the fields in `mask` of the
 /// other entity that the same field of the walked entity has not seen.
-@usableFromInline struct UnseenLiveWrites: FieldUpdater {
+@usableFromInline struct UnseenLiveWrites: FieldPairVisitor {
     @usableFromInline let mask: UInt64
     @usableFromInline var index: UInt64 = 0
     /// One dot per device (a handful at most: a linear search beats a dictionary).
     @usableFromInline var newest: [Dot] = []
     @inlinable init(mask: UInt64) { self.mask = mask }
-    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F, beside other: F) {
         defer { index += 1 }
         guard mask & (1 << index) != 0 else { return }
         let seen = field.isBottom ? VersionVector() : field.knowledge
@@ -182,10 +191,8 @@ extension Entity {
     /// gives a new sequence number to.
     @inlinable
     public static func changedFields(touchedBy delta: Self, from before: Self, to after: Self) -> FieldMask {
-        // A copy of `before` only to walk its fields beside `after`'s; nothing is changed.
-        var walked = before
         var comparer = FieldComparer(mask: delta.presentFields.rawValue)
-        walked.updateFields(with: after, &comparer)
+        before.visitFields(beside: after, &comparer)
         return FieldMask(rawValue: comparer.differing)
     }
 
@@ -198,10 +205,8 @@ extension Entity {
     /// ``changedFields(touchedBy:from:to:)``.
     @inlinable
     public static func writers(of delta: Self, unseenBy before: Self) -> [Dot] {
-        // A copy of `before` only to walk its fields beside `delta`'s; nothing is changed.
-        var walked = before
         var finder = UnseenLiveWrites(mask: delta.presentFields.rawValue)
-        walked.updateFields(with: delta, &finder)
+        before.visitFields(beside: delta, &finder)
         return finder.newest.sorted { $0.counter != $1.counter ? $0.counter < $1.counter : $0.replica < $1.replica }
     }
 

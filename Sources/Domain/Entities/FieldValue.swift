@@ -171,6 +171,12 @@ public struct Authors: Mergeable, FieldCRDT {
     /// The stamps of the records: they are writes like any other (the server's drift check and
     /// its field comparison see them).
     public var knowledge: VersionVector { VersionVector(userByDevice.valueByKey.values.compactMap { $0.stamp?.dot }) }
+    /// `knowledge.newestDot` and `hasSeen` without building the knowledge: asked of every
+    /// entity a pull brings (its audit and its row's `updated_hlc`).
+    public var newestDot: Dot? { userByDevice.valueByKey.values.reduce(nil) { newer($0, $1.stamp?.dot) } }
+    public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
+        userByDevice.valueByKey.values.contains { $0.stamp.map { $0.replica != replica } ?? false }
+    }
 
     public func encode(to writer: inout BinaryWriter) { userByDevice.encode(to: &writer) }
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {

@@ -54,8 +54,7 @@ extension Entity {
         // Stamps only, and only on the changed fields: this runs on every edit of a colleague's
         // record; the field names are looked up for the few writes found.
         var finder = ForeignStampFinder(mask: (changed ?? after.presentFields).rawValue, author: author)
-        var walked = before ?? Self()
-        walked.updateFields(with: after, &finder)
+        (before ?? Self()).visitFields(beside: after, &finder)
         for (index, stamp) in finder.found {
             result.append(foreignWrite(id: id, field: index, stamp: stamp, in: after))
         }
@@ -90,7 +89,7 @@ extension Entity {
 /// `author`'s own under its own name. For an author record the stamp noted is the record's,
 /// whose replica names the device recorded (a forged one carries the forger's stamp, so its
 /// device is reported by key).
-@usableFromInline struct ForeignStampFinder: FieldUpdater {
+@usableFromInline struct ForeignStampFinder: FieldPairVisitor {
     @usableFromInline let mask: UInt64
     @usableFromInline let author: Author
     @usableFromInline var index = 0
@@ -103,7 +102,7 @@ extension Entity {
 
     // Inlinable like the other visitors (Entity.swift): specialized per field type, the cast to
     // `Authors` and the stamp lists cost nothing for fields outside the mask.
-    @inlinable mutating func update<F: FieldCRDT>(_ field: inout F, with other: F) {
+    @inlinable mutating func visit<F: FieldCRDT>(_ field: F, beside other: F) {
         defer { index += 1 }
         guard mask & (1 << UInt64(index)) != 0 else { return }
         if let before = field as? Authors, let after = other as? Authors {
