@@ -98,6 +98,26 @@ struct SemanticsTests {
         #expect(a["title"]?.values == ["Head of sales"])
     }
 
+    @Test("merging a known join takes its values and hands back exactly the ones it replaced")
+    func mergeJoinedReturnsReplaced() {
+        var map = ORMap<String, MVRegister<String>>()
+        map.update("title") { $0.write("Sales", at: HLC(physical: 1, replica: jana)) }
+        map.update("company") { $0.write("Acme", at: HLC(physical: 2, replica: jana)) }
+        let before = map
+        // The join at each key it touches: the title edited over what `map` holds, a new status.
+        var title = map["title"]!
+        title.write("Head of sales", at: HLC(physical: 3, replica: petr))
+        var joined = ORMap<String, MVRegister<String>>()
+        joined.update("title") { value in
+            value = title
+            return title
+        }
+        joined.update("status") { $0.write("lead", at: HLC(physical: 4, replica: petr)) }
+        let replaced = map.mergeJoined(joined)
+        #expect(map == before.merging(joined))
+        #expect(replaced == [before["title"]!], "only the title was there before")
+    }
+
     @Test("last-writer-wins keeps the greatest stamp, ties broken by replica")
     func lastWriterWins() {
         var a = LWWRegister<String>()

@@ -102,15 +102,20 @@ extension ORMap {
     /// needed those values first, as a store does to persist them before changing memory). Its
     /// values are taken as they are: merging the update again would cost as much once more.
     ///
+    /// Returns the values it replaced, so a caller on a busy thread can free them elsewhere.
+    ///
     /// - Precondition: every value of `joined` includes this map's value at its key (checked in
     ///   debug builds).
-    @inlinable
-    public mutating func mergeJoined(_ joined: ORMap) {
+    @inlinable @discardableResult
+    public mutating func mergeJoined(_ joined: ORMap) -> [Value] {
         _valueByKey.reserveCapacity(_valueByKey.count + joined.count)
+        var replaced = [Value]()
+        replaced.reserveCapacity(joined.count)
         for (key, value) in joined._valueByKey {
             assert(_valueByKey[key].map { $0.merging(value) == value } ?? true, "\(key) is not a join of this value")
-            _valueByKey[key] = value
+            if let old = _valueByKey.updateValue(value, forKey: key) { replaced.append(old) }
         }
+        return replaced
     }
 }
 

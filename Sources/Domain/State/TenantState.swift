@@ -40,10 +40,20 @@ public struct TenantState: Mergeable, Codable, Sendable {
 
     /// Merges a change whose merge with this state `merged(with:)` computed already: takes
     /// those entities as they are (see `ORMap.mergeJoined(_:)`).
-    public mutating func mergeJoined(_ merged: TenantState) {
-        contacts.mergeJoined(merged.contacts)
-        notes.mergeJoined(merged.notes)
-        schedule.mergeJoined(merged.schedule)
+    /// Returns the entities' versions it replaced (``Replaced``).
+    @discardableResult
+    public mutating func mergeJoined(_ merged: TenantState) -> Replaced {
+        Replaced(
+            contacts: contacts.mergeJoined(merged.contacts), notes: notes.mergeJoined(merged.notes),
+            schedule: schedule.mergeJoined(merged.schedule))
+    }
+
+    /// The versions of entities a ``mergeJoined(_:)`` replaced: freeing them (the last
+    /// reference to each old version's fields) is work a caller may hand to another thread.
+    public struct Replaced: Sendable {
+        let contacts: [Contact]
+        let notes: [CallNote]
+        let schedule: [ScheduleEntry]
     }
 
     /// The number of entities (of every kind, deleted ones included).

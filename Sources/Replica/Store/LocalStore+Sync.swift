@@ -149,11 +149,14 @@ extension LocalStore {
     /// quadratic, and merging the change a second time cost as much as building them).
     ///
     /// Nothing else may hold a copy of `state` now (a ``CommitBase`` of a step being prepared):
-    /// taking the step in would copy all of it.
-    public func adopt(_ prepared: PreparedCommit) {
-        state.mergeJoined(prepared.merged)
+    /// taking the step in would copy all of it. Returns the entities' versions the step replaced,
+    /// for the caller to free where it suits (the sync engine: off the path between two writes).
+    @discardableResult
+    public func adopt(_ prepared: PreparedCommit) -> TenantState.Replaced {
+        let replaced = state.mergeJoined(prepared.merged)
         session = prepared.session
         clock = prepared.clock
+        return replaced
     }
 
     /// Re-bootstraps after the server refused the pull cursor as older than its retention: in ONE
