@@ -211,9 +211,9 @@ public struct SyncEngine {
             report.pullBatches += step.batches
             report.pullTransactions += 1
             report.pulledChanges += step.changeCount
-            // Between this write and the next one nothing else runs on this thread's path, and
-            // freeing a step of 5,000 changes and the versions it replaced took as long as taking
-            // it into memory: the other core does it, alongside the next preparation.
+            // From here to the next write the other core is mostly idle, and in the profile most
+            // of this stretch was freeing the step and the versions it replaced: the other core
+            // does that now, beside the next preparation.
             Self.free(consume step, replaced)
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
@@ -259,13 +259,14 @@ public struct SyncEngine {
         }
     }
 
-    /// Pulled batches, decoded, received by the session and prepared for the store: one, or
-    /// several joined (``PreparedCommit/append(_:)``) to be written in one transaction.
-    /// Drops `garbage` on another thread: its last references go when that task ends.
+    /// Drops a written step and the entity versions it replaced on another thread: their last
+    /// references go when that task ends.
     private static func free(_ step: consuming PulledStep, _ replaced: consuming TenantState.Replaced) {
         Task.detached(priority: .utility) { withExtendedLifetime((step, replaced)) {} }
     }
 
+    /// Pulled batches, decoded, received by the session and prepared for the store: one, or
+    /// several joined (``PreparedCommit/append(_:)``) to be written in one transaction.
     private struct PulledStep: Sendable {
         private(set) var changeCount: Int
         private(set) var batches = 1
