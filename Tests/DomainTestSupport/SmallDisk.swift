@@ -29,13 +29,33 @@ public final class SmallDisk: @unchecked Sendable {
     /// Unmounts it (before the temporary directory is removed).
     deinit { try? Self.run("/bin/umount", ["-l", path]) }
 
-    /// Writes `name`, a file that takes all but `leaving` bytes of the free space.
+    /// Writes `name`, a file that takes all but `leaving` bytes of the free space — or all of
+    /// it, if less is left by the time it is written. Written in chunks until it is that large
+    /// or the disk is full: a process writing to the same disk (the server, its WAL) can take
+    /// some space between measuring and writing, and one write of the size measured up front
+    /// then failed with ENOSPC (a flaky DiskFullServerTests run in session 13's CI).
     public func fill(_ name: String = "filler", leaving: Int) throws {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else { throw POSIXError(.EIO) }
-        let size = max(0, Int(stats.f_bavail) * Int(stats.f_frsize) - leaving)
-        guard FileManager.default.createFile(atPath: path + "/" + name, contents: Data(count: size)) else {
-            throw POSIXError(.ENOSPC)
+        var remaining = max(0, Int(stats.f_bavail) * Int(stats.f_frsize) - leaving)
+        let file = open(path + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard file >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(file) }
+        let zeros = [UInt8](repeating: 0, count: 64 * 1024)
+        var chunk = zeros.count
+        while remaining > 0 {
+            let wrote = zeros.withUnsafeBytes { write(file, $0.baseAddress, min(chunk, remaining)) }
+            if wrote > 0 {
+                remaining -= wrote
+            } else if wrote < 0 && errno == EINTR {
+                continue
+            } else if wrote < 0 && errno == ENOSPC && chunk > 512 {
+                chunk /= 2  // the last scraps of space
+            } else if wrote < 0 && errno == ENOSPC || wrote == 0 {
+                return  // full
+            } else {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
         }
     }
 
