@@ -7,7 +7,7 @@ import Testing
 /// Each entity lists its fields three times: the `fields` descriptors (names, conflicts,
 /// projections) and the two visitor listings the hot operations use (`visitFields`,
 /// `updateFields`). These tests compute merge, bottom, presence, knowledge (and its newest dot),
-/// projection, changed fields, encoding and decoding field by field through the descriptors and
+/// projection, changed fields, the writers a pull brings, encoding and decoding field by field through the descriptors and
 /// require the listings to agree, over seeded random entities in which every field occurs: a
 /// field left out of (or misplaced in) a listing fails here. KRALIKI_SEED=N replays one seed.
 @Suite("Entity field listings")
@@ -45,6 +45,13 @@ struct EntityFieldTests {
                 E.changedFields(touchedBy: b, from: a, to: after) == ByDescriptors.changedFields(b, a, after),
                 "changedFields, \(context)")
             #expect(b.merging(a) == ByDescriptors.merging(b, a), "merge, \(context)")
+            // Against a stranger, nothing, and an entity that has seen some of the writes (equal
+            // stamps on both sides: covered).
+            for (delta, before) in [(b, a), (a, E()), (a, a.merging(b)), (a.merging(b), b)] {
+                #expect(
+                    E.writers(of: delta, unseenBy: before) == ByDescriptors.writers(delta, before),
+                    "writers, \(context)")
+            }
             // One field at a time, so a listing that skips or swaps a field cannot hide behind
             // another field's value.
             for index in E.fields.indices {
@@ -77,6 +84,19 @@ enum ByDescriptors {
 
     static func knowledge<E: Entity>(_ entity: E) -> VersionVector {
         E.fields.reduce(into: VersionVector()) { $0.merge($1.knowledge(entity)) }
+    }
+
+    /// `Entity.writers(of:unseenBy:)` from each field's knowledge and live events.
+    static func writers<E: Entity>(_ delta: E, _ before: E) -> [Dot] {
+        var newest = [ReplicaID: UInt64]()
+        for field in E.fields where !field.isBottom(delta) {
+            let seen = field.knowledge(before)
+            for event in field.liveEvents(delta) where !seen.covers(event.stamp.dot) {
+                newest[event.stamp.replica] = max(newest[event.stamp.replica] ?? 0, event.stamp.time)
+            }
+        }
+        return newest.map { Dot(replica: $0.key, counter: $0.value) }
+            .sorted { $0.counter != $1.counter ? $0.counter < $1.counter : $0.replica < $1.replica }
     }
 
     static func restricted<E: Entity>(_ entity: E, to mask: FieldMask) -> E {

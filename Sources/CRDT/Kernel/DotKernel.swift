@@ -109,6 +109,24 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
+    /// `context.covers(dot)`, without building the context of a single event.
+    @inlinable
+    public func covers(_ dot: Dot) -> Bool {
+        switch storage {
+        case .single(let stamp, _): (stamp.replica == dot.replica ? stamp.time : 0) >= dot.counter
+        case .general(_, let context): context.covers(dot)
+        }
+    }
+
+    /// Calls `body` with the stamp of each live event, in stamp order, without building `live`.
+    @inlinable
+    public func forEachLiveStamp(_ body: (HLC) -> Void) {
+        switch storage {
+        case .single(let stamp, _): body(stamp)
+        case .general(let live, _): for event in live { body(event.stamp) }
+        }
+    }
+
     @inlinable
     public var isEmpty: Bool {
         switch storage {

@@ -126,10 +126,9 @@ public protocol FieldUpdater {
     @inlinable mutating func visit<F: FieldCRDT>(_ field: F, beside other: F) {
         defer { index += 1 }
         guard mask & (1 << index) != 0 else { return }
-        let seen = field.isBottom ? VersionVector() : field.knowledge
-        for stamp in other.liveStamps {
+        other.forEachLiveStamp { stamp in
             let dot = Dot(replica: stamp.replica, counter: stamp.time)
-            if seen.covers(dot) { continue }
+            if field.covers(dot) { return }
             if let at = newest.firstIndex(where: { $0.replica == dot.replica }) {
                 if dot.counter > newest[at].counter { newest[at] = dot }
             } else {

@@ -57,6 +57,11 @@ public protocol FieldCRDT: Mergeable, BinaryCodable, Codable, Sendable {
     /// `knowledge` holds a replica other than `replica`, found without building it: the server
     /// asks this of every pushed change.
     func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool
+    /// `knowledge.covers(dot)`, found without building the knowledge: asked of every field a
+    /// pull brings, for whom the audit trail names (``Entity/writers(of:unseenBy:)``).
+    func covers(_ dot: Dot) -> Bool
+    /// Calls `body` with each of ``liveStamps``, without building the array.
+    func forEachLiveStamp(_ body: (HLC) -> Void)
 }
 
 /// The newer of two dots by `VersionVector.newestDot`'s rule.
@@ -72,6 +77,8 @@ extension FieldCRDT {
     public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
         knowledge.entries.contains { $0.replica != replica }
     }
+    public func covers(_ dot: Dot) -> Bool { knowledge.covers(dot) }
+    public func forEachLiveStamp(_ body: (HLC) -> Void) { for stamp in liveStamps { body(stamp) } }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> Self? { nil }
 }
@@ -91,6 +98,8 @@ extension MVRegister: FieldCRDT where Value: DisplayValue & BinaryCodable & Coda
     @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
         kernel.hasSeen(anyReplicaBut: replica)
     }
+    @inlinable public func covers(_ dot: Dot) -> Bool { kernel.covers(dot) }
+    @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) { kernel.forEachLiveStamp(body) }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> MVRegister? {
         guard field == prefix, siblings.indices.contains(index) else { return nil }
@@ -116,6 +125,14 @@ extension ORSet: FieldCRDT where Element: DisplayValue & BinaryCodable & Codable
     @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
         entries.contains { $0.kernel.hasSeen(anyReplicaBut: replica) }
     }
+    /// The knowledge is the join of the entries' contexts (the greatest counter per replica):
+    /// it covers a dot when one of them does.
+    @inlinable public func covers(_ dot: Dot) -> Bool {
+        dot.counter == 0 || entries.contains { $0.kernel.covers(dot) }
+    }
+    @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) {
+        for entry in entries { entry.kernel.forEachLiveStamp(body) }
+    }
 }
 
 extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
@@ -130,6 +147,13 @@ extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
     @inlinable public var liveStamps: [HLC] { valueByKey.values.flatMap { $0.liveStamps } }
     @inlinable public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
         valueByKey.values.contains { $0.kernel.hasSeen(anyReplicaBut: replica) }
+    }
+    /// The knowledge is the join of the registers' (see `ORSet.covers`).
+    @inlinable public func covers(_ dot: Dot) -> Bool {
+        dot.counter == 0 || valueByKey.values.contains { $0.kernel.covers(dot) }
+    }
+    @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) {
+        for register in valueByKey.values { register.kernel.forEachLiveStamp(body) }
     }
 
     public var knowledge: VersionVector {
@@ -176,6 +200,12 @@ public struct Authors: Mergeable, FieldCRDT {
     public var newestDot: Dot? { userByDevice.valueByKey.values.reduce(nil) { newer($0, $1.stamp?.dot) } }
     public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
         userByDevice.valueByKey.values.contains { $0.stamp.map { $0.replica != replica } ?? false }
+    }
+    public func covers(_ dot: Dot) -> Bool {
+        dot.counter == 0
+            || userByDevice.valueByKey.values.contains {
+                $0.stamp.map { $0.replica == dot.replica && $0.time >= dot.counter } ?? false
+            }
     }
 
     public func encode(to writer: inout BinaryWriter) { userByDevice.encode(to: &writer) }

@@ -62,7 +62,7 @@ extension LocalStore {
                         case .success(let chunk):
                             // The contacts are new: no child rows to delete before inserting theirs.
                             try persistEntities(
-                                of: chunk.change, in: chunk.change, before: before, blobs: chunk.blobs, writer)
+                                of: chunk.change, in: chunk.change, before: before, rows: chunk.rows, writer)
                             try insert.execute(arguments: [chunk.outboxChange, chunk.last.text])
                             try audit(chunk.change, stamp: chunk.last, user: identity.user, action: "import", writer)
                         }
@@ -88,8 +88,8 @@ extension LocalStore {
 /// What the import's builder hands the writer: a chunk of new contacts, or the first bad draft.
 private struct ImportChunk: Sendable {
     let change: TenantState
-    /// Each contact's encoded state, by ID.
-    let blobs: [EntityID: Data]
+    /// What writing each contact needs (its encoded state, …), by ID.
+    let rows: [EntityID: PreparedRow]
     /// The chunk as one outbox change, encoded.
     let outboxChange: Data
     /// The newest stamp in the chunk.
@@ -124,11 +124,13 @@ private struct ImportBuilder: Sendable {
         var ids = [EntityID]()
         ids.reserveCapacity(drafts.count)
         func send() -> Bool {
-            var blobs = [EntityID: Data]()
-            blobs.reserveCapacity(current.contacts.count)
-            for (id, contact) in current.contacts.valueByKey { blobs[id] = entityBlob(contact) }
+            var rows = [EntityID: PreparedRow]()
+            rows.reserveCapacity(current.contacts.count)
+            for (id, contact) in current.contacts.valueByKey {
+                rows[id] = PreparedRow(contact, delta: contact, previous: nil, knowsPrevious: true)
+            }
             let chunk = ImportChunk(
-                change: current, blobs: blobs, outboxChange: Data(current.encodedBlob()), last: clock.last)
+                change: current, rows: rows, outboxChange: Data(current.encodedBlob()), last: clock.last)
             current = TenantState()
             current.reserveCapacity(contacts: contactsPerChange)
             return chunks.put(.success(chunk))

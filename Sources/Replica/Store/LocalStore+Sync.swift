@@ -121,7 +121,7 @@ extension LocalStore {
                 if !prepared.applied.isBottom {
                     let writer = RowWriter(db)
                     try persistEntities(
-                        of: prepared.applied, in: prepared.merged, before: state, blobs: prepared.blobs, writer)
+                        of: prepared.applied, in: prepared.merged, before: state, rows: prepared.rows, writer)
                     for row in prepared.pullAudit {
                         try writer.run(.audit, row.at, row.user, row.device, "pull", row.kind, row.id)
                     }
@@ -273,15 +273,25 @@ public struct CommitBase: Sendable {
             }
         }
         let merged = state.merged(with: applied, over: newer)
-        var blobs = [EntityID: Data]()
-        blobs.reserveCapacity(merged.entityCount)
-        for (id, entity) in merged.contacts.valueByKey { blobs[id] = entityBlob(entity) }
-        for (id, entity) in merged.notes.valueByKey { blobs[id] = entityBlob(entity) }
-        for (id, entity) in merged.schedule.valueByKey { blobs[id] = entityBlob(entity) }
+        var rows = [EntityID: PreparedRow]()
+        rows.reserveCapacity(merged.entityCount)
+        func addRows<E: RowEntity>(
+            _ entities: ORMap<EntityID, E>, _ deltas: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
+            current: ORMap<EntityID, E>
+        ) {
+            for (id, entity) in entities.valueByKey {
+                // As the store holds the entity when this step is written: after the steps before it.
+                let previous = TenantState.first(id, in: newer) ?? current[id]
+                rows[id] = PreparedRow(entity, delta: deltas[id] ?? E(), previous: previous, knowsPrevious: true)
+            }
+        }
+        addRows(merged.contacts, applied.contacts, newer: newer.map(\.contacts), current: state.contacts)
+        addRows(merged.notes, applied.notes, newer: newer.map(\.notes), current: state.notes)
+        addRows(merged.schedule, applied.schedule, newer: newer.map(\.schedule), current: state.schedule)
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
-            session: session, actions: actions, applied: applied, merged: merged, blobs: blobs,
+            session: session, actions: actions, applied: applied, merged: merged, rows: rows,
             pullAudit: auditsPulls ? pullAudit(of: applied, in: merged, receivedAt: clock.last) : [],
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
@@ -344,8 +354,8 @@ public struct PreparedCommit: Sendable {
     private(set) var applied: TenantState
     /// The entities `applied` touches, after the step.
     private(set) var merged: TenantState
-    /// Their encoded state (`entityBlob`), by ID.
-    private(set) var blobs: [EntityID: Data]
+    /// What writing each of them needs (their encoded state, …), by ID.
+    private(set) var rows: [EntityID: PreparedRow]
     /// The audit rows of the pulled entities (none when the store does not audit pulls).
     private(set) var pullAudit: [PullAuditRow]
     private(set) var clock: HybridLogicalClock
@@ -365,7 +375,7 @@ public struct PreparedCommit: Sendable {
         actions += next.actions
         applied.merge(next.applied)
         merged.mergeJoined(next.merged)
-        blobs.merge(next.blobs) { _, newer in newer }
+        rows.merge(next.rows) { earlier, later in earlier.followed(by: later) }
         pullAudit += next.pullAudit
         session = next.session
         clock = next.clock
