@@ -120,7 +120,7 @@ final class RowWriter {
 /// this work (two indexed-column comparisons, the newest stamp, a lookup of the state before).
 struct PreparedRow: Sendable {
     /// The entity's encoded state (`entityBlob`).
-    var blob: Data
+    var blob: [UInt8]
     /// The HLC text of the newest write in the change (`updated_hlc` becomes at least this).
     var newestStamp: String
     /// The entity had no row before the change: it has no child rows to delete.

@@ -101,6 +101,16 @@ extension Data: SQLiteParameter {
     }
 }
 
+extension Array: SQLiteParameter where Element == UInt8 {
+    package func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        withUnsafeBytes { bytes in
+            bytes.isEmpty
+                ? sqlite3_bind_zeroblob(statement, index, 0)
+                : sqlite3_bind_blob(statement, index, bytes.baseAddress, Int32(bytes.count), transient)
+        }
+    }
+}
+
 extension Optional: SQLiteParameter where Wrapped: SQLiteParameter {
     package func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
         switch self {
