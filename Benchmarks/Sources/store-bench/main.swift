@@ -370,9 +370,9 @@ let rawSchemaImport = try seconds {
             let hlc = rawStamps[index]
             entity.runRaw(id, fakeBlob)
             contact.runRaw(id, d.name, d.company, d.title, hlc)
-            try phone.execute(arguments: [id, d.phones[0]])
-            try email.execute(arguments: [id, d.emails[0]])
-            try tag.execute(arguments: [id, d.tags[0]])
+            phone.runRaw(id, d.phones[0])
+            email.runRaw(id, d.emails[0])
+            tag.runRaw(id, d.tags[0])
             audit.runRaw(hlc, id)
             if index % 100 == 99 { outbox.runRaw(outboxBlob, hlc) }
         }
@@ -504,42 +504,50 @@ let rawApply = try seconds {
         }
     }
 }
-// The floor for this schema: raw SQLite writing the rows the store writes for each pulled
-// change (the entity's blob, its contact row with the listing and owner indexes, the audit row
-// and its index) and the sync state per batch, in as many transactions, with no CRDT work.
-let rawSchemaApply = try seconds {
-    let perBatch = applied.pulledChanges / max(1, applied.pullTransactions)
-    for start in stride(from: 0, to: contactCount, by: perBatch) {
-        try schemaRaw.write { db in
-            let entity = try db.cachedStatement(
-                sql:
-                    "INSERT INTO entity_state (kind, id, state) VALUES ('contact', ?, ?) "
-                    + "ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state")
-            let contact = try db.cachedStatement(
-                sql: """
-                    INSERT INTO contacts
-                        (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict)
-                    VALUES (?, ?, ?, ?, NULL, NULL, NULL, 'active', ?, 0)
-                    ON CONFLICT (id) DO UPDATE SET
-                        name = excluded.name, company = excluded.company, title = excluded.title, owner = excluded.owner,
-                        status = excluded.status, address = excluded.address, lifecycle = excluded.lifecycle,
-                        updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict
-                    """)
-            let audit = try db.cachedStatement(
-                sql:
-                    "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) "
-                    + "VALUES (?, '(server)', '0000000000000004', 'pull', 'contact', ?)")
-            for index in start..<min(start + perBatch, contactCount) {
-                let id = rawIDs[index]
-                let hlc = rawPullStamps[index]
-                let d = drafts[index]
-                entity.runRaw(id, fakeBlob)
-                try contact.execute(arguments: [id, scatteredRenames[index], d.company, d.title, hlc])
-                audit.runRaw(hlc, id)
+/// The floor of an apply in this schema: raw SQLite writing the rows the store writes for each
+/// of `contactCount` pulled changes — the entity's blob, the contact row (`contactSQL`, bound by
+/// `bindContact` for the change's index), the audit row and its index — and the sync state once
+/// per transaction, `perBatch` changes per transaction, with no CRDT work. Seconds.
+@MainActor func rawApplyFloor(
+    perBatch: Int, blob: Data, device: String, contactSQL: String, bindContact: (Statement, Int) -> Void
+) throws -> Double {
+    try seconds {
+        for start in stride(from: 0, to: contactCount, by: perBatch) {
+            try schemaRaw.write { db in
+                let entity = try db.cachedStatement(
+                    sql:
+                        "INSERT INTO entity_state (kind, id, state) VALUES ('contact', ?, ?) "
+                        + "ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state")
+                let contact = try db.cachedStatement(sql: contactSQL)
+                let audit = try db.cachedStatement(
+                    sql:
+                        "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) "
+                        + "VALUES (?, '(server)', '\(device)', 'pull', 'contact', ?)")
+                for index in start..<min(start + perBatch, contactCount) {
+                    entity.runRaw(rawIDs[index], blob)
+                    bindContact(contact, index)
+                    audit.runRaw(rawPullStamps[index], rawIDs[index])
+                }
+                try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [device])
             }
-            try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: ["x"])
         }
     }
+}
+// The floor of the renames: each moves the contact in the listing and owner indexes.
+let rawSchemaApply = try rawApplyFloor(
+    perBatch: applied.pulledChanges / max(1, applied.pullTransactions), blob: fakeBlob, device: "0000000000000004",
+    contactSQL: """
+        INSERT INTO contacts
+            (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict)
+        VALUES (?, ?, ?, ?, NULL, NULL, NULL, 'active', ?, 0)
+        ON CONFLICT (id) DO UPDATE SET
+            name = excluded.name, company = excluded.company, title = excluded.title, owner = excluded.owner,
+            status = excluded.status, address = excluded.address, lifecycle = excluded.lifecycle,
+            updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict
+        """
+) { contact, index in
+    contact.runRaw(
+        rawIDs[index], scatteredRenames[index], drafts[index].company, drafts[index].title, rawPullStamps[index])
 }
 print(
     "applying \(applied.pulledChanges) remote field changes (\(applied.pullBatches) pulled batches in "
@@ -623,32 +631,11 @@ do {
         try Int.fetchOne(db, sql: "SELECT AVG(LENGTH(state)) FROM entity_state WHERE kind = 'contact'") ?? 0
     }
     let titledBlob = Data((0..<titledBlobSize).map { UInt8(truncatingIfNeeded: $0 &* 37) })
-    let rawTitleSeconds = try seconds {
-        let perBatch = report.pulledChanges / max(1, report.pullTransactions)
-        for start in stride(from: 0, to: contactCount, by: perBatch) {
-            try schemaRaw.write { db in
-                let entity = try db.cachedStatement(
-                    sql:
-                        "INSERT INTO entity_state (kind, id, state) VALUES ('contact', ?, ?) "
-                        + "ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state")
-                let contact = try db.cachedStatement(
-                    sql: "UPDATE contacts SET title = ?, address = NULL, updated_hlc = MAX(updated_hlc, ?) WHERE id = ?"
-                )
-                let audit = try db.cachedStatement(
-                    sql:
-                        "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) "
-                        + "VALUES (?, '(server)', '0000000000000006', 'pull', 'contact', ?)")
-                for index in start..<min(start + perBatch, contactCount) {
-                    let id = rawIDs[index]
-                    let hlc = rawPullStamps[index]
-                    entity.runRaw(id, titledBlob)
-                    contact.runRaw("Head of \(index)", hlc, id)
-                    audit.runRaw(hlc, id)
-                }
-                try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: ["y"])
-            }
-        }
-    }
+    let rawTitleSeconds = try rawApplyFloor(
+        perBatch: report.pulledChanges / max(1, report.pullTransactions), blob: titledBlob,
+        device: "0000000000000006",
+        contactSQL: "UPDATE contacts SET title = ?, address = NULL, updated_hlc = MAX(updated_hlc, ?) WHERE id = ?"
+    ) { contact, index in contact.runRaw("Head of \(index)", rawPullStamps[index], rawIDs[index]) }
     print(
         "  raw SQLite writing the store's rows for each title change into the store's schema "
             + "(\(titledBlobSize)-byte blobs): \(fmt(Double(contactCount) / rawTitleSeconds, 0)) changes/s; "
