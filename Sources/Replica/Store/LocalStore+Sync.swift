@@ -273,70 +273,66 @@ public struct CommitBase: Sendable {
             }
         }
         let merged = state.merged(with: applied, over: newer)
+        // One pass over the pulled entities: each one's row and audit rows, from one lookup of
+        // the entity as the store holds it when this step is written (after the steps before it).
         var rows = [EntityID: PreparedRow]()
         rows.reserveCapacity(merged.entityCount)
-        func addRows<E: RowEntity>(
-            _ entities: ORMap<EntityID, E>, _ deltas: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
+        var audit = [PullAuditRow]()
+        if auditsPulls { audit.reserveCapacity(applied.entityCount) }
+        let receivedAt = clock.last
+        func prepareRows<E: RowEntity>(
+            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
             current: ORMap<EntityID, E>
         ) {
-            for (id, entity) in entities.valueByKey {
-                // As the store holds the entity when this step is written: after the steps before it.
+            for (id, delta) in deltas.valueByKey {
+                guard let entity = after[id] else { continue }  // `merged` holds every entity of `applied`
                 let previous = TenantState.first(id, in: newer) ?? current[id]
-                rows[id] = PreparedRow(entity, delta: deltas[id] ?? E(), previous: previous, knowsPrevious: true)
+                rows[id] = PreparedRow(entity, delta: delta, previous: previous, knowsPrevious: true)
+                if auditsPulls {
+                    Self.pullAudit(
+                        of: id, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
+                }
             }
         }
-        addRows(merged.contacts, applied.contacts, newer: newer.map(\.contacts), current: state.contacts)
-        addRows(merged.notes, applied.notes, newer: newer.map(\.notes), current: state.notes)
-        addRows(merged.schedule, applied.schedule, newer: newer.map(\.schedule), current: state.schedule)
+        prepareRows(applied.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts)
+        prepareRows(applied.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes)
+        prepareRows(applied.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule)
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
             session: session, actions: actions, applied: applied, merged: merged, rows: rows,
-            pullAudit: auditsPulls ? pullAudit(of: applied, in: merged, receivedAt: clock.last) : [],
+            pullAudit: audit,
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
 
-    /// The audit rows of a pulled change: for each entity it changed, one per person whose write
+    /// The audit rows of one pulled entity, appended to `rows`: one per person whose write
     /// this replica had not seen (``Entity/writers(of:unseenBy:)``), naming them — the device
     /// from the stamp, the user from the entity's authors — and the write's own time, not this
     /// replica, which only received it. A visible change carrying no unseen write (a set
     /// element's removal) is recorded as received, at `receivedAt`, from "(server)"; a change
     /// that changed nothing here (this replica's own edits coming back) gets no row.
-    func pullAudit(of change: TenantState, in merged: TenantState, receivedAt: HLC) -> [PullAuditRow] {
-        var rows = [PullAuditRow]()
-        rows.reserveCapacity(change.entityCount)
-        func log<E: Entity>(
-            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
-            current: ORMap<EntityID, E>
-        ) {
-            for (id, delta) in deltas.valueByKey {
-                guard let entity = after[id] else { continue }  // `merged` holds every entity of `change`
-                let before = TenantState.first(id, in: newer) ?? current[id] ?? E()
-                let writers = E.writers(of: delta, unseenBy: before)
-                if writers.isEmpty {
-                    // Compared only here: a change with an unseen write changed something.
-                    if E.changedFields(touchedBy: delta, from: before, to: entity).isEmpty { continue }
-                    rows.append(
-                        PullAuditRow(
-                            at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex,
-                            kind: E.kind.rawValue, id: id.text))
-                }
-                for dot in writers {
-                    rows.append(
-                        PullAuditRow(
-                            at: HLC(time: dot.counter, replica: dot.replica).text, user: entity.user(of: dot.replica),
-                            device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
-                }
-            }
+    static func pullAudit<E: Entity>(
+        of id: EntityID, _ delta: E, before: E, after entity: E, receivedAt: HLC, into rows: inout [PullAuditRow]
+    ) {
+        let writers = E.writers(of: delta, unseenBy: before)
+        if writers.isEmpty {
+            // Compared only here: a change with an unseen write changed something.
+            if E.changedFields(touchedBy: delta, from: before, to: entity).isEmpty { return }
+            rows.append(
+                PullAuditRow(
+                    at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex, kind: E.kind.rawValue,
+                    id: id.text))
         }
-        log(change.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts)
-        log(change.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes)
-        log(change.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule)
-        return rows
+        for dot in writers {
+            rows.append(
+                PullAuditRow(
+                    at: HLC(time: dot.counter, replica: dot.replica).text, user: entity.user(of: dot.replica),
+                    device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
+        }
     }
 }
 
-/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:in:receivedAt:)``).
+/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:_:before:after:receivedAt:into:)``).
 struct PullAuditRow: Sendable {
     let at: String
     let user: String
