@@ -1,5 +1,6 @@
 import CRDT
 import CRDTTestSupport
+import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
@@ -32,6 +33,22 @@ struct QueryPlanTests {
         #expect(notes.contains("USING INDEX call_notes_by_contact_time"), "\(notes)")
         for (sql, detail) in [(ReplicaReader.historySQL, history), (ReplicaReader.notesSQL, notes)] {
             #expect(!detail.contains("SCAN"), "\(sql): \(detail)")
+        }
+    }
+
+    /// Since schema 5 `entity_state` is a view over the three entity tables: a lookup through it
+    /// must reach each table's primary key, not scan the table.
+    @Test("state lookups by ID and by ID prefix search each table's primary key")
+    func stateLookupsUseKeys() throws {
+        let directory = TempDirectory()
+        let store = try LocalStore.create(in: directory.path, identity: StoreTests.jana)
+        for sql in [
+            ReplicaReader.stateLookupSQL(kinds: EntityKind.allCases, count: 3),
+            ReplicaReader.stateLookupSQL(kinds: [.contact], count: 1), ReplicaReader.stateByPrefixSQL,
+        ] {
+            let detail = try plan(sql, store)
+            #expect(!detail.contains("SCAN"), "\(sql): \(detail)")
+            #expect(detail.contains("SEARCH contacts USING PRIMARY KEY"), "\(sql): \(detail)")
         }
     }
 }

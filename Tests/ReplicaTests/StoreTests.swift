@@ -121,7 +121,7 @@ struct StoreTests {
         #expect(
             files == [
                 "0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql",
-                "0004_child_rows_by_element.sql",
+                "0004_child_rows_by_element.sql", "0005_state_in_entity_rows.sql",
             ])
         for file in files {
             let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
@@ -140,10 +140,11 @@ struct StoreTests {
                 try s.createContact(ContactDraft(name: "Old", phones: ["601111111"], tags: ["lead"]), c)
             }
         }
-        // Turn the file back into schema 1: undo what schemas 2, 3 and 4 did.
+        // Turn the file back into schema 1: undo what schemas 2 to 5 did.
         let path = directory.sub(LocalStore.fileName)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
+            try db.execute(sql: Self.undoSchema5)
             try db.execute(
                 sql: """
                     DROP TABLE audit; DROP TABLE conflicts; DROP INDEX contacts_listing;
@@ -162,7 +163,7 @@ struct StoreTests {
             try s.createContact(ContactDraft(name: "New"), c)
         }
         let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
-        #expect(version == 4)
+        #expect(version == 5)
         let indexes = try DatabaseQueue(path: path).read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         }
@@ -181,6 +182,86 @@ struct StoreTests {
         #expect(try store.contacts(tag: "lead").isEmpty)
     }
 
+    /// SQL turning a schema 5 file back into schema 4: the states in their own table again.
+    static let undoSchema5 = """
+        DROP VIEW entity_state;
+        CREATE TABLE entity_state (
+            kind TEXT NOT NULL, id TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (kind, id)
+        ) STRICT, WITHOUT ROWID;
+        INSERT INTO entity_state
+            SELECT 'contact', id, state FROM contacts UNION ALL SELECT 'note', id, state FROM call_notes
+            UNION ALL SELECT 'schedule', id, state FROM schedule_entries;
+        ALTER TABLE contacts DROP COLUMN state;
+        ALTER TABLE call_notes DROP COLUMN state;
+        ALTER TABLE schedule_entries DROP COLUMN state;
+        PRAGMA user_version = 4
+        """
+
+    @Test("schema 4 to 5 moves every entity's state into its row, and keeps a state whose row is missing")
+    func stateMovesIntoRows() throws {
+        let directory = TempDirectory()
+        let before: TenantState
+        let orphan: EntityID
+        do {
+            let store = try create(directory)
+            let contact = try store.write(wall: Self.wall) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "Jana", phones: ["601111111"]), c)
+            }.contacts.sortedKeys[0]
+            orphan = try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "Orphan", emails: ["o@acme.cz"]), c)
+            }.contacts.sortedKeys[0]
+            try store.write(wall: Self.wall + 2) { s, c throws(ValidationError) in
+                try s.addNote(NoteDraft(contact: contact, text: "Called", callTime: 1_764_000_000_000), c)
+            }
+            try store.write(wall: Self.wall + 3) { s, c throws(ValidationError) in
+                try s.addScheduleEntry(
+                    ScheduleDraft(title: "Visit", start: 1_764_061_200_000, end: 1_764_064_800_000), c)
+            }
+            before = store.state
+        }
+        let path = directory.sub(LocalStore.fileName)
+        do {
+            let queue = try DatabaseQueue(path: path)
+            // A state without its contact row: the store never leaves one, but the migration must
+            // not drop a state it finds that way.
+            try queue.write { db in
+                try db.execute(sql: Self.undoSchema5)
+                try db.execute(sql: "DELETE FROM contacts WHERE id = ?", arguments: [orphan.text])
+            }
+            try queue.close()
+        }
+        let store = try LocalStore.open(in: directory.path)
+        #expect(store.state == before)
+        #expect(store.state.contacts.count == 2 && store.state.notes.count == 1 && store.state.schedule.count == 1)
+        let (version, stateType) = try DatabaseQueue(path: path).read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA user_version"),
+                try String.fetchOne(db, sql: "SELECT type FROM sqlite_master WHERE name = 'entity_state'")
+            )
+        }
+        #expect(version == 5 && stateType == "view")
+        #expect(try store.reader.state(of: [orphan]).contacts.count == 1)
+        // The row the migration made for the kept state was rebuilt from it when the store
+        // opened, and the migration's marker is gone.
+        #expect(try store.contacts().map(\.name) == ["Jana", "Orphan"])
+        #expect(try store.contacts(search: "o@acme.cz").map(\.name) == ["Orphan"])
+        let (placeholders, marker) = try DatabaseQueue(path: path).read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contacts WHERE updated_hlc = ''"),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM store_meta WHERE key = 'rows_to_rebuild'")
+            )
+        }
+        #expect(placeholders == 0 && marker == 0)
+        try store.write(wall: Self.wall + 4) { s, c throws(ValidationError) in
+            var edit = ContactEdit()
+            edit.title = "Buyer"
+            return try s.editContact(orphan, edit, c)
+        }
+        let reopened = try LocalStore.open(in: directory.path)
+        #expect(reopened.state == store.state)
+        #expect(reopened.state.contacts[orphan]?.title.value == "Buyer")
+    }
+
     @Test("a store written by a newer version is refused, untouched, with a clear message")
     func newerSchemaRefused() throws {
         let directory = TempDirectory()
@@ -192,7 +273,7 @@ struct StoreTests {
             Issue.record("opened a newer store")
         } catch {
             #expect(error.code == .newerSchema)
-            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 4)"))
+            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 5)"))
             #expect(error.message.contains("upgrade replica-cli"))
         }
         #expect(try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)

@@ -4,8 +4,8 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-// Writing an entity: its CRDT blob, and the query rows derived from its current (winning)
-// values. Child rows are replaced whole.
+// Writing an entity: its row, which holds its CRDT blob (schema 0005) beside the columns derived
+// from its current (winning) values, and its child rows, kept in step element by element.
 
 /// The statements that write entities and their query rows, each prepared at most once per
 /// transaction and reused for every row: a `cachedStatement(sql:)` lookup hashes the whole SQL
@@ -15,64 +15,65 @@ import GRDBSQLite
 /// transaction observers; nothing observes the store's database through GRDB.
 final class RowWriter {
     enum SQL: Int, CaseIterable {
-        case entityState, contact, contactUnlisted, note, noteUnlisted, scheduleEntry, scheduleEntryUnlisted, audit
+        case contact, contactUnlisted, note, noteUnlisted, scheduleEntry, scheduleEntryUnlisted, audit
         case deletePhone, insertPhone, deleteEmail, insertEmail, deleteTag, insertTag
         case deleteFields, insertField, deleteNoteTag, insertNoteTag, deleteAssignees, insertAssignee
 
         var text: String {
             switch self {
-            case .entityState:
-                "INSERT INTO entity_state (kind, id, state) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state"
             case .contact:
                 """
                 INSERT INTO contacts
-                    (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    (id, name, company, title, owner, status, address, lifecycle, updated_hlc, has_conflict, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET
                     name = excluded.name, company = excluded.company, title = excluded.title, owner = excluded.owner,
                     status = excluded.status, address = excluded.address, lifecycle = excluded.lifecycle,
-                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict
+                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc), has_conflict = excluded.has_conflict,
+                    state = excluded.state
                 """
             // Only the columns no index holds: SQLite rewrites an index entry whenever a SET names
             // one of its columns, even with the value it had (5x slower per row, measured), and
             // the listing index's entries lie in name order, far from each other.
             case .contactUnlisted:
-                "UPDATE contacts SET title = ?, address = ?, updated_hlc = MAX(updated_hlc, ?) WHERE id = ?"
+                "UPDATE contacts SET title = ?, address = ?, updated_hlc = MAX(updated_hlc, ?), state = ? WHERE id = ?"
             case .note:
                 """
                 INSERT INTO call_notes
-                    (id, contact_id, author, call_time, duration, direction, outcome, body, lifecycle, updated_hlc)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    (id, contact_id, author, call_time, duration, direction, outcome, body, lifecycle, updated_hlc, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET
                     contact_id = excluded.contact_id, author = excluded.author, call_time = excluded.call_time,
                     duration = excluded.duration, direction = excluded.direction, outcome = excluded.outcome,
-                    body = excluded.body, lifecycle = excluded.lifecycle, updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
+                    body = excluded.body, lifecycle = excluded.lifecycle, updated_hlc = MAX(updated_hlc, excluded.updated_hlc),
+                    state = excluded.state
                 """
             // A note whose contact and call time stay: its entry in call_notes_by_contact_time stays.
             case .noteUnlisted:
                 """
                 UPDATE call_notes SET
                     author = ?, duration = ?, direction = ?, outcome = ?, body = ?, lifecycle = ?,
-                    updated_hlc = MAX(updated_hlc, ?)
+                    updated_hlc = MAX(updated_hlc, ?), state = ?
                 WHERE id = ?
                 """
             case .scheduleEntry:
                 """
                 INSERT INTO schedule_entries
-                    (id, kind, title, start_ms, end_ms, time_zone, contact_id, location, status, lifecycle, updated_hlc)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    (id, kind, title, start_ms, end_ms, time_zone, contact_id, location, status, lifecycle, updated_hlc,
+                     state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET
                     kind = excluded.kind, title = excluded.title, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
                     time_zone = excluded.time_zone, contact_id = excluded.contact_id, location = excluded.location,
                     status = excluded.status, lifecycle = excluded.lifecycle,
-                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc)
+                    updated_hlc = MAX(updated_hlc, excluded.updated_hlc), state = excluded.state
                 """
             // An entry whose start stays: its entry in schedule_entries_by_start stays.
             case .scheduleEntryUnlisted:
                 """
                 UPDATE schedule_entries SET
                     kind = ?, title = ?, end_ms = ?, time_zone = ?, contact_id = ?, location = ?, status = ?,
-                    lifecycle = ?, updated_hlc = MAX(updated_hlc, ?)
+                    lifecycle = ?, updated_hlc = MAX(updated_hlc, ?), state = ?
                 WHERE id = ?
                 """
             case .audit:
@@ -298,14 +299,14 @@ extension LocalStore {
         throws
     {
         let owner = id.text
-        try writer.run(.entityState, Contact.kind.rawValue, owner, row.blob)
         if row.keepsIndexedColumns {
-            try writer.run(.contactUnlisted, contact.title.value, contact.address.value, row.newestStamp, owner)
+            try writer.run(
+                .contactUnlisted, contact.title.value, contact.address.value, row.newestStamp, row.blob, owner)
         } else {
             let indexed = IndexedContactColumns(contact)
             try writer.run(
                 .contact, owner, indexed.name, indexed.company, contact.title.value, indexed.owner, indexed.status,
-                contact.address.value, indexed.lifecycle, row.newestStamp, indexed.hasConflict)
+                contact.address.value, indexed.lifecycle, row.newestStamp, indexed.hasConflict, row.blob)
         }
         // Child rows only for the fields this change touched: rewriting untouched ones dirtied
         // pages (and WAL frames) for nothing on every edit.
@@ -333,17 +334,16 @@ extension LocalStore {
         throws
     {
         let owner = id.text
-        try writer.run(.entityState, CallNote.kind.rawValue, owner, row.blob)
         let duration = note.duration.value.map { Int64($0) }
         if row.keepsIndexedColumns {
             try writer.run(
                 .noteUnlisted, note.author.value, duration, note.direction.value?.rawValue,
-                note.outcome.value?.rawValue, note.body.value, lifecycleName(note), row.newestStamp, owner)
+                note.outcome.value?.rawValue, note.body.value, lifecycleName(note), row.newestStamp, row.blob, owner)
         } else {
             try writer.run(
                 .note, owner, note.contact.value?.id?.text, note.author.value, note.callTime.value, duration,
                 note.direction.value?.rawValue, note.outcome.value?.rawValue, note.body.value, lifecycleName(note),
-                row.newestStamp)
+                row.newestStamp, row.blob)
         }
         try updateChildren(
             delta.tags, after: note.tags, isNew: row.isNew, insert: .insertNoteTag, delete: .deleteNoteTag,
@@ -356,18 +356,17 @@ extension LocalStore {
         _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, _ row: PreparedRow, _ writer: RowWriter
     ) throws {
         let owner = id.text
-        try writer.run(.entityState, ScheduleEntry.kind.rawValue, owner, row.blob)
         let interval = entry.interval.value
         if row.keepsIndexedColumns {
             try writer.run(
                 .scheduleEntryUnlisted, entry.entryKind.value?.rawValue, entry.title.value, interval?.end,
                 interval?.timeZone, entry.contact.value?.id?.text, entry.location.value, entry.status.value?.rawValue,
-                lifecycleName(entry), row.newestStamp, owner)
+                lifecycleName(entry), row.newestStamp, row.blob, owner)
         } else {
             try writer.run(
                 .scheduleEntry, owner, entry.entryKind.value?.rawValue, entry.title.value, interval?.start,
                 interval?.end, interval?.timeZone, entry.contact.value?.id?.text, entry.location.value,
-                entry.status.value?.rawValue, lifecycleName(entry), row.newestStamp)
+                entry.status.value?.rawValue, lifecycleName(entry), row.newestStamp, row.blob)
         }
         if delta.assignees.isBottom && delta.interval.isBottom { return }
         if !row.isNew { try writer.run(.deleteAssignees, owner) }

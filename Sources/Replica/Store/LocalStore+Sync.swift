@@ -179,7 +179,7 @@ extension LocalStore {
                         .io, "\(pending) local changes are not pushed yet; push them before re-bootstrapping")
                 }
                 for table in [
-                    "entity_state", "contacts", "contact_phones", "contact_emails", "contact_tags", "contact_fields",
+                    "contacts", "contact_phones", "contact_emails", "contact_tags", "contact_fields",
                     "call_notes", "note_tags", "schedule_entries", "schedule_assignees", "conflicts",
                 ] {
                     try db.execute(sql: "DELETE FROM \(table)")

@@ -156,9 +156,32 @@ public final class LocalStore {
         let (contents, version) = try wrap("loading \(path)") {
             try database.read { db in (try loadContents(db, path: path), try Self.dataVersion(db)) }
         }
-        return LocalStore(
+        let store = LocalStore(
             path: path, identity: contents.identity, options: options, database: database, state: contents.state,
             session: contents.session, clock: contents.clock, serverURL: contents.serverURL, dataVersion: version)
+        try store.rebuildPlaceholderRows()
+        return store
+    }
+
+    /// Rewrites whole, from their states, the rows the schema 5 migration made for states it
+    /// found without a row (placeholder columns, `updated_hlc` ''), and drops the migration's
+    /// marker, in one transaction. Nothing to do unless the marker is there.
+    func rebuildPlaceholderRows() throws(StoreError) {
+        try Self.wrap("migrating \(path)") {
+            try database.write { db in
+                guard try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'rows_to_rebuild'") != nil
+                else { return }
+                let entities = try SQLiteFile.tenantState(
+                    db,
+                    sql: """
+                        SELECT 'contact', id, state FROM contacts WHERE updated_hlc = ''
+                        UNION ALL SELECT 'note', id, state FROM call_notes WHERE updated_hlc = ''
+                        UNION ALL SELECT 'schedule', id, state FROM schedule_entries WHERE updated_hlc = ''
+                        """, path: path, recovery: Self.recovery)
+                try persistEntities(of: entities, in: entities, before: nil, RowWriter(db))
+                try db.execute(sql: "DELETE FROM store_meta WHERE key = 'rows_to_rebuild'")
+            }
+        }
     }
 
     /// The replica file in `directory`, checked and migrated but not read: what opening a store

@@ -60,21 +60,32 @@ public struct ReplicaReader: Sendable {
                         arguments: [], to: &rows, path: path, recovery: LocalStore.recovery, keep: wanted.contains)
                     return try SQLiteFile.tenantState(rows, path: path, recovery: LocalStore.recovery)
                 }
-                // By the primary key (kind, id), in chunks well under SQLite's 32,766 parameters.
+                // By the primary keys, in chunks well under SQLite's 32,766 parameters.
                 for start in stride(from: 0, to: ids.count, by: 500) {
                     let chunk = ids[start..<min(ids.count, start + 500)]
-                    let sql = """
-                        SELECT kind, id, state FROM entity_state
-                        WHERE kind IN (\(kindList)) AND id IN (\(chunk.map { _ in "?" }.joined(separator: ", ")))
-                        """
                     try SQLiteFile.appendEntityRows(
-                        db, sql: sql, arguments: StatementArguments(chunk.map(\.text)), to: &rows, path: path,
+                        db, sql: Self.stateLookupSQL(kinds: kinds, count: chunk.count),
+                        arguments: StatementArguments(chunk.map(\.text)), to: &rows, path: path,
                         recovery: LocalStore.recovery)
                 }
                 return try SQLiteFile.tenantState(rows, path: path, recovery: LocalStore.recovery)
             }
         }
     }
+
+    /// The states of `count` entities of `kinds`, by ID (`count` parameters). Through the
+    /// `entity_state` view: SQLite looks each ID up in each kind's table by its primary key
+    /// (`QueryPlanTests`).
+    static func stateLookupSQL(kinds: [EntityKind], count: Int) -> String {
+        """
+        SELECT kind, id, state FROM entity_state
+        WHERE kind IN (\(kinds.map { "'\($0.rawValue)'" }.joined(separator: ", "))) \
+        AND id IN (\(Array(repeating: "?", count: count).joined(separator: ", ")))
+        """
+    }
+
+    /// The states of one kind's entities whose IDs start with a prefix: (kind, prefix, prefix + "~").
+    static let stateByPrefixSQL = "SELECT kind, id, state FROM entity_state WHERE kind = ? AND id >= ? AND id < ?"
 
     /// The contact, note or schedule entry whose ID is `text`, or starts with `text` (at least 6
     /// hex digits, matching exactly one existing entity of the kinds given): what the CLI accepts
@@ -90,7 +101,7 @@ public struct ReplicaReader: Sendable {
                 var found: EntityID?
                 for kind in kinds {
                     let cursor = try Row.fetchCursor(
-                        db, sql: "SELECT kind, id, state FROM entity_state WHERE kind = ? AND id >= ? AND id < ?",
+                        db, sql: Self.stateByPrefixSQL,
                         arguments: [kind.rawValue, text, text + "~"])
                     while let row = try cursor.next() {
                         let idText: String = row[1]
