@@ -6,8 +6,8 @@
 public struct BinaryWriter: Sendable {
     public var bytes: [UInt8] { _bytes }
     @usableFromInline var _bytes: [UInt8]
-    @usableFromInline var replicaIndex: [ReplicaID: Int] = [:]
-    @usableFromInline var stampIndex: [HLC: Int] = [:]
+    @usableFromInline var replicaIndex = WrittenIndex<ReplicaID>()
+    @usableFromInline var stampIndex = WrittenIndex<HLC>()
 
     @inlinable
     public init(capacity: Int = 64) {
@@ -60,11 +60,11 @@ public struct BinaryWriter: Sendable {
     /// A replica ID: index+1 of one already written in this blob, or 0 and then its 8 _bytes.
     @inlinable
     public mutating func writeReplica(_ replica: ReplicaID) {
-        if let index = replicaIndex[replica] {
+        if let index = replicaIndex.position(of: replica) {
             writeVarint(UInt64(index) + 1)
         } else {
             writeVarint(0)
-            replicaIndex[replica] = replicaIndex.count
+            replicaIndex.append(replica)
             writeFixed64(replica.rawValue)
         }
     }
@@ -93,18 +93,46 @@ public struct BinaryWriter: Sendable {
     public mutating func writeStamp(_ stamp: HLC, flags: UInt64, flagBits: Int) {
         precondition(
             flagBits >= 0 && flagBits < 8 && flags < 1 << UInt64(flagBits), "flags do not fit in \(flagBits) bits")
-        if let index = stampIndex[stamp] {
+        if let index = stampIndex.position(of: stamp) {
             writeVarint((UInt64(index) * 2 + 2) << UInt64(flagBits) | flags)
             return
         }
-        stampIndex[stamp] = stampIndex.count
-        if let index = replicaIndex[stamp.replica] {
+        stampIndex.append(stamp)
+        if let index = replicaIndex.position(of: stamp.replica) {
             writeVarint((UInt64(index) * 2 + 1) << UInt64(flagBits) | flags)
         } else {
             writeVarint(flags)
-            replicaIndex[stamp.replica] = replicaIndex.count
+            replicaIndex.append(stamp.replica)
             writeFixed64(stamp.replica.rawValue)
         }
         writeTime(stamp.time)
+    }
+}
+
+/// The replicas or stamps a blob has written so far, each referred to later by its position.
+/// Searched linearly while there are few — an entity's fields are usually stamped by a replica
+/// or two, in an event or two, and hashing into two dictionaries (each allocated per blob) was a
+/// quarter of encoding an entity in session 15's profile of a pull — and through a dictionary
+/// once there are many (a pull response of 1,000 changes).
+@usableFromInline struct WrittenIndex<Key: Hashable & Sendable>: Sendable {
+    /// Beyond this many keys, `positions` holds them all.
+    @usableFromInline static var linearLimit: Int { 16 }
+    @usableFromInline var keys: [Key] = []
+    @usableFromInline var positions: [Key: Int] = [:]
+
+    @inlinable init() {}
+
+    @inlinable func position(of key: Key) -> Int? {
+        keys.count <= Self.linearLimit ? keys.firstIndex(of: key) : positions[key]
+    }
+
+    /// Adds a key `position(of:)` does not find; its position is the number written before it.
+    @inlinable mutating func append(_ key: Key) {
+        keys.append(key)
+        if keys.count == Self.linearLimit + 1 {
+            positions = Dictionary(uniqueKeysWithValues: zip(keys, keys.indices))
+        } else if keys.count > Self.linearLimit + 1 {
+            positions[key] = keys.count - 1
+        }
     }
 }
