@@ -127,7 +127,7 @@ private struct ImportBuilder: Sendable {
             var rows = [EntityID: PreparedRow]()
             rows.reserveCapacity(current.contacts.count)
             for (id, contact) in current.contacts.valueByKey {
-                rows[id] = PreparedRow(contact, delta: contact, previous: nil, knowsPrevious: true)
+                rows[id] = PreparedRow(id, contact, delta: contact, previous: nil, knowsPrevious: true)
             }
             let chunk = ImportChunk(
                 change: current, rows: rows, outboxChange: Data(current.encodedBlob()), last: clock.last)

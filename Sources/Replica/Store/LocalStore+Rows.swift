@@ -120,6 +120,9 @@ final class RowWriter {
 /// writer is the apply's critical path, and in session 14's profile a third of its time was
 /// this work (two indexed-column comparisons, the newest stamp, a lookup of the state before).
 struct PreparedRow: Sendable {
+    /// The entity's ID as the tables hold it (`EntityID.text`), made here rather than on the
+    /// writer, and shared with the entity's pull audit rows.
+    var idText: String
     /// The entity's encoded state (`entityBlob`).
     var blob: [UInt8]
     /// The HLC text of the newest write in the change (`updated_hlc` becomes at least this).
@@ -132,7 +135,8 @@ struct PreparedRow: Sendable {
 
     /// The row of `entity`, which `delta` changed from `previous`. `knowsPrevious` false: the
     /// state before is unknown, so the entity is treated as existing and its row written whole.
-    init<E: RowEntity>(_ entity: E, delta: E, previous: E?, knowsPrevious: Bool) {
+    init<E: RowEntity>(_ id: EntityID, _ entity: E, delta: E, previous: E?, knowsPrevious: Bool) {
+        idText = id.text
         blob = entityBlob(entity)
         newestStamp = delta.newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
         isNew = knowsPrevious && previous == nil
@@ -246,7 +250,7 @@ extension LocalStore {
         _ writer: RowWriter
     ) throws {
         func row<E: RowEntity>(_ id: EntityID, _ entity: E, _ delta: E, _ previous: (EntityID) -> E?) -> PreparedRow {
-            rows[id] ?? PreparedRow(entity, delta: delta, previous: previous(id), knowsPrevious: before != nil)
+            rows[id] ?? PreparedRow(id, entity, delta: delta, previous: previous(id), knowsPrevious: before != nil)
         }
         for (id, delta) in change.contacts.valueByKey {
             let contact = state.contacts[id]!
@@ -298,7 +302,7 @@ extension LocalStore {
     )
         throws
     {
-        let owner = id.text
+        let owner = row.idText
         if row.keepsIndexedColumns {
             try writer.run(
                 .contactUnlisted, contact.title.value, contact.address.value, row.newestStamp, row.blob, owner)
@@ -333,7 +337,7 @@ extension LocalStore {
     )
         throws
     {
-        let owner = id.text
+        let owner = row.idText
         let duration = note.duration.value.map { Int64($0) }
         if row.keepsIndexedColumns {
             try writer.run(
@@ -355,7 +359,7 @@ extension LocalStore {
     private func save(
         _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, _ row: PreparedRow, _ writer: RowWriter
     ) throws {
-        let owner = id.text
+        let owner = row.idText
         let interval = entry.interval.value
         if row.keepsIndexedColumns {
             try writer.run(

@@ -287,10 +287,11 @@ public struct CommitBase: Sendable {
             for (id, delta) in deltas.valueByKey {
                 guard let entity = after[id] else { continue }  // `merged` holds every entity of `applied`
                 let previous = TenantState.first(id, in: newer) ?? current[id]
-                rows[id] = PreparedRow(entity, delta: delta, previous: previous, knowsPrevious: true)
+                let row = PreparedRow(id, entity, delta: delta, previous: previous, knowsPrevious: true)
+                rows[id] = row
                 if auditsPulls {
                     Self.pullAudit(
-                        of: id, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
+                        of: row, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
                 }
             }
         }
@@ -305,14 +306,14 @@ public struct CommitBase: Sendable {
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
 
-    /// The audit rows of one pulled entity, appended to `rows`: one per person whose write
+    /// The audit rows of one pulled entity (`row` is its prepared row), appended to `rows`: one per person whose write
     /// this replica had not seen (``Entity/writers(of:unseenBy:)``), naming them — the device
     /// from the stamp, the user from the entity's authors — and the write's own time, not this
     /// replica, which only received it. A visible change carrying no unseen write (a set
     /// element's removal) is recorded as received, at `receivedAt`, from "(server)"; a change
     /// that changed nothing here (this replica's own edits coming back) gets no row.
     static func pullAudit<E: Entity>(
-        of id: EntityID, _ delta: E, before: E, after entity: E, receivedAt: HLC, into rows: inout [PullAuditRow]
+        of row: PreparedRow, _ delta: E, before: E, after entity: E, receivedAt: HLC, into rows: inout [PullAuditRow]
     ) {
         let writers = E.writers(of: delta, unseenBy: before)
         if writers.isEmpty {
@@ -321,13 +322,16 @@ public struct CommitBase: Sendable {
             rows.append(
                 PullAuditRow(
                     at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex, kind: E.kind.rawValue,
-                    id: id.text))
+                    id: row.idText))
         }
+        let newest = delta.newestDot
         for dot in writers {
+            // The newest write's time is the row's stamp already (the usual case: one writer).
+            let at = dot == newest ? row.newestStamp : HLC(time: dot.counter, replica: dot.replica).text
             rows.append(
                 PullAuditRow(
-                    at: HLC(time: dot.counter, replica: dot.replica).text, user: entity.user(of: dot.replica),
-                    device: dot.replica.hex, kind: E.kind.rawValue, id: id.text))
+                    at: at, user: entity.user(of: dot.replica), device: dot.replica.hex, kind: E.kind.rawValue,
+                    id: row.idText))
         }
     }
 }
