@@ -165,12 +165,14 @@ public final class LocalStore {
 
     /// Rewrites whole, from their states, the rows the schema 5 migration made for states it
     /// found without a row (placeholder columns, `updated_hlc` ''), and drops the migration's
-    /// marker, in one transaction. Nothing to do unless the marker is there.
+    /// marker, in one transaction. Nothing to do unless the marker is there (looked for with a
+    /// read, so opening a store takes no write lock).
     func rebuildPlaceholderRows() throws(StoreError) {
+        let marker = "SELECT value FROM store_meta WHERE key = 'rows_to_rebuild'"
         try Self.wrap("migrating \(path)") {
+            guard try database.read({ db in try String.fetchOne(db, sql: marker) }) != nil else { return }
             try database.write { db in
-                guard try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'rows_to_rebuild'") != nil
-                else { return }
+                guard try String.fetchOne(db, sql: marker) != nil else { return }  // another process did it
                 let entities = try SQLiteFile.tenantState(
                     db,
                     sql: """
