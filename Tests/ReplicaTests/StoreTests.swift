@@ -245,13 +245,13 @@ struct StoreTests {
         // opened, and the migration's marker is gone.
         #expect(try store.contacts().map(\.name) == ["Jana", "Orphan"])
         #expect(try store.contacts(search: "o@acme.cz").map(\.name) == ["Orphan"])
-        let (placeholders, marker) = try DatabaseQueue(path: path).read { db in
+        let (standIns, marker) = try DatabaseQueue(path: path).read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contacts WHERE updated_hlc = ''"),
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM store_meta WHERE key = 'rows_to_rebuild'")
             )
         }
-        #expect(placeholders == 0 && marker == 0)
+        #expect(standIns == 0 && marker == 0)
         try store.write(wall: Self.wall + 4) { s, c throws(ValidationError) in
             var edit = ContactEdit()
             edit.title = "Buyer"

@@ -254,15 +254,15 @@ extension LocalStore {
         }
         for (id, delta) in change.contacts.valueByKey {
             let contact = state.contacts[id]!
-            try save(id, contact, delta: delta, row(id, contact, delta) { before?.contacts[$0] }, writer)
+            try save(contact, delta: delta, row(id, contact, delta) { before?.contacts[$0] }, writer)
         }
         for (id, delta) in change.notes.valueByKey {
             let note = state.notes[id]!
-            try save(id, note, delta: delta, row(id, note, delta) { before?.notes[$0] }, writer)
+            try save(note, delta: delta, row(id, note, delta) { before?.notes[$0] }, writer)
         }
         for (id, delta) in change.schedule.valueByKey {
             let entry = state.schedule[id]!
-            try save(id, entry, delta: delta, row(id, entry, delta) { before?.schedule[$0] }, writer)
+            try save(entry, delta: delta, row(id, entry, delta) { before?.schedule[$0] }, writer)
         }
     }
 
@@ -298,7 +298,7 @@ extension LocalStore {
     /// (rewriting them dirtied pages for nothing on every edit). If no indexed value changed,
     /// only the other columns are written.
     private func save(
-        _ id: EntityID, _ contact: Contact, delta: Contact, _ row: PreparedRow, _ writer: RowWriter
+        _ contact: Contact, delta: Contact, _ row: PreparedRow, _ writer: RowWriter
     )
         throws
     {
@@ -333,7 +333,7 @@ extension LocalStore {
     /// Saves a call note; with its contact and call time (the columns `call_notes_by_contact_time`
     /// holds) unchanged, only the other columns are written.
     private func save(
-        _ id: EntityID, _ note: CallNote, delta: CallNote, _ row: PreparedRow, _ writer: RowWriter
+        _ note: CallNote, delta: CallNote, _ row: PreparedRow, _ writer: RowWriter
     )
         throws
     {
@@ -357,7 +357,7 @@ extension LocalStore {
     /// Saves a schedule entry; with its start (the column `schedule_entries_by_start` holds)
     /// unchanged, only the other columns are written.
     private func save(
-        _ id: EntityID, _ entry: ScheduleEntry, delta: ScheduleEntry, _ row: PreparedRow, _ writer: RowWriter
+        _ entry: ScheduleEntry, delta: ScheduleEntry, _ row: PreparedRow, _ writer: RowWriter
     ) throws {
         let owner = row.idText
         let interval = entry.interval.value

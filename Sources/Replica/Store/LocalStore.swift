@@ -164,7 +164,7 @@ public final class LocalStore {
     }
 
     /// Rewrites whole, from their states, the rows the schema 5 migration made for states it
-    /// found without a row (placeholder columns, `updated_hlc` ''), and drops the migration's
+    /// found without a row (stand-in values, `updated_hlc` ''), and drops the migration's
     /// marker, in one transaction. Nothing to do unless the marker is there (looked for with a
     /// read, so opening a store takes no write lock).
     func rebuildPlaceholderRows() throws(StoreError) {

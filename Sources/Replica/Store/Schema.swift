@@ -208,7 +208,7 @@ UPDATE call_notes SET state = e.state FROM entity_state AS e WHERE e.kind = 'not
 UPDATE schedule_entries SET state = e.state FROM entity_state AS e WHERE e.kind = 'schedule' AND e.id = schedule_entries.id;
 
 -- The store always wrote an entity's state and its row together, so none should lack a row; if a
--- file has one anyway its state (the source of truth) is kept, in a row with placeholder columns
+-- file has one anyway its state (the source of truth) is kept, in a row of stand-in values
 -- (updated_hlc '') that the store rewrites whole from the state when it next opens the file
 -- (LocalStore.rebuildPlaceholderRows, told so by this marker): no state is dropped.
 INSERT INTO store_meta (key, value)
