@@ -122,6 +122,7 @@ struct StoreTests {
             files == [
                 "0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql",
                 "0004_child_rows_by_element.sql", "0005_state_in_entity_rows.sql",
+                "0006_audit_keyed_by_entity.sql",
             ])
         for file in files {
             let sql = try String(contentsOfFile: root.path + "/schema/" + file, encoding: .utf8)
@@ -140,10 +141,11 @@ struct StoreTests {
                 try s.createContact(ContactDraft(name: "Old", phones: ["601111111"], tags: ["lead"]), c)
             }
         }
-        // Turn the file back into schema 1: undo what schemas 2 to 5 did.
+        // Turn the file back into schema 1: undo what schemas 2 to 6 did.
         let path = directory.sub(LocalStore.fileName)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
+            try db.execute(sql: Self.undoSchema6)
             try db.execute(sql: Self.undoSchema5)
             try db.execute(
                 sql: """
@@ -163,7 +165,7 @@ struct StoreTests {
             try s.createContact(ContactDraft(name: "New"), c)
         }
         let version = try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
-        #expect(version == 5)
+        #expect(version == 6)
         let indexes = try DatabaseQueue(path: path).read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         }
@@ -180,6 +182,85 @@ struct StoreTests {
         #expect(try store.contacts(search: "601111111").isEmpty)
         #expect(try store.contacts(search: "602222222").map(\.name) == ["Old"])
         #expect(try store.contacts(tag: "lead").isEmpty)
+    }
+
+    /// SQL turning a schema 6 file back into schema 5: the trail a rowid table with its index,
+    /// numbered by AUTOINCREMENT.
+    static let undoSchema6 = """
+        CREATE TABLE audit_rowid (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at_hlc TEXT NOT NULL, user TEXT NOT NULL, device TEXT NOT NULL,
+            action TEXT NOT NULL, entity_kind TEXT NOT NULL, entity_id TEXT NOT NULL
+        ) STRICT;
+        INSERT INTO audit_rowid SELECT seq, at_hlc, user, device, action, entity_kind, entity_id FROM audit;
+        DROP TABLE audit;
+        ALTER TABLE audit_rowid RENAME TO audit;
+        CREATE INDEX audit_by_entity ON audit (entity_kind, entity_id);
+        DELETE FROM store_meta WHERE key = 'audit_seq';
+        PRAGMA user_version = 5
+        """
+
+    @Test("schema 5 to 6 keys the audit trail by entity, keeping every row, its order and the counter")
+    func auditKeyedByEntity() throws {
+        let directory = TempDirectory()
+        let first: EntityID
+        let second: EntityID
+        do {
+            let store = try create(directory)
+            first = try store.write(wall: Self.wall) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "Jana"), c)
+            }.contacts.sortedKeys[0]
+            second = try store.write(wall: Self.wall + 1) { s, c throws(ValidationError) in
+                try s.createContact(ContactDraft(name: "Petr"), c)
+            }.contacts.sortedKeys[0]
+            for (offset, id) in [first, second, first].enumerated() {
+                try store.write(wall: Self.wall + 2 + UInt64(offset)) { s, c throws(ValidationError) in
+                    var edit = ContactEdit()
+                    edit.title = "Title \(offset)"
+                    return try s.editContact(id, edit, c)
+                }
+            }
+        }
+        let path = directory.sub(LocalStore.fileName)
+        let trailSQL = "SELECT seq, entity_id, at_hlc, user, device, action FROM audit ORDER BY seq"
+        let before: [Row]
+        do {
+            let queue = try DatabaseQueue(path: path)
+            before = try queue.write { db in
+                try db.execute(sql: Self.undoSchema6)
+                // AUTOINCREMENT gave out numbers past the last row (rows since lost, say): the
+                // counter continues past them, as it would have.
+                try db.execute(sql: "UPDATE sqlite_sequence SET seq = seq + 10 WHERE name = 'audit'")
+                return try Row.fetchAll(db, sql: trailSQL)
+            }
+            try queue.close()
+        }
+        #expect(before.count == 5)
+        let store = try LocalStore.open(in: directory.path)
+        let (version, table, indexes, counter, after) = try DatabaseQueue(path: path).read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA user_version"),
+                try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = 'audit'") ?? "",
+                try String.fetchAll(
+                    db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'"),
+                try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'audit_seq'"),
+                try Row.fetchAll(db, sql: trailSQL)
+            )
+        }
+        #expect(version == 6 && table.contains("WITHOUT ROWID"), "\(table)")
+        #expect(indexes.allSatisfy { $0.hasPrefix("sqlite_autoindex") }, "\(indexes)")
+        #expect(after == before)
+        #expect(counter == "15")
+        #expect(try store.history(of: first)?.changes.map(\.action) == ["write", "write", "write"])
+        try store.write(wall: Self.wall + 10) { s, c throws(ValidationError) in
+            var edit = ContactEdit()
+            edit.title = "After"
+            return try s.editContact(second, edit, c)
+        }
+        let newest = try DatabaseQueue(path: path).read { db in
+            try Row.fetchOne(db, sql: "SELECT seq, entity_id FROM audit ORDER BY seq DESC LIMIT 1")
+        }
+        #expect(newest?["seq"] == 16 as Int64 && newest?["entity_id"] == second.text)
+        #expect(try store.history(of: second)?.changes.count == 3)
     }
 
     /// SQL turning a schema 5 file back into schema 4: the states in their own table again.
@@ -225,6 +306,7 @@ struct StoreTests {
             // A state without its contact row: the store never leaves one, but the migration must
             // not drop a state it finds that way.
             try queue.write { db in
+                try db.execute(sql: Self.undoSchema6)
                 try db.execute(sql: Self.undoSchema5)
                 try db.execute(sql: "DELETE FROM contacts WHERE id = ?", arguments: [orphan.text])
             }
@@ -239,7 +321,7 @@ struct StoreTests {
                 try String.fetchOne(db, sql: "SELECT type FROM sqlite_master WHERE name = 'entity_state'")
             )
         }
-        #expect(version == 5 && stateType == "view")
+        #expect(version == 6 && stateType == "view")
         #expect(try store.reader.state(of: [orphan]).contacts.count == 1)
         // The row the migration made for the kept state was rebuilt from it when the store
         // opened, and the migration's marker is gone.
@@ -273,7 +355,7 @@ struct StoreTests {
             Issue.record("opened a newer store")
         } catch {
             #expect(error.code == .newerSchema)
-            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 5)"))
+            #expect(error.message.contains("newer version of Kraliki Sync (schema 7; this build knows up to 6)"))
             #expect(error.message.contains("upgrade replica-cli"))
         }
         #expect(try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 7)

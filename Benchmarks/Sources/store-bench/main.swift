@@ -68,6 +68,9 @@ extension Data: RawParameter {
         withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transientBytes()) }
     }
 }
+extension Int64: RawParameter {
+    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
+}
 extension Optional: RawParameter where Wrapped: RawParameter {
     func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
         switch self {
@@ -359,10 +362,14 @@ let rawSchemaImport = try seconds {
         let phone = try db.makeStatement(sql: "INSERT INTO contact_phones (contact_id, phone) VALUES (?, ?)")
         let email = try db.makeStatement(sql: "INSERT INTO contact_emails (contact_id, email) VALUES (?, ?)")
         let tag = try db.makeStatement(sql: "INSERT INTO contact_tags (contact_id, tag) VALUES (?, ?)")
+        // The trail keyed by entity (schema 6), numbered from the counter the store reserves from.
         let audit = try db.makeStatement(
             sql:
-                "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, 'bench', '0000000000000002', 'import', 'contact', ?)"
-        )
+                "INSERT INTO audit (entity_kind, entity_id, seq, at_hlc, user, device, action) "
+                + "VALUES ('contact', ?, ?, ?, 'bench', '0000000000000002', 'import')")
+        try db.execute(
+            sql: "UPDATE store_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'audit_seq'",
+            arguments: [drafts.count])
         let outbox = try db.makeStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
         for (index, d) in drafts.enumerated() {
             let id = rawIDs[index]
@@ -371,7 +378,7 @@ let rawSchemaImport = try seconds {
             phone.runRaw(id, d.phones[0])
             email.runRaw(id, d.emails[0])
             tag.runRaw(id, d.tags[0])
-            audit.runRaw(hlc, id)
+            audit.runRaw(id, Int64(index + 1), hlc)
             if index % 100 == 99 { outbox.runRaw(outboxBlob, hlc) }
         }
     }
@@ -504,7 +511,7 @@ let rawApply = try seconds {
 }
 /// The floor of an apply in this schema: raw SQLite writing the rows the store writes for each
 /// of `contactCount` pulled changes — the contact row with the entity's blob (`contactSQL`, bound
-/// by `bindContact` for the change's index), the audit row and its index — and the sync state
+/// by `bindContact` for the change's index), the audit row (keyed by entity, schema 6) — and the sync state
 /// once per transaction, `perBatch` changes per transaction, with no CRDT work. Seconds.
 @MainActor func rawApplyFloor(
     perBatch: Int, device: String, contactSQL: String, bindContact: (Statement, Int) -> Void
@@ -515,11 +522,20 @@ let rawApply = try seconds {
                 let contact = try db.cachedStatement(sql: contactSQL)
                 let audit = try db.cachedStatement(
                     sql:
-                        "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) "
-                        + "VALUES (?, '(server)', '\(device)', 'pull', 'contact', ?)")
-                for index in start..<min(start + perBatch, contactCount) {
+                        "INSERT INTO audit (entity_kind, entity_id, seq, at_hlc, user, device, action) "
+                        + "VALUES ('contact', ?, ?, ?, '(server)', '\(device)', 'pull')")
+                let end = min(start + perBatch, contactCount)
+                // The rows' numbers reserved in one statement, as the store does.
+                var seq =
+                    try Int64.fetchOne(
+                        db,
+                        sql:
+                            "UPDATE store_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'audit_seq' RETURNING value",
+                        arguments: [end - start])! - Int64(end - start) + 1
+                for index in start..<end {
                     bindContact(contact, index)
-                    audit.runRaw(rawPullStamps[index], rawIDs[index])
+                    audit.runRaw(rawIDs[index], seq, rawPullStamps[index])
+                    seq += 1
                 }
                 try db.execute(sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [device])
             }

@@ -187,16 +187,17 @@ extension LocalStore {
                         INSERT INTO main.outbox (local_seq, change, created_hlc, rejected_code, rejected_reason)
                         SELECT local_seq, change, created_hlc, rejected_code, rejected_reason FROM own.outbox
                         """)
-                try db.execute(sql: "DELETE FROM main.sqlite_sequence WHERE name IN ('outbox', 'audit')")
+                try db.execute(sql: "DELETE FROM main.sqlite_sequence WHERE name = 'outbox'")
                 try db.execute(
                     sql: """
                         INSERT INTO main.sqlite_sequence (name, seq)
-                        SELECT name, seq FROM own.sqlite_sequence WHERE name IN ('outbox', 'audit')
+                        SELECT name, seq FROM own.sqlite_sequence WHERE name = 'outbox'
                         """)
+                // The trail's counter came with this replica's store_meta.
                 try db.execute(
                     sql: """
-                        INSERT INTO main.audit (seq, at_hlc, user, device, action, entity_kind, entity_id)
-                        SELECT seq, at_hlc, user, device, action, entity_kind, entity_id FROM own.audit
+                        INSERT INTO main.audit (entity_kind, entity_id, seq, at_hlc, user, device, action)
+                        SELECT entity_kind, entity_id, seq, at_hlc, user, device, action FROM own.audit
                         """)
                 return .commit
             }

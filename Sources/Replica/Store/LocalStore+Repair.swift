@@ -166,12 +166,18 @@ extension LocalStore {
                 try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox'")
                 try db.execute(
                     sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", arguments: [Int64(counter)])
+                // The saved trail in its order, numbered again from the new file's counter.
+                let writer = RowWriter(db)
                 let audit = try db.cachedStatement(
                     sql:
-                        "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, ?, ?, ?, ?, ?)"
+                        "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id, seq) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 )
-                for row in salvage.audit { try audit.execute(arguments: StatementArguments(row)) }
-                if !changes.isBottom { try persistEntities(of: changes, in: merged, before: state, RowWriter(db)) }
+                var seq = try writer.reserveAudit(salvage.audit.count)
+                for row in salvage.audit {
+                    try audit.execute(arguments: StatementArguments(row + [seq.databaseValue]))
+                    seq += 1
+                }
+                if !changes.isBottom { try persistEntities(of: changes, in: merged, before: state, writer) }
                 try db.execute(
                     sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'", arguments: [finalClock.last.text])
                 try db.execute(

@@ -76,8 +76,9 @@ final class RowWriter {
                     lifecycle = ?, updated_hlc = MAX(updated_hlc, ?), state = ?
                 WHERE id = ?
                 """
+            // The key first (schema 0006); `seq` from ``RowWriter/reserveAudit(_:)``.
             case .audit:
-                "INSERT INTO audit (at_hlc, user, device, action, entity_kind, entity_id) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO audit (entity_kind, entity_id, seq, at_hlc, user, device, action) VALUES (?, ?, ?, ?, ?, ?, ?)"
             // Child rows by element, each statement on the table's primary key (schema 0004).
             case .deletePhone: "DELETE FROM contact_phones WHERE contact_id = ? AND phone = ?"
             case .insertPhone: "INSERT OR IGNORE INTO contact_phones (contact_id, phone) VALUES (?, ?)"
@@ -111,6 +112,22 @@ final class RowWriter {
             prepared[sql.rawValue] = statement
         }
         try statement.run(db, repeat each parameters)
+    }
+
+    /// Reserves the numbers of `count` audit rows about to be written in this transaction, in
+    /// one statement (the last number given out is kept in store_meta, schema 0006), and
+    /// returns the first; 0 rows reserve nothing.
+    func reserveAudit(_ count: Int) throws -> Int64 {
+        guard count > 0 else { return 0 }
+        let last = try Int64.fetchOne(
+            db,
+            sql: "UPDATE store_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'audit_seq' RETURNING value",
+            arguments: [count])
+        guard let last else {
+            throw StoreError(
+                .corrupt, "the audit trail's counter (store_meta 'audit_seq') is missing; \(LocalStore.recovery)")
+        }
+        return last - Int64(count) + 1
     }
 }
 
@@ -269,8 +286,12 @@ extension LocalStore {
     func audit(_ change: TenantState, stamp: HLC, user: String, action: String, _ writer: RowWriter) throws {
         let at = stamp.text
         let device = stamp.replica.hex
+        var seq = try writer.reserveAudit(change.entityCount)
         func log(_ kind: EntityKind, _ ids: some Sequence<EntityID>) throws {
-            for id in ids { try writer.run(.audit, at, user, device, action, kind.rawValue, id.text) }
+            for id in ids {
+                try writer.run(.audit, kind.rawValue, id.text, seq, at, user, device, action)
+                seq += 1
+            }
         }
         try log(.contact, change.contacts.keys)
         try log(.note, change.notes.keys)

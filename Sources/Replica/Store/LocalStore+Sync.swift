@@ -122,8 +122,10 @@ extension LocalStore {
                     let writer = RowWriter(db)
                     try persistEntities(
                         of: prepared.applied, in: prepared.merged, before: state, rows: prepared.rows, writer)
+                    var seq = try writer.reserveAudit(prepared.pullAudit.count)
                     for row in prepared.pullAudit {
-                        try writer.run(.audit, row.at, row.user, row.device, "pull", row.kind, row.id)
+                        try writer.run(.audit, row.kind, row.id, seq, row.at, row.user, row.device, "pull")
+                        seq += 1
                     }
                     try db.execute(
                         sql: "UPDATE store_meta SET value = ? WHERE key = 'hlc_last'",

@@ -249,8 +249,9 @@ public struct ReplicaReader: Sendable {
         }
     }
 
-    /// An entity's audit rows, by kind and ID: both columns of `audit_by_entity`. On the ID alone
-    /// SQLite scanned the whole trail (100,000 rows and more after an initial sync).
+    /// An entity's audit rows, by kind and ID: the first two columns of the trail's key (schema 6;
+    /// until then of the index `audit_by_entity`). On the ID alone SQLite scanned the whole trail
+    /// (100,000 rows and more after an initial sync).
     static let historySQL =
         "SELECT at_hlc, user, device, action FROM audit WHERE entity_kind = ? AND entity_id = ? ORDER BY seq"
 
