@@ -48,22 +48,35 @@ extension VersionVector: BinaryCodable, BinaryBlob {
 extension DotKernel: BinaryCodable where Payload: BinaryCodable {
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
-        if case .single(let stamp, let payload) = storage {
+        let live: [Event]
+        let context: VersionVector
+        switch storage {
+        case .single(let stamp, let payload):
             writer.writeStamp(stamp, flags: 1, flagBits: 1)
             payload.encode(to: &writer)
             return
+        case .general(let events, let seen):
+            live = events
+            context = seen
         }
-        let live = self.live
-        let implied = VersionVector(live.map(\.stamp.dot))
-        let extra = context.entries.filter { $0.counter > implied[$0.replica] }
-        writer.writeVarint(UInt64(live.count) << 2 | (extra.isEmpty ? 0 : 2))
+        // Context entries the live stamps do not imply, found without building the implied
+        // vector or the list (two allocations per field, a fifth of encoding a pulled entity):
+        // a kernel holds a few live events, so each entry looks through them.
+        @inline(__always) func isExtra(_ entry: Dot) -> Bool {
+            var implied: UInt64 = 0
+            for event in live where event.stamp.replica == entry.replica { implied = max(implied, event.stamp.time) }
+            return entry.counter > implied
+        }
+        var extraCount = 0
+        for entry in context.entries where isExtra(entry) { extraCount += 1 }
+        writer.writeVarint(UInt64(live.count) << 2 | (extraCount == 0 ? 0 : 2))
         for event in live {
             writer.writeStamp(event.stamp)
             event.payload.encode(to: &writer)
         }
-        if !extra.isEmpty {
-            writer.writeVarint(UInt64(extra.count))
-            for entry in extra {
+        if extraCount > 0 {
+            writer.writeVarint(UInt64(extraCount))
+            for entry in context.entries where isExtra(entry) {
                 writer.writeReplica(entry.replica)
                 writer.writeTime(entry.counter)
             }
@@ -75,9 +88,11 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         let start = reader.offset
         let head = try reader.readVarint("a causal kernel")
         if head & 1 == 1 {
+            // Straight into the inline form: building the event array and the one-dot context
+            // that `init(normalizing:_:)` would reduce to it cost two allocations per field, and
+            // most fields of a stored entity are this form.
             let stamp = try reader.readStamp(tag: head >> 1, start: start)
-            self.init(
-                normalizing: [Event(stamp: stamp, payload: try Payload(from: &reader))], VersionVector([stamp.dot]))
+            self.init(single: stamp, try Payload(from: &reader))
             return
         }
         let liveCount = head >> 2
@@ -105,7 +120,11 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
                 context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))
             }
         }
-        self.init(live: live, context: context)
+        // The events were checked to be in ascending stamp order above, so what
+        // `init(live:context:)` adds — sorting, dropping repeated stamps, a copy of the context to
+        // widen — is not needed: the context is widened in place.
+        for event in live { context.add(event.stamp.dot) }
+        self.init(normalizing: live, context)
     }
 }
 

@@ -63,6 +63,12 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         self.init(normalizing: events, widened)
     }
 
+    /// One live event whose dot is the whole context: the inline form.
+    @inlinable
+    internal init(single stamp: HLC, _ payload: Payload) {
+        storage = .single(stamp, payload)
+    }
+
     @inlinable
     internal init(normalizing live: [Event], _ context: VersionVector) {
         if live.count == 1, context.count == 1, context.entries[0] == live[0].stamp.dot {
