@@ -46,7 +46,6 @@ extension LocalStore {
         // A thread of its own: the writer blocks while it waits for chunks, and a pool (the
         // global dispatch queues, Swift's cooperative pool) need not have a second thread free.
         Thread { builder.build(drafts, into: chunks) }.start()
-        let before = state
         var invalid: ValidationError?
         do {
             try Self.wrap("importing into \(path)") {
@@ -60,9 +59,7 @@ extension LocalStore {
                             invalid = error
                             throw error  // rolls the transaction back
                         case .success(let chunk):
-                            // The contacts are new: no child rows to delete before inserting theirs.
-                            try persistEntities(
-                                of: chunk.change, in: chunk.change, before: before, rows: chunk.rows, writer)
+                            try chunk.writes.run(writer)
                             try insert.execute(arguments: [chunk.outboxChange, chunk.last.text])
                             try audit(chunk.change, stamp: chunk.last, user: identity.user, action: "import", writer)
                         }
@@ -88,8 +85,8 @@ extension LocalStore {
 /// What the import's builder hands the writer: a chunk of new contacts, or the first bad draft.
 private struct ImportChunk: Sendable {
     let change: TenantState
-    /// What writing each contact needs (its encoded state, …), by ID.
-    let rows: [EntityID: PreparedRow]
+    /// The statements that write the contacts, planned (their encoded states, their columns, …).
+    let writes: RowWrites
     /// The chunk as one outbox change, encoded.
     let outboxChange: Data
     /// The newest stamp in the chunk.
@@ -124,13 +121,15 @@ private struct ImportBuilder: Sendable {
         var ids = [EntityID]()
         ids.reserveCapacity(drafts.count)
         func send() -> Bool {
-            var rows = [EntityID: PreparedRow]()
-            rows.reserveCapacity(current.contacts.count)
+            // The contacts are new: no child rows to delete before inserting theirs.
+            var writes = RowWrites()
             for (id, contact) in current.contacts.valueByKey {
-                rows[id] = PreparedRow(id, contact, delta: contact, previous: nil, knowsPrevious: true)
+                writes.add(
+                    contact, delta: contact,
+                    PreparedRow(id, contact, delta: contact, previous: nil, knowsPrevious: true))
             }
             let chunk = ImportChunk(
-                change: current, rows: rows, outboxChange: Data(current.encodedBlob()), last: clock.last)
+                change: current, writes: writes, outboxChange: Data(current.encodedBlob()), last: clock.last)
             current = TenantState()
             current.reserveCapacity(contacts: contactsPerChange)
             return chunks.put(.success(chunk))

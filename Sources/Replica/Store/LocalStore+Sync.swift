@@ -118,10 +118,9 @@ extension LocalStore {
                         break
                     }
                 }
-                if !prepared.applied.isBottom {
+                if !prepared.merged.isBottom {
                     let writer = RowWriter(db)
-                    try persistEntities(
-                        of: prepared.applied, in: prepared.merged, before: state, rows: prepared.rows, writer)
+                    try prepared.writes.run(writer)
                     var seq = try writer.reserveAudit(prepared.pullAudit.count)
                     for row in prepared.pullAudit {
                         try writer.run(.audit, row.kind, row.id, seq, row.at, row.user, row.device, "pull")
@@ -133,7 +132,9 @@ extension LocalStore {
                 }
                 if repush {
                     // The server was restored: everything we hold goes out again.
-                    let everything = state.merging(prepared.applied)
+                    // `merged` holds every entity the step touched, merged with what we hold.
+                    var everything = state
+                    everything.mergeJoined(prepared.merged)
                     let insert = try db.cachedStatement(sql: "INSERT INTO outbox (change, created_hlc) VALUES (?, ?)")
                     for chunk in everything.chunked(entitiesPerChange: 100) {
                         try insert.execute(arguments: [Data(chunk.encodedBlob()), prepared.clock.last.text])
@@ -275,35 +276,40 @@ public struct CommitBase: Sendable {
             }
         }
         let merged = state.merged(with: applied, over: newer)
-        // One pass over the pulled entities: each one's row and audit rows, from one lookup of
+        // One pass over the pulled entities: each one's writes and audit rows, from one lookup of
         // the entity as the store holds it when this step is written (after the steps before it).
-        var rows = [EntityID: PreparedRow]()
-        rows.reserveCapacity(merged.entityCount)
+        var writes = RowWrites()
         var audit = [PullAuditRow]()
         if auditsPulls { audit.reserveCapacity(applied.entityCount) }
         let receivedAt = clock.last
         func prepareRows<E: RowEntity>(
             _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
-            current: ORMap<EntityID, E>
+            current: ORMap<EntityID, E>, plan: (inout RowWrites, E, E, PreparedRow) -> Void
         ) {
             for (id, delta) in deltas.valueByKey {
                 guard let entity = after[id] else { continue }  // `merged` holds every entity of `applied`
                 let previous = TenantState.first(id, in: newer) ?? current[id]
                 let row = PreparedRow(id, entity, delta: delta, previous: previous, knowsPrevious: true)
-                rows[id] = row
+                plan(&writes, entity, delta, row)
                 if auditsPulls {
                     Self.pullAudit(
                         of: row, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
                 }
             }
         }
-        prepareRows(applied.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts)
-        prepareRows(applied.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes)
-        prepareRows(applied.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule)
+        prepareRows(applied.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts) {
+            $0.add($1, delta: $2, $3)
+        }
+        prepareRows(applied.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes) {
+            $0.add($1, delta: $2, $3)
+        }
+        prepareRows(applied.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule) {
+            $0.add($1, delta: $2, $3)
+        }
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
-            session: session, actions: actions, applied: applied, merged: merged, rows: rows,
+            session: session, actions: actions, merged: merged, writes: writes,
             pullAudit: audit,
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
@@ -352,12 +358,10 @@ struct PullAuditRow: Sendable {
 public struct PreparedCommit: Sendable {
     public private(set) var session: ReplicaSyncSession
     public private(set) var actions: [ReplicaSyncSession.Action]
-    /// The pulled changes, merged into one.
-    private(set) var applied: TenantState
-    /// The entities `applied` touches, after the step.
+    /// The entities the pulled changes touch, after the step.
     private(set) var merged: TenantState
-    /// What writing each of them needs (their encoded state, …), by ID.
-    private(set) var rows: [EntityID: PreparedRow]
+    /// The statements that write them, planned (their encoded states, their columns, …).
+    private(set) var writes: RowWrites
     /// The audit rows of the pulled entities (none when the store does not audit pulls).
     private(set) var pullAudit: [PullAuditRow]
     private(set) var clock: HybridLogicalClock
@@ -375,9 +379,8 @@ public struct PreparedCommit: Sendable {
     public mutating func append(_ next: PreparedCommit) {
         actions.removeAll { $0 == .pullAgain }
         actions += next.actions
-        applied.merge(next.applied)
         merged.mergeJoined(next.merged)
-        rows.merge(next.rows) { earlier, later in earlier.followed(by: later) }
+        writes.append(contentsOf: next.writes)
         pullAudit += next.pullAudit
         session = next.session
         clock = next.clock
