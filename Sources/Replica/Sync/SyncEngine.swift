@@ -158,6 +158,11 @@ public struct SyncEngine {
         // another thread as soon as it arrives: on 2 cores that work overlaps SQLite's.
         var ahead: Ahead?
         defer { ahead?.task.cancel() }
+        // The last step written and the entity versions it replaced, dropped while the writer
+        // waits for the next step's batch in flight (below).
+        var written: (step: PulledStep, replaced: TenantState.Replaced)?
+        /// Drops `written` here, on this thread, now.
+        func dropWritten() { if let done = written.take() { withExtendedLifetime(done) {} } }
         while true {
             let step: PulledStep
             if let next = ahead, next.request == store.session.nextPull() {
@@ -204,6 +209,10 @@ public struct SyncEngine {
             // The batches asked for meanwhile are joined into the next step until now: the
             // batch in flight is the last of it.
             ahead?.writerFinished.set()
+            // Until that batch is prepared the writer would wait idle: it frees the step before
+            // this one now. (Freed on a task of its own, as until session 16, that work took a
+            // third thread beside the writer and the preparing side on two cores.)
+            written = nil
             // The next step's preparation holds the store's state; taking this step into memory
             // before it finished would copy the whole state.
             if let next = ahead { _ = await next.task.result }
@@ -211,13 +220,11 @@ public struct SyncEngine {
             report.pullBatches += step.batches
             report.pullTransactions += 1
             report.pulledChanges += step.changeCount
-            // From here to the next write the other core is mostly idle, and in the profile most
-            // of this stretch was freeing the step and the versions it replaced: the other core
-            // does that now, beside the next preparation.
-            Self.free(consume step, replaced)
+            written = (step, replaced)
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
                 report.epochChanged = true
+                dropWritten()
                 report.add(try await sync())
                 return
             }
@@ -257,12 +264,6 @@ public struct SyncEngine {
             guard RetryPolicy.canHeal(error) else { throw error }
             return (.unavailable, "the download failed (\(error)); pulled instead")
         }
-    }
-
-    /// Drops a written step and the entity versions it replaced on another thread: their last
-    /// references go when that task ends.
-    private static func free(_ step: consuming PulledStep, _ replaced: consuming TenantState.Replaced) {
-        Task.detached(priority: .utility) { withExtendedLifetime((step, replaced)) {} }
     }
 
     /// Pulled batches, decoded, received by the session and prepared for the store: one, or
