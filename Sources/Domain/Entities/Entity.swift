@@ -206,6 +206,8 @@ extension Entity {
     public static func writers(of delta: Self, unseenBy before: Self) -> [Dot] {
         var finder = UnseenLiveWrites(mask: delta.presentFields.rawValue)
         before.visitFields(beside: delta, &finder)
+        // Usually one writer (or none): sorting would only copy the array.
+        if finder.newest.count < 2 { return finder.newest }
         return finder.newest.sorted { $0.counter != $1.counter ? $0.counter < $1.counter : $0.replica < $1.replica }
     }
 

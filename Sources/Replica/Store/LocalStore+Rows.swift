@@ -169,7 +169,8 @@ struct PreparedRow: Sendable {
     var idText: String
     /// The entity's encoded state (`entityBlob`).
     var blob: [UInt8]
-    /// The HLC text of the newest write in the change (`updated_hlc` becomes at least this).
+    /// The newest write in the change, and its HLC text (`updated_hlc` becomes at least this).
+    var newestDot: Dot?
     var newestStamp: String
     /// The entity had no row before the change: it has no child rows to delete.
     var isNew: Bool
@@ -182,7 +183,8 @@ struct PreparedRow: Sendable {
     init<E: RowEntity>(_ id: EntityID, _ entity: E, delta: E, previous: E?, knowsPrevious: Bool) {
         idText = id.text
         blob = entityBlob(entity)
-        newestStamp = delta.newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
+        newestDot = delta.newestDot
+        newestStamp = newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
         isNew = knowsPrevious && previous == nil
         keepsIndexedColumns = previous.map { E.keepsIndexedColumns(from: $0, to: entity, delta: delta) } ?? false
     }

@@ -275,20 +275,26 @@ public struct CommitBase: Sendable {
                 }
             }
         }
-        let merged = state.merged(with: applied, over: newer)
-        // One pass over the pulled entities: each one's writes and audit rows, from one lookup of
-        // the entity as the store holds it when this step is written (after the steps before it).
+        // One pass over the pulled entities: each one merged with the entity as the store holds
+        // it when this step is written (after the steps before it: one lookup), its writes and
+        // its audit rows. (`TenantState.merged(with:over:)` does the merge alone; its own pass
+        // looked every entity up once more, and this one once more in its result.)
         var writes = RowWrites()
         var audit = [PullAuditRow]()
         if auditsPulls { audit.reserveCapacity(applied.entityCount) }
         let receivedAt = clock.last
         func prepareRows<E: RowEntity>(
-            _ deltas: ORMap<EntityID, E>, after: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>],
-            current: ORMap<EntityID, E>, plan: (inout RowWrites, E, E, PreparedRow) -> Void
-        ) {
-            for (id, delta) in deltas.valueByKey {
-                guard let entity = after[id] else { continue }  // `merged` holds every entity of `applied`
+            _ deltas: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>], current: ORMap<EntityID, E>,
+            plan: (inout RowWrites, E, E, PreparedRow) -> Void
+        ) -> ORMap<EntityID, E> {
+            var merged = [EntityID: E](minimumCapacity: deltas.count)
+            // In ID order: each row's B-tree descent then starts where the last one ended (the
+            // same pages, warm in the CPU's caches), and the audit rows, keyed by entity, go in
+            // one after another (the trail's pages fill: 886 B per contact on disk, was 926).
+            for (id, delta) in deltas.valueByKey.sorted(by: { $0.key < $1.key }) {
                 let previous = TenantState.first(id, in: newer) ?? current[id]
+                let entity = (previous ?? E()).merging(delta)
+                merged[id] = entity
                 let row = PreparedRow(id, entity, delta: delta, previous: previous, knowsPrevious: true)
                 plan(&writes, entity, delta, row)
                 if auditsPulls {
@@ -296,16 +302,18 @@ public struct CommitBase: Sendable {
                         of: row, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
                 }
             }
+            return ORMap(merged)
         }
-        prepareRows(applied.contacts, after: merged.contacts, newer: newer.map(\.contacts), current: state.contacts) {
-            $0.add($1, delta: $2, $3)
-        }
-        prepareRows(applied.notes, after: merged.notes, newer: newer.map(\.notes), current: state.notes) {
-            $0.add($1, delta: $2, $3)
-        }
-        prepareRows(applied.schedule, after: merged.schedule, newer: newer.map(\.schedule), current: state.schedule) {
-            $0.add($1, delta: $2, $3)
-        }
+        let merged = TenantState(
+            contacts: prepareRows(applied.contacts, newer: newer.map(\.contacts), current: state.contacts) {
+                $0.add($1, delta: $2, $3)
+            },
+            notes: prepareRows(applied.notes, newer: newer.map(\.notes), current: state.notes) {
+                $0.add($1, delta: $2, $3)
+            },
+            schedule: prepareRows(applied.schedule, newer: newer.map(\.schedule), current: state.schedule) {
+                $0.add($1, delta: $2, $3)
+            })
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
         return PreparedCommit(
@@ -332,7 +340,7 @@ public struct CommitBase: Sendable {
                     at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex, kind: E.kind.rawValue,
                     id: row.idText))
         }
-        let newest = delta.newestDot
+        let newest = row.newestDot
         for dot in writers {
             // The newest write's time is the row's stamp already (the usual case: one writer).
             let at = dot == newest ? row.newestStamp : HLC(time: dot.counter, replica: dot.replica).text
