@@ -119,10 +119,10 @@ final class RowWriter {
     /// returns the first; 0 rows reserve nothing.
     func reserveAudit(_ count: Int) throws -> Int64 {
         guard count > 0 else { return 0 }
-        let last = try Int64.fetchOne(
-            db,
-            sql: "UPDATE store_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'audit_seq' RETURNING value",
-            arguments: [count])
+        // Cached: compiling the statement anew cost a single edit ~50 µs (a third of it at NORMAL).
+        let reserve = try db.cachedStatement(
+            sql: "UPDATE store_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'audit_seq' RETURNING value")
+        let last = try Int64.fetchOne(reserve, arguments: [count])
         guard let last else {
             throw StoreError(
                 .corrupt, "the audit trail's counter (store_meta 'audit_seq') is missing; \(LocalStore.recovery)")
