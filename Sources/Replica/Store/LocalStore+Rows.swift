@@ -142,8 +142,6 @@ final class RowWriter {
 struct RowWrites: Sendable {
     private var statements: [@Sendable (RowWriter) throws -> Void] = []
 
-    var isEmpty: Bool { statements.isEmpty }
-
     /// Plans `sql` with `parameters`, which must be exactly its parameters, in order.
     mutating func add<each P: SQLiteParameter & Sendable>(_ sql: RowWriter.SQL, _ parameters: repeat each P) {
         statements.append { writer in try writer.run(sql, repeat each parameters) }
@@ -169,8 +167,9 @@ struct PreparedRow: Sendable {
     var idText: String
     /// The entity's encoded state (`entityBlob`).
     var blob: [UInt8]
-    /// The newest write in the change, and its HLC text (`updated_hlc` becomes at least this).
+    /// The newest write in the change (the audit rows compare their writers with it).
     var newestDot: Dot?
+    /// Its HLC text (`updated_hlc` becomes at least this).
     var newestStamp: String
     /// The entity had no row before the change: it has no child rows to delete.
     var isNew: Bool

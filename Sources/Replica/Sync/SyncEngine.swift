@@ -212,7 +212,7 @@ public struct SyncEngine {
             // Until that batch is prepared the writer would wait idle: it frees the step before
             // this one now. (Freed on a task of its own, as until session 16, that work took a
             // third thread beside the writer and the preparing side on two cores.)
-            written = nil
+            dropWritten()
             // The next step's preparation holds the store's state; taking this step into memory
             // before it finished would copy the whole state.
             if let next = ahead { _ = await next.task.result }
