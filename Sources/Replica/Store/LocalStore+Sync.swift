@@ -316,8 +316,15 @@ public struct CommitBase: Sendable {
             })
         let finalSession = session
         let sessionJSON = try LocalStore.wrap("encoding the sync session") { try encodeJSON(finalSession) }
+        // The pulled changes are in `merged` and `writes` now: the step does not keep them, so
+        // they are freed here, on the thread that decoded them. (Kept, the writer freed them,
+        // and each free of a block from this thread's heap waited for its lock while this side
+        // allocated the next step: ~2,800 futex waits per 100,000 pulled titles.)
+        let kept = actions.filter {
+            if case .apply = $0 { false } else { true }
+        }
         return PreparedCommit(
-            session: session, actions: actions, merged: merged, writes: writes,
+            session: session, actions: kept, merged: merged, writes: writes,
             pullAudit: audit,
             clock: clock, sessionJSON: sessionJSON, wall: wall)
     }
@@ -365,6 +372,7 @@ struct PullAuditRow: Sendable {
 /// (``LocalStore/adopt(_:)``).
 public struct PreparedCommit: Sendable {
     public private(set) var session: ReplicaSyncSession
+    /// The session's actions but the pulled changes (`.apply`): those are in `merged` and `writes`.
     public private(set) var actions: [ReplicaSyncSession.Action]
     /// The entities the pulled changes touch, after the step.
     private(set) var merged: TenantState
