@@ -51,30 +51,53 @@ func cpuSeconds() -> Double {
 /// A value the raw baselines bind through SQLite's C API, as the store's `RowWriter` does
 /// (GRDB's `execute(arguments:)` builds an array of boxed values per row: measured against it,
 /// the titles' schema floor ran at 85,000 changes/s instead of ~100,000, which made the store
-/// look closer to its floor than it is).
-protocol RawParameter { func bind(to statement: OpaquePointer, at index: Int32) -> Int32 }
-/// SQLite copies the bound bytes (`SQLITE_TRANSIENT`).
-nonisolated func transientBytes() -> sqlite3_destructor_type {
-    unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+/// look closer to its floor than it is). Like the store (session 17), texts and blobs are copied
+/// into one scratch buffer per statement and bound from there (`SQLITE_STATIC`), so SQLite does
+/// not allocate a copy of each.
+protocol RawParameter {
+    var rawBytes: Int { get }
+    func bind(to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer) -> Int32
+}
+/// SQLite reads the bytes where they are until the statement is reset and its bindings cleared.
+nonisolated func staticBytes() -> sqlite3_destructor_type {
+    unsafeBitCast(OpaquePointer(bitPattern: 0), to: sqlite3_destructor_type.self)
+}
+/// Copies `bytes` to the front of `scratch` (non-empty: at least one byte reserved) and moves past them.
+func rawCopy(_ bytes: UnsafeRawBufferPointer, _ scratch: inout UnsafeMutableRawBufferPointer) -> UnsafeMutableRawPointer
+{
+    let target = scratch.baseAddress!
+    if !bytes.isEmpty { target.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    scratch = UnsafeMutableRawBufferPointer(rebasing: scratch[max(bytes.count, 1)...])
+    return target
 }
 extension String: RawParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+    var rawBytes: Int { utf8.count + 1 }
+    func bind(to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer) -> Int32 {
         var text = self
-        return text.withUTF8 { sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count), transientBytes()) }
+        return text.withUTF8 { bytes in
+            let start = rawCopy(UnsafeRawBufferPointer(bytes), &scratch)
+            return sqlite3_bind_text(
+                statement, index, start.assumingMemoryBound(to: CChar.self), Int32(bytes.count), staticBytes())
+        }
     }
 }
 extension Data: RawParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
-        withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transientBytes()) }
+    var rawBytes: Int { count + 1 }
+    func bind(to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer) -> Int32 {
+        withUnsafeBytes { sqlite3_bind_blob(statement, index, rawCopy($0, &scratch), Int32($0.count), staticBytes()) }
     }
 }
 extension Int64: RawParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 { sqlite3_bind_int64(statement, index, self) }
+    var rawBytes: Int { 0 }
+    func bind(to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer) -> Int32 {
+        sqlite3_bind_int64(statement, index, self)
+    }
 }
 extension Optional: RawParameter where Wrapped: RawParameter {
-    func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+    var rawBytes: Int { self?.rawBytes ?? 0 }
+    func bind(to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer) -> Int32 {
         switch self {
-        case .some(let value): value.bind(to: statement, at: index)
+        case .some(let value): value.bind(to: statement, at: index, scratch: &scratch)
         case .none: sqlite3_bind_null(statement, index)
         }
     }
@@ -83,14 +106,21 @@ extension Statement {
     /// Binds `parameters` (exactly the statement's) and steps it to its end.
     func runRaw<each P: RawParameter>(_ parameters: repeat each P) {
         let handle = sqliteStatement
-        sqlite3_reset(handle)
-        var index: Int32 = 0
-        for parameter in repeat each parameters {
-            index += 1
-            precondition(parameter.bind(to: handle, at: index) == SQLITE_OK)
+        var bytes = 0
+        for parameter in repeat each parameters { bytes += parameter.rawBytes }
+        withUnsafeTemporaryAllocation(byteCount: bytes, alignment: 1) { buffer in
+            var scratch = buffer
+            sqlite3_reset(handle)
+            var index: Int32 = 0
+            for parameter in repeat each parameters {
+                index += 1
+                precondition(parameter.bind(to: handle, at: index, scratch: &scratch) == SQLITE_OK)
+            }
+            precondition(
+                sqlite3_step(handle) == SQLITE_DONE, String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))))
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
         }
-        precondition(sqlite3_step(handle) == SQLITE_DONE, String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))))
-        sqlite3_reset(handle)
     }
 }
 
