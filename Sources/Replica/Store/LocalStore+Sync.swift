@@ -282,6 +282,7 @@ public struct CommitBase: Sendable {
         var writes = RowWrites()
         var audit = [PullAuditRow]()
         if auditsPulls { audit.reserveCapacity(applied.entityCount) }
+        var devices = DeviceNames()
         let receivedAt = clock.last
         func prepareRows<E: RowEntity>(
             _ deltas: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>], current: ORMap<EntityID, E>,
@@ -299,7 +300,8 @@ public struct CommitBase: Sendable {
                 plan(&writes, entity, delta, row)
                 if auditsPulls {
                     Self.pullAudit(
-                        of: row, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt, into: &audit)
+                        of: row, delta, before: previous ?? E(), after: entity, receivedAt: receivedAt,
+                        devices: &devices, into: &audit)
                 }
             }
             return ORMap(merged)
@@ -336,7 +338,8 @@ public struct CommitBase: Sendable {
     /// element's removal) is recorded as received, at `receivedAt`, from "(server)"; a change
     /// that changed nothing here (this replica's own edits coming back) gets no row.
     static func pullAudit<E: Entity>(
-        of row: PreparedRow, _ delta: E, before: E, after entity: E, receivedAt: HLC, into rows: inout [PullAuditRow]
+        of row: PreparedRow, _ delta: E, before: E, after entity: E, receivedAt: HLC, devices: inout DeviceNames,
+        into rows: inout [PullAuditRow]
     ) {
         let writers = E.writers(of: delta, unseenBy: before)
         if writers.isEmpty {
@@ -344,7 +347,8 @@ public struct CommitBase: Sendable {
             if E.changedFields(touchedBy: delta, from: before, to: entity).isEmpty { return }
             rows.append(
                 PullAuditRow(
-                    at: receivedAt.text, user: "(server)", device: receivedAt.replica.hex, kind: E.kind.rawValue,
+                    at: receivedAt.text, user: "(server)", device: devices.name(of: receivedAt.replica),
+                    kind: E.kind.rawValue,
                     id: row.idText))
         }
         let newest = row.newestDot
@@ -353,13 +357,28 @@ public struct CommitBase: Sendable {
             let at = dot == newest ? row.newestStamp : HLC(time: dot.counter, replica: dot.replica).text
             rows.append(
                 PullAuditRow(
-                    at: at, user: entity.user(of: dot.replica), device: dot.replica.hex, kind: E.kind.rawValue,
+                    at: at, user: entity.user(of: dot.replica), device: devices.name(of: dot.replica),
+                    kind: E.kind.rawValue,
                     id: row.idText))
         }
     }
 }
 
-/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:_:before:after:receivedAt:into:)``).
+/// The devices audit rows name (`ReplicaID.hex`), each spelled once per step: a pull's entities
+/// were written by a few replicas, and a string per row was an allocation per pulled entity on
+/// the preparing side and a free on the writer's.
+struct DeviceNames {
+    private var names: [ReplicaID: String] = [:]
+
+    mutating func name(of replica: ReplicaID) -> String {
+        if let name = names[replica] { return name }
+        let name = replica.hex
+        names[replica] = name
+        return name
+    }
+}
+
+/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:_:before:after:receivedAt:devices:into:)``).
 struct PullAuditRow: Sendable {
     let at: String
     let user: String
