@@ -490,6 +490,14 @@ struct ImportTests {
         let ids = try store.importContacts(good, wall: StoreTests.wall)
         #expect(Set(ids).count == 250)
         #expect(try store.outboxCount() == 3)  // 100 + 100 + 50
+        // One audit row per imported contact (their ID texts come from the builder's thread).
+        for id in [ids[0], ids[123], ids[249]] {
+            #expect(try store.history(of: id)?.changes.map(\.action) == ["import"])
+        }
+        let imported = try DatabaseQueue(path: directory.sub(LocalStore.fileName)).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT entity_id) FROM audit WHERE action = 'import'")
+        }
+        #expect(imported == 250)
         #expect(try LocalStore.open(in: directory.path).contacts().count == 250)
     }
 }

@@ -284,19 +284,25 @@ extension LocalStore {
         try writes.run(writer)
     }
 
+    /// One audit row per entity `change` touched, all at `stamp`.
     func audit(_ change: TenantState, stamp: HLC, user: String, action: String, _ writer: RowWriter) throws {
+        let entities =
+            change.contacts.keys.map { (EntityKind.contact, $0.text) } + change.notes.keys.map { (.note, $0.text) }
+            + change.schedule.keys.map { (.schedule, $0.text) }
+        try audit(entities, stamp: stamp, user: user, action: action, writer)
+    }
+
+    /// One audit row per entity, given by its kind and ID text, numbered in this order, all at `stamp`.
+    func audit(
+        _ entities: [(kind: EntityKind, id: String)], stamp: HLC, user: String, action: String, _ writer: RowWriter
+    ) throws {
         let at = stamp.text
         let device = stamp.replica.hex
-        var seq = try writer.reserveAudit(change.entityCount)
-        func log(_ kind: EntityKind, _ ids: some Sequence<EntityID>) throws {
-            for id in ids {
-                try writer.run(.audit, kind.rawValue, id.text, seq, at, user, device, action)
-                seq += 1
-            }
+        var seq = try writer.reserveAudit(entities.count)
+        for (kind, id) in entities {
+            try writer.run(.audit, kind.rawValue, id, seq, at, user, device, action)
+            seq += 1
         }
-        try log(.contact, change.contacts.keys)
-        try log(.note, change.notes.keys)
-        try log(.schedule, change.schedule.keys)
     }
 }
 
