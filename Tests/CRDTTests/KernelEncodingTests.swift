@@ -63,4 +63,40 @@ struct KernelEncodingTests {
         print("kernel encoding seed \(seed): \(forms[0]) single, \(forms[1]) general")
         #expect(forms.allSatisfy { $0 > 0 })
     }
+
+    /// Session 18 writes a map of one or two entries without sorting an array of its keys (an
+    /// entity's authors: one allocation per stored entity). Every size must still come out in
+    /// key order, whatever order the entries went in, and read back to the same map.
+    @Test("maps encode their entries in key order, whatever their size", arguments: 0..<10 as Range<UInt64>)
+    func mapsInKeyOrder(seed: UInt64) throws {
+        var rng = SeededRandom(seed: seed)
+        var sizes = Set<Int>()
+        for _ in 0..<200 {
+            let keys = Array(Set((0..<rng.int(0...5)).map { _ in ReplicaID(UInt64(rng.int(1...9))) }))
+            sizes.insert(keys.count)
+            // The same entries inserted in two random orders.
+            var entries = keys.map { ($0, LWWRegister(value: "user \($0)", stamp: HLC(time: 5, replica: $0))) }
+            var first = [ReplicaID: LWWRegister<String>]()
+            for (key, value) in entries { first[key] = value }
+            entries.reverse()
+            var second = [ReplicaID: LWWRegister<String>](minimumCapacity: 16)
+            for (key, value) in entries { second[key] = value }
+            var expected = BinaryWriter()
+            expected.writeVarint(UInt64(keys.count))
+            for key in keys.sorted() {
+                key.encode(to: &expected)
+                first[key]!.encode(to: &expected)
+            }
+            for map in [ORMap(first), ORMap(second)] {
+                var actual = BinaryWriter()
+                map.encode(to: &actual)
+                #expect(actual.bytes == expected.bytes, "seed \(seed): \(keys.count) keys")
+                var reader = BinaryReader(bytes: actual.bytes)
+                let decoded = try ORMap<ReplicaID, LWWRegister<String>>(from: &reader)
+                #expect(decoded == map && reader.isAtEnd, "seed \(seed): read back as \(decoded)")
+            }
+        }
+        print("map encoding seed \(seed): sizes \(sizes.sorted())")
+        #expect(sizes.isSuperset(of: [0, 1, 2, 3]))
+    }
 }

@@ -25,6 +25,14 @@ public struct VersionVector: Hashable, Sendable {
         storage = []
     }
 
+    /// An empty vector with room for `capacity` entries: one that is filled entry by entry
+    /// (`add`) then allocates once rather than growing.
+    @inlinable
+    public init(capacity: Int) {
+        storage = []
+        storage.reserveCapacity(capacity)
+    }
+
     /// A vector holding the largest counter per replica among `dots`.
     @inlinable
     public init(_ dots: some Sequence<Dot>) {

@@ -113,12 +113,12 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
             }
             live.append(Event(stamp: stamp, payload: try Payload(from: &reader)))
         }
-        var context = VersionVector()
-        if head & 2 == 2 {
-            let count = try reader.readCount("causal context entries", minimumElementSize: 2)
-            for _ in 0..<count {
-                context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))
-            }
+        // Room for the extra entries and the live events' dots at once: grown entry by entry,
+        // the context of an event that overwrote another replica's was allocated twice.
+        let extraCount = head & 2 == 2 ? try reader.readCount("causal context entries", minimumElementSize: 2) : 0
+        var context = VersionVector(capacity: extraCount + live.count)
+        for _ in 0..<extraCount {
+            context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))
         }
         // The events were checked to be in ascending stamp order above, so what
         // `init(live:context:)` adds — sorting, dropping repeated stamps, a copy of the context to
@@ -203,10 +203,23 @@ extension ORMap: BinaryCodable, BinaryBlob where Key: BinaryCodable, Value: Bina
     @inlinable
     public func encode(to writer: inout BinaryWriter) {
         writer.writeVarint(UInt64(valueByKey.count))
-        // Sorted so equal maps encode to equal bytes on every replica.
-        for key in sortedKeys {
-            key.encode(to: &writer)
-            valueByKey[key]!.encode(to: &writer)
+        @inline(__always) func write(_ entry: (key: Key, value: Value)) {
+            entry.key.encode(to: &writer)
+            entry.value.encode(to: &writer)
+        }
+        // Sorted so equal maps encode to equal bytes on every replica. Most maps stored here
+        // hold one or two entries (an entity's authors: its creator and a later editor), put
+        // in order without sorting an array of keys (an allocation per stored entity).
+        var entries = valueByKey.makeIterator()
+        switch valueByKey.count {
+        case 0: break
+        case 1: write(entries.next()!)
+        case 2:
+            let a = entries.next()!
+            let b = entries.next()!
+            write(a.key < b.key ? a : b)
+            write(a.key < b.key ? b : a)
+        default: for entry in valueByKey.sorted(by: { $0.key < $1.key }) { write(entry) }
         }
     }
 

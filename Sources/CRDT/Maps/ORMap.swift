@@ -40,8 +40,6 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
     /// Keys in ascending order (the order encodings and listings use, identical everywhere).
     public var sortedKeys: [Key] { valueByKey.keys.sorted() }
 
-    /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
-    /// `mutation` returns the value's own delta, as every mutation in this package does.
     /// Makes room for `count` keys, so a map about to grow by many keys does not rehash (moving
     /// every value) again and again as it grows.
     @inlinable
@@ -49,6 +47,8 @@ public struct ORMap<Key: Hashable & Comparable & Sendable, Value: Mergeable>: Se
         _valueByKey.reserveCapacity(count)
     }
 
+    /// Applies `mutation` to the value at `key` (starting from bottom) and returns the map delta.
+    /// `mutation` returns the value's own delta, as every mutation in this package does.
     @inlinable @discardableResult
     public mutating func update(_ key: Key, _ mutation: (inout Value) -> Value) -> ORMap {
         var value = _valueByKey.removeValue(forKey: key) ?? Value()

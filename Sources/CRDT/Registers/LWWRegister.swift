@@ -41,6 +41,7 @@ extension LWWRegister: Equatable {}
 extension LWWRegister: Mergeable {
     @inlinable public var isBottom: Bool { stamp == nil }
 
+    @inlinable
     public mutating func merge(_ other: LWWRegister) {
         guard let otherStamp = other.stamp, let otherValue = other.value else { return }
         guard let stamp, let value else {

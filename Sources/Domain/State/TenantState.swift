@@ -32,10 +32,12 @@ public struct TenantState: Mergeable, Codable, Sendable {
         schedule.merge(other.schedule)
     }
 
-    /// Makes room for `count` contacts in all (a bulk import), so the map does not grow step by
-    /// step.
-    public mutating func reserveCapacity(contacts count: Int) {
-        contacts.reserveCapacity(count)
+    /// Makes room for this many entities of each kind in all (a bulk import, a pulled batch of
+    /// one-entity changes merged into one), so the maps do not grow step by step.
+    public mutating func reserveCapacity(contacts: Int = 0, notes: Int = 0, schedule: Int = 0) {
+        self.contacts.reserveCapacity(contacts)
+        self.notes.reserveCapacity(notes)
+        self.schedule.reserveCapacity(schedule)
     }
 
     /// Merges a change whose merge with this state `merged(with:)` computed already: takes

@@ -292,6 +292,7 @@ extension PullResponse: BinaryBlob {
         epoch = try ServerEpoch(from: &reader)
         let count = try reader.readCount("changes", minimumElementSize: 4)
         var changes = [PulledChange]()
+        changes.reserveCapacity(count)
         for _ in 0..<count {
             let sequence = try reader.readVarint("a sequence number")
             changes.append(PulledChange(sequence: sequence, change: try TenantState(from: &reader)))

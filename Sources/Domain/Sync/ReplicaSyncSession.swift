@@ -116,6 +116,17 @@ public struct ReplicaSyncSession: Equatable, Sendable, Codable {
         -> [Action]
     {
         var merged = TenantState()
+        if response.changes.count > 1 {
+            // A server sends one change per entity: merged one by one, the maps grew from one
+            // entry, copied and rehashed at every doubling.
+            var counts = (contacts: 0, notes: 0, schedule: 0)
+            for change in response.changes {
+                counts.contacts += change.change.contacts.count
+                counts.notes += change.change.notes.count
+                counts.schedule += change.change.schedule.count
+            }
+            merged.reserveCapacity(contacts: counts.contacts, notes: counts.notes, schedule: counts.schedule)
+        }
         for change in response.changes { merged.merge(change.change) }
         guard request.cursor == pullCursor && request.epoch == epoch else {
             return merged.isBottom ? [] : [.apply(merged, cursor: pullCursor)]

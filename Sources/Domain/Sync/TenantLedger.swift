@@ -185,6 +185,7 @@ extension TenantState {
     }
 
     /// The value at `id` in the first of `maps` that holds one.
+    @inlinable
     public static func first<E>(_ id: EntityID, in maps: [ORMap<EntityID, E>]) -> E? {
         for map in maps { if let value = map[id] { return value } }
         return nil
