@@ -179,10 +179,13 @@ struct PreparedRow: Sendable {
 
     /// The row of `entity`, which `delta` changed from `previous`. `knowsPrevious` false: the
     /// state before is unknown, so the entity is treated as existing and its row written whole.
-    init<E: RowEntity>(_ id: EntityID, _ entity: E, delta: E, previous: E?, knowsPrevious: Bool) {
+    /// `newest` is `delta.newestDot`, when the caller has it already.
+    init<E: RowEntity>(
+        _ id: EntityID, _ entity: E, delta: E, newest: Dot?? = nil, previous: E?, knowsPrevious: Bool
+    ) {
         idText = id.text
         blob = entityBlob(entity)
-        newestDot = delta.newestDot
+        newestDot = newest ?? delta.newestDot
         newestStamp = newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
         isNew = knowsPrevious && previous == nil
         keepsIndexedColumns = previous.map { E.keepsIndexedColumns(from: $0, to: entity, delta: delta) } ?? false

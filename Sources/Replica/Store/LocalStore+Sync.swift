@@ -264,15 +264,46 @@ public struct CommitBase: Sendable {
         var session = newSession
         var clock = self.clock
         var applied = TenantState()
+        var changes = [TenantState]()
         for action in actions {
             if case .apply(let change, let cursor) = action {
                 applied.merge(change)
                 session.didApplyPull(through: cursor)
-                if let newest = change.newestStamp {
-                    // Observe what we pulled so later local writes are stamped after it; a stamp
-                    // beyond our drift bound was accepted by the server, so trust the server's.
-                    _ = try? clock.receive(newest, wall: UInt64(max(0, Int64(wall) + session.clockOffset)))
-                }
+                changes.append(change)
+            }
+        }
+        // The pulled entities in ID order, each with the newest write it brings (its row's
+        // `updated_hlc`, the clock below): found in one walk of each entity's fields.
+        func sortedWithNewest<E: Entity>(_ deltas: ORMap<EntityID, E>) -> [(id: EntityID, delta: E, newest: Dot?)] {
+            var sorted = [(id: EntityID, delta: E, newest: Dot?)]()
+            sorted.reserveCapacity(deltas.count)
+            for (id, delta) in deltas.valueByKey { sorted.append((id, delta, delta.newestDot)) }
+            sorted.sort { $0.id < $1.id }
+            return sorted
+        }
+        let pulledContacts = sortedWithNewest(applied.contacts)
+        let pulledNotes = sortedWithNewest(applied.notes)
+        let pulledSchedule = sortedWithNewest(applied.schedule)
+        // Observe what we pulled so later local writes are stamped after it; a stamp beyond our
+        // drift bound was accepted by the server, so trust the server's. Each batch's newest
+        // stamp is observed in turn; one batch (a step's usual case) is `applied` itself, whose
+        // newest stamp is the newest of its entities' (`TenantState.newestStamp` walked them
+        // all once more).
+        let clockWall = UInt64(max(0, Int64(wall) + session.clockOffset))
+        if changes.count == 1 {
+            var newest: Dot?
+            func observe(_ dot: Dot?) {
+                if let dot, newest.map({ dot.counter > $0.counter }) ?? true { newest = dot }
+            }
+            for row in pulledContacts { observe(row.newest) }
+            for row in pulledNotes { observe(row.newest) }
+            for row in pulledSchedule { observe(row.newest) }
+            if let newest {
+                _ = try? clock.receive(HLC(time: newest.counter, replica: newest.replica), wall: clockWall)
+            }
+        } else {
+            for change in changes {
+                if let newest = change.newestStamp { _ = try? clock.receive(newest, wall: clockWall) }
             }
         }
         // One pass over the pulled entities: each one merged with the entity as the store holds
@@ -285,18 +316,19 @@ public struct CommitBase: Sendable {
         var devices = DeviceNames()
         let receivedAt = clock.last
         func prepareRows<E: RowEntity>(
-            _ deltas: ORMap<EntityID, E>, newer: [ORMap<EntityID, E>], current: ORMap<EntityID, E>,
-            plan: (inout RowWrites, E, E, PreparedRow) -> Void
+            _ deltas: [(id: EntityID, delta: E, newest: Dot?)], newer: [ORMap<EntityID, E>],
+            current: ORMap<EntityID, E>, plan: (inout RowWrites, E, E, PreparedRow) -> Void
         ) -> ORMap<EntityID, E> {
             var merged = [EntityID: E](minimumCapacity: deltas.count)
             // In ID order: each row's B-tree descent then starts where the last one ended (the
             // same pages, warm in the CPU's caches), and the audit rows, keyed by entity, go in
             // one after another (the trail's pages fill: 886 B per contact on disk, was 926).
-            for (id, delta) in deltas.valueByKey.sorted(by: { $0.key < $1.key }) {
+            for (id, delta, newest) in deltas {
                 let previous = TenantState.first(id, in: newer) ?? current[id]
                 let entity = (previous ?? E()).merging(delta)
                 merged[id] = entity
-                let row = PreparedRow(id, entity, delta: delta, previous: previous, knowsPrevious: true)
+                let row = PreparedRow(
+                    id, entity, delta: delta, newest: .some(newest), previous: previous, knowsPrevious: true)
                 plan(&writes, entity, delta, row)
                 if auditsPulls {
                     Self.pullAudit(
@@ -307,13 +339,13 @@ public struct CommitBase: Sendable {
             return ORMap(merged)
         }
         let merged = TenantState(
-            contacts: prepareRows(applied.contacts, newer: newer.map(\.contacts), current: state.contacts) {
+            contacts: prepareRows(pulledContacts, newer: newer.map(\.contacts), current: state.contacts) {
                 $0.add($1, delta: $2, $3)
             },
-            notes: prepareRows(applied.notes, newer: newer.map(\.notes), current: state.notes) {
+            notes: prepareRows(pulledNotes, newer: newer.map(\.notes), current: state.notes) {
                 $0.add($1, delta: $2, $3)
             },
-            schedule: prepareRows(applied.schedule, newer: newer.map(\.schedule), current: state.schedule) {
+            schedule: prepareRows(pulledSchedule, newer: newer.map(\.schedule), current: state.schedule) {
                 $0.add($1, delta: $2, $3)
             })
         let finalSession = session
