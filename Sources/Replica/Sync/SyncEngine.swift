@@ -158,11 +158,12 @@ public struct SyncEngine {
         // another thread as soon as it arrives: on 2 cores that work overlaps SQLite's.
         var ahead: Ahead?
         defer { ahead?.task.cancel() }
-        // The last step written and the entity versions it replaced, dropped while the writer
-        // waits for the next step's batch in flight (below).
-        var written: (step: PulledStep, replaced: TenantState.Replaced)?
-        /// Drops `written` here, on this thread, now.
-        func dropWritten() { if let done = written.take() { withExtendedLifetime(done) {} } }
+        // The last step written and the entity versions it replaced. The next step's preparing
+        // task frees them if it is done before the writer (below, `Ahead`): on that thread,
+        // whose heap they came from; otherwise the writer does, while it waits for that step.
+        var written: WrittenStep?
+        /// Drops `written` here, on this thread, now, unless the preparing side did.
+        func dropWritten() { written.take()?.drop() }
         while true {
             let step: PulledStep
             if let next = ahead, next.request == store.session.nextPull() {
@@ -203,15 +204,16 @@ public struct SyncEngine {
             {
                 ahead = Ahead(
                     after: step, base: store.commitBase(after: step.prepared), concurrent, wall: wall(),
-                    maxChanges: maxChangesPerTransaction)
+                    maxChanges: maxChangesPerTransaction, dropping: written)
             }
             try store.write(step.prepared)
             // The batches asked for meanwhile are joined into the next step until now: the
             // batch in flight is the last of it.
             ahead?.writerFinished.set()
             // Until that batch is prepared the writer would wait idle: it frees the step before
-            // this one now. (Freed on a task of its own, as until session 16, that work took a
-            // third thread beside the writer and the preparing side on two cores.)
+            // this one now if the preparing side has not. (Freed on a task of its own, as until
+            // session 16, that work took a third thread beside the writer and the preparing side
+            // on two cores.)
             dropWritten()
             // The next step's preparation holds the store's state; taking this step into memory
             // before it finished would copy the whole state.
@@ -220,7 +222,7 @@ public struct SyncEngine {
             report.pullBatches += step.batches
             report.pullTransactions += 1
             report.pulledChanges += step.changeCount
-            written = (step, replaced)
+            written = WrittenStep((step, replaced))
             if actions.contains(.repushEverything) {
                 // The server was restored: push what it lacks, then pull again from the start.
                 report.epochChanged = true
@@ -298,6 +300,20 @@ public struct SyncEngine {
         }
     }
 
+    /// A step written and the entity versions it replaced, to be freed by whichever side comes
+    /// to it first: the next step's preparing task, or the writer.
+    private final class WrittenStep: Sendable {
+        private let contents: Mutex<(step: PulledStep, replaced: TenantState.Replaced)?>
+
+        init(_ contents: (step: PulledStep, replaced: TenantState.Replaced)) { self.contents = Mutex(contents) }
+
+        /// Frees the step on the calling thread (nothing when it was freed already).
+        func drop() {
+            let taken = contents.withLock { $0.take() }
+            withExtendedLifetime(taken) {}
+        }
+    }
+
     /// The next pulls, asked for and prepared while the current step is written. The first is
     /// asked for at once; each one that arrives before the writer finishes is followed by the
     /// next, joined to the same step (up to `maxChanges`): a writer slower than the network takes
@@ -316,9 +332,11 @@ public struct SyncEngine {
             func set() { value.store(true, ordering: .releasing) }
         }
 
+        /// `written` (the step before `step`) is freed by the task when it is done before the
+        /// writer (it would wait idle), otherwise by the writer.
         init(
             after step: PulledStep, base: CommitBase, _ transport: any ConcurrentSyncTransport, wall sentAt: UInt64,
-            maxChanges: Int
+            maxChanges: Int, dropping written: WrittenStep?
         ) {
             let session = step.prepared.session
             let request = session.nextPull()
@@ -358,6 +376,11 @@ public struct SyncEngine {
                         break
                     }
                 }
+                // Stopped before the writer finished (the step is full, or the server has no
+                // more): this side would wait idle, so it frees the step before. Otherwise the
+                // writer does: while this side is the slower one (title changes, session 18),
+                // the work here would slow every step.
+                if !writerFinished.isSet { written?.drop() }
                 return next
             }
         }
