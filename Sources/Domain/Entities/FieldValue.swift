@@ -171,48 +171,129 @@ extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
 
 /// Which device belongs to which user, recorded on every entity a device touches, so each
 /// side of a conflict can name its user as well as its device.
+///
+/// An LWW register per device, merged device by device: the `ORMap<ReplicaID,
+/// LWWRegister<String>>` it was until session 18, and encoded exactly as that map (binary and
+/// JSON). Kept as an array in device order: an entity records one or two devices (its creator,
+/// a later editor), and an array merges, encodes and decodes without hashing and allocates
+/// once where a dictionary allocated a table — every pulled change decodes and merges one.
 public struct Authors: Mergeable, FieldCRDT {
-    public private(set) var userByDevice = ORMap<ReplicaID, LWWRegister<String>>()
+    /// The user a device wrote as.
+    public struct Record: Equatable, Sendable {
+        public let device: ReplicaID
+        public let user: LWWRegister<String>
+    }
+
+    /// One per device, in device order, none bottom.
+    public private(set) var records: [Record] = []
 
     public init() {}
 
-    public subscript(device: ReplicaID) -> String? { userByDevice[device]?.value }
+    /// The records as the map they were until session 18 (built on each call).
+    public var userByDevice: ORMap<ReplicaID, LWWRegister<String>> {
+        ORMap(Dictionary(uniqueKeysWithValues: records.map { ($0.device, $0.user) }))
+    }
+
+    public subscript(device: ReplicaID) -> String? { register(of: device)?.value }
+
+    /// The register of `device`, if it recorded itself.
+    public func register(of device: ReplicaID) -> LWWRegister<String>? {
+        records.first { $0.device == device }?.user
+    }
 
     /// Records `author` (once per device) and returns the delta.
     @discardableResult
     mutating func record(_ author: Author, at stamp: HLC) -> Authors {
         var delta = Authors()
-        if userByDevice[author.device]?.value != author.user {
-            delta.userByDevice = userByDevice.update(author.device) { $0.write(author.user, at: stamp) }
-        }
+        guard self[author.device] != author.user else { return delta }
+        let index = records.firstIndex { $0.device >= author.device } ?? records.count
+        let exists = index < records.count && records[index].device == author.device
+        var register = exists ? records[index].user : LWWRegister()
+        register.write(author.user, at: stamp)
+        let record = Record(device: author.device, user: register)
+        if exists { records[index] = record } else { records.insert(record, at: index) }
+        delta.records = [record]
         return delta
     }
 
-    public var isBottom: Bool { userByDevice.isBottom }
-    public mutating func merge(_ other: Authors) { userByDevice.merge(other.userByDevice) }
+    public var isBottom: Bool { records.isEmpty }
+
+    public mutating func merge(_ other: Authors) {
+        if other.records.isEmpty { return }
+        if records.isEmpty {
+            records = other.records
+            return
+        }
+        var merged = [Record]()
+        merged.reserveCapacity(records.count + other.records.count)
+        var i = 0
+        var j = 0
+        while i < records.count || j < other.records.count {
+            if j == other.records.count || (i < records.count && records[i].device < other.records[j].device) {
+                merged.append(records[i])
+                i += 1
+            } else if i == records.count || other.records[j].device < records[i].device {
+                merged.append(other.records[j])
+                j += 1
+            } else {
+                var user = records[i].user
+                user.merge(other.records[j].user)
+                merged.append(Record(device: records[i].device, user: user))
+                i += 1
+                j += 1
+            }
+        }
+        records = merged
+    }
+
     public func liveEvents(field: String) -> [FieldEvent] { [] }
     public func registers(field: String) -> [(field: String, siblings: [FieldEvent])] { [] }
     /// The stamps of the records: they are writes like any other (the server's drift check and
     /// its field comparison see them).
-    public var knowledge: VersionVector { VersionVector(userByDevice.valueByKey.values.compactMap { $0.stamp?.dot }) }
+    public var knowledge: VersionVector { VersionVector(records.compactMap { $0.user.stamp?.dot }) }
     /// `knowledge.newestDot` and `hasSeen` without building the knowledge: asked of every
     /// entity a pull brings (its audit and its row's `updated_hlc`).
-    public var newestDot: Dot? { userByDevice.valueByKey.values.reduce(nil) { newer($0, $1.stamp?.dot) } }
+    public var newestDot: Dot? { records.reduce(nil) { newer($0, $1.user.stamp?.dot) } }
     public func hasSeen(anyReplicaBut replica: ReplicaID) -> Bool {
-        userByDevice.valueByKey.values.contains { $0.stamp.map { $0.replica != replica } ?? false }
+        records.contains { $0.user.stamp.map { $0.replica != replica } ?? false }
     }
     public func covers(_ dot: Dot) -> Bool {
         dot.counter == 0
-            || userByDevice.valueByKey.values.contains {
-                $0.stamp.map { $0.replica == dot.replica && $0.time >= dot.counter } ?? false
-            }
+            || records.contains { $0.user.stamp.map { $0.replica == dot.replica && $0.time >= dot.counter } ?? false }
     }
 
-    public func encode(to writer: inout BinaryWriter) { userByDevice.encode(to: &writer) }
-    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
-        userByDevice = try ORMap(from: &reader)
+    // Binary: `ORMap`'s format (a count, then each key and value in key order) and its checks.
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeVarint(UInt64(records.count))
+        for record in records {
+            record.device.encode(to: &writer)
+            record.user.encode(to: &writer)
+        }
     }
-    public init(from decoder: any Decoder) throws { userByDevice = try ORMap(from: decoder) }
+
+    public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
+        records = try reader.nested { reader throws(BinaryDecodingError) in
+            let count = try reader.readCount("map entries", minimumElementSize: 2)
+            var records = [Record]()
+            records.reserveCapacity(count)
+            var previous: ReplicaID?
+            for _ in 0..<count {
+                let device = try ReplicaID(from: &reader)
+                if let previous, device <= previous {
+                    throw reader.error(.invalidValue, "expected map keys in ascending order without repeats")
+                }
+                previous = device
+                let user = try LWWRegister<String>(from: &reader)
+                if !user.isBottom { records.append(Record(device: device, user: user)) }
+            }
+            return records
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let map = try ORMap<ReplicaID, LWWRegister<String>>(from: decoder)
+        records = map.sortedKeys.map { Record(device: $0, user: map[$0]!) }
+    }
     public func encode(to encoder: any Encoder) throws { try userByDevice.encode(to: encoder) }
 }
 

@@ -30,9 +30,7 @@ extension Entity {
         var finder = OtherReplicaFinder(replica: author.device)
         visitFields(&finder)
         if finder.found { return true }
-        return authors.userByDevice.valueByKey.contains { device, user in
-            device != author.device || user.value != author.user
-        }
+        return authors.records.contains { $0.device != author.device || $0.user.value != author.user }
     }
 
     /// The writes `after` holds and `before` lacked (`before` nil: a new entity) that `author`
@@ -106,9 +104,9 @@ extension Entity {
         defer { index += 1 }
         guard mask & (1 << UInt64(index)) != 0 else { return }
         if let before = field as? Authors, let after = other as? Authors {
-            let recorded = before.userByDevice.valueByKey
-            for (device, user) in after.userByDevice.valueByKey.sorted(by: { $0.key < $1.key }) {
-                guard let stamp = user.stamp, recorded[device] != user else { continue }
+            for record in after.records {
+                let (device, user) = (record.device, record.user)
+                guard let stamp = user.stamp, before.register(of: device) != user else { continue }
                 if device != author.device || stamp.replica != author.device || user.value != author.user {
                     found.append((index, HLC(time: stamp.time, replica: device)))
                 }
