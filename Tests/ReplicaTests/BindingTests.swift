@@ -1,3 +1,6 @@
+import CRDT
+import CRDTTestSupport
+import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
@@ -55,5 +58,42 @@ struct BindingTests {
                 columns: 2, db, large, Int64.max)
         }
         #expect(blobs == [Data(largeBlob), Data(largeBlob)])
+    }
+
+    /// Session 18 binds entity IDs and stamps as their texts written straight into the scratch
+    /// buffer, without making a string: the stored text must be exactly `EntityID.text` and
+    /// `HLC.text` (rows are looked up and ordered by them), and a missing stamp an empty text.
+    @Test("entity IDs and stamps are stored as their texts", arguments: 0..<5 as Range<UInt64>)
+    func idsAndStampsAsText(seed: UInt64) throws {
+        var rng = SeededRandom(seed: seed)
+        let directory = TempDirectory()
+        let queue = try DatabaseQueue(path: directory.path + "/texts.sqlite")
+        var ids = [EntityID(time: 0, replica: ReplicaID(0)), EntityID(time: .max, replica: ReplicaID(.max))]
+        var stamps = [
+            HLC(physical: 0, logical: 0, replica: ReplicaID(0)),
+            HLC(physical: HLC.maxPhysical, logical: HLC.maxLogical, replica: ReplicaID(.max)),
+        ]
+        for _ in 0..<200 {
+            ids.append(EntityID(time: rng.next(), replica: ReplicaID(rng.next())))
+            stamps.append(
+                HLC(
+                    physical: rng.next() % (HLC.maxPhysical + 1), logical: UInt16(truncatingIfNeeded: rng.next()),
+                    replica: ReplicaID(rng.next())))
+        }
+        let stored = try queue.write { db -> [Row] in
+            try db.execute(sql: "CREATE TABLE t (n INTEGER PRIMARY KEY, id TEXT, at TEXT, newest TEXT, none TEXT)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO t (id, at, newest, none) VALUES (?, ?, ?, ?)")
+            for (id, stamp) in zip(ids, stamps) {
+                try insert.run(db, id, stamp, StampText(stamp: stamp), StampText(stamp: nil))
+            }
+            return try Row.fetchAll(db, sql: "SELECT id, at, newest, none, typeof(none) FROM t ORDER BY n")
+        }
+        #expect(stored.count == ids.count)
+        for (row, (id, stamp)) in zip(stored, zip(ids, stamps)) {
+            #expect(row[0] as String == id.text, "seed \(seed)")
+            #expect(row[1] as String == stamp.text, "seed \(seed)")
+            #expect(row[2] as String == stamp.text, "seed \(seed)")
+            #expect(row[3] as String == "" && row[4] as String == "text", "seed \(seed)")
+        }
     }
 }

@@ -88,7 +88,7 @@ private struct ImportChunk: Sendable {
     /// The statements that write the contacts, planned (their encoded states, their columns, …).
     let writes: RowWrites
     /// The contacts' audit rows: their ID texts, made with their rows (the writer made each again).
-    let audited: [(kind: EntityKind, id: String)]
+    let audited: [(kind: EntityKind, id: EntityID)]
     /// The chunk as one outbox change, encoded.
     let outboxChange: Data
     /// The newest stamp in the chunk.
@@ -125,12 +125,12 @@ private struct ImportBuilder: Sendable {
         func send() -> Bool {
             // The contacts are new: no child rows to delete before inserting theirs.
             var writes = RowWrites()
-            var audited = [(kind: EntityKind, id: String)]()
+            var audited = [(kind: EntityKind, id: EntityID)]()
             audited.reserveCapacity(current.contacts.count)
             for (id, contact) in current.contacts.valueByKey {
                 let row = PreparedRow(id, contact, delta: contact, previous: nil, knowsPrevious: true)
                 writes.add(contact, delta: contact, row)
-                audited.append((.contact, row.idText))
+                audited.append((.contact, row.id))
             }
             let chunk = ImportChunk(
                 writes: writes, audited: audited, outboxChange: Data(current.encodedBlob()), last: clock.last)

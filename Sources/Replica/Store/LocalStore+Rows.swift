@@ -162,15 +162,12 @@ struct RowWrites: Sendable {
 /// writer is the apply's critical path, and in session 14's profile a third of its time was
 /// this work (two indexed-column comparisons, the newest stamp, a lookup of the state before).
 struct PreparedRow: Sendable {
-    /// The entity's ID as the tables hold it (`EntityID.text`), made here rather than on the
-    /// writer, and shared with the entity's pull audit rows.
-    var idText: String
+    /// The entity's ID (bound as its text, `EntityID.text`, without a string: `SQLiteParameter`).
+    var id: EntityID
     /// The entity's encoded state (`entityBlob`).
     var blob: [UInt8]
-    /// The newest write in the change (the audit rows compare their writers with it).
-    var newestDot: Dot?
-    /// Its HLC text (`updated_hlc` becomes at least this).
-    var newestStamp: String
+    /// The stamp of the newest write in the change (`updated_hlc` becomes at least its text).
+    var newestStamp: StampText
     /// The entity had no row before the change: it has no child rows to delete.
     var isNew: Bool
     /// The values the table's indexes hold stay as they were: the narrow update of the row
@@ -183,10 +180,9 @@ struct PreparedRow: Sendable {
     init<E: RowEntity>(
         _ id: EntityID, _ entity: E, delta: E, newest: Dot?? = nil, previous: E?, knowsPrevious: Bool
     ) {
-        idText = id.text
+        self.id = id
         blob = entityBlob(entity)
-        newestDot = newest ?? delta.newestDot
-        newestStamp = newestDot.map { HLC(time: $0.counter, replica: $0.replica).text } ?? ""
+        newestStamp = StampText(stamp: (newest ?? delta.newestDot).map { HLC(time: $0.counter, replica: $0.replica) })
         isNew = knowsPrevious && previous == nil
         keepsIndexedColumns = previous.map { E.keepsIndexedColumns(from: $0, to: entity, delta: delta) } ?? false
     }
@@ -290,16 +286,16 @@ extension LocalStore {
     /// One audit row per entity `change` touched, all at `stamp`.
     func audit(_ change: TenantState, stamp: HLC, user: String, action: String, _ writer: RowWriter) throws {
         let entities =
-            change.contacts.keys.map { (EntityKind.contact, $0.text) } + change.notes.keys.map { (.note, $0.text) }
-            + change.schedule.keys.map { (.schedule, $0.text) }
+            change.contacts.keys.map { (EntityKind.contact, $0) } + change.notes.keys.map { (.note, $0) }
+            + change.schedule.keys.map { (.schedule, $0) }
         try audit(entities, stamp: stamp, user: user, action: action, writer)
     }
 
-    /// One audit row per entity, given by its kind and ID text, numbered in this order, all at `stamp`.
+    /// One audit row per entity, given by its kind and ID, numbered in this order, all at `stamp`.
     func audit(
-        _ entities: [(kind: EntityKind, id: String)], stamp: HLC, user: String, action: String, _ writer: RowWriter
+        _ entities: [(kind: EntityKind, id: EntityID)], stamp: HLC, user: String, action: String, _ writer: RowWriter
     ) throws {
-        let at = stamp.text
+        let at = stamp
         let device = stamp.replica.hex
         var seq = try writer.reserveAudit(entities.count)
         for (kind, id) in entities {
@@ -345,7 +341,7 @@ extension RowWrites {
     /// (A new owner has no rows to delete.)
     private mutating func addChildren(
         _ delta: ORSet<String>, after: ORSet<String>, isNew: Bool, insert: RowWriter.SQL, delete: RowWriter.SQL,
-        owner: String
+        owner: EntityID
     ) {
         for entry in delta.entries {
             if after.contains(entry.element) {
@@ -360,7 +356,7 @@ extension RowWrites {
     /// (rewriting them dirtied pages for nothing on every edit). If no indexed value changed,
     /// only the other columns are written.
     mutating func add(_ contact: Contact, delta: Contact, _ row: PreparedRow) {
-        let owner = row.idText
+        let owner = row.id
         if row.keepsIndexedColumns {
             add(
                 .contactUnlisted, contact.title.value, contact.address.value, row.newestStamp, row.blob, owner)
@@ -390,7 +386,7 @@ extension RowWrites {
     /// Plans a call note's row; with its contact and call time (the columns `call_notes_by_contact_time`
     /// holds) unchanged, only the other columns are written.
     mutating func add(_ note: CallNote, delta: CallNote, _ row: PreparedRow) {
-        let owner = row.idText
+        let owner = row.id
         let duration = note.duration.value.map { Int64($0) }
         if row.keepsIndexedColumns {
             add(
@@ -410,7 +406,7 @@ extension RowWrites {
     /// Plans a schedule entry's row; with its start (the column `schedule_entries_by_start` holds)
     /// unchanged, only the other columns are written.
     mutating func add(_ entry: ScheduleEntry, delta: ScheduleEntry, _ row: PreparedRow) {
-        let owner = row.idText
+        let owner = row.id
         let interval = entry.interval.value
         if row.keepsIndexedColumns {
             add(

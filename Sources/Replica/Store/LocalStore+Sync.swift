@@ -379,19 +379,17 @@ public struct CommitBase: Sendable {
             if E.changedFields(touchedBy: delta, from: before, to: entity).isEmpty { return }
             rows.append(
                 PullAuditRow(
-                    at: receivedAt.text, user: "(server)", device: devices.name(of: receivedAt.replica),
+                    at: receivedAt, user: "(server)", device: devices.name(of: receivedAt.replica),
                     kind: E.kind.rawValue,
-                    id: row.idText))
+                    id: row.id))
         }
-        let newest = row.newestDot
         for dot in writers {
-            // The newest write's time is the row's stamp already (the usual case: one writer).
-            let at = dot == newest ? row.newestStamp : HLC(time: dot.counter, replica: dot.replica).text
             rows.append(
                 PullAuditRow(
-                    at: at, user: entity.user(of: dot.replica), device: devices.name(of: dot.replica),
+                    at: HLC(time: dot.counter, replica: dot.replica), user: entity.user(of: dot.replica),
+                    device: devices.name(of: dot.replica),
                     kind: E.kind.rawValue,
-                    id: row.idText))
+                    id: row.id))
         }
     }
 }
@@ -410,13 +408,14 @@ struct DeviceNames {
     }
 }
 
-/// One audit row of a pulled entity, its text computed ahead (``CommitBase/pullAudit(of:_:before:after:receivedAt:devices:into:)``).
+/// One audit row of a pulled entity, computed ahead (``CommitBase/pullAudit(of:_:before:after:receivedAt:devices:into:)``).
+/// The stamp and the ID are bound as their texts (`SQLiteParameter`) without making strings.
 struct PullAuditRow: Sendable {
-    let at: String
+    let at: HLC
     let user: String
     let device: String
     let kind: String
-    let id: String
+    let id: EntityID
 }
 
 /// A sync step ready to be written (``LocalStore/write(_:)``) and then taken into memory
