@@ -87,7 +87,7 @@ extension LocalStore {
 private struct ImportChunk: Sendable {
     /// The statements that write the contacts, planned (their encoded states, their columns, …).
     let writes: RowWrites
-    /// The contacts' audit rows: their ID texts, made with their rows (the writer made each again).
+    /// The contacts' audit rows: kind and ID (bound as its text without a string: `SQLiteParameter`).
     let audited: [(kind: EntityKind, id: EntityID)]
     /// The chunk as one outbox change, encoded.
     let outboxChange: Data
