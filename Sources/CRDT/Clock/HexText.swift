@@ -15,13 +15,24 @@ extension String {
                     buffer[offset] = separator
                     offset += 1
                 }
-                for position in (0..<field.width).reversed() {
-                    let digit = UInt8((field.value >> (4 * UInt64(position))) & 0xF)
-                    buffer[offset] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
-                    offset += 1
-                }
+                writeHexDigits(
+                    field.value, width: field.width, to: UnsafeMutableRawPointer(buffer.baseAddress! + offset))
+                offset += field.width
             }
             return offset
         }
+    }
+}
+
+/// Writes `value` as `width` zero-padded, lower-case hex digits at `target`: the digits of one
+/// field of `String(hexFields:separator:)`, for code that writes such text into a buffer of its
+/// own (the replica store binds IDs and stamps this way, without making a string).
+@inlinable
+public func writeHexDigits(_ value: UInt64, width: Int, to target: UnsafeMutableRawPointer) {
+    for position in 0..<width {
+        let digit = UInt8((value >> (4 * UInt64(width - 1 - position))) & 0xF)
+        target.storeBytes(
+            of: digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10, toByteOffset: position,
+            as: UInt8.self)
     }
 }

@@ -123,16 +123,6 @@ extension String: SQLiteParameter {
     }
 }
 
-/// Writes `value` as `width` lower-case hex digits, zero-padded, at `target` (`String(hexFields:)`'s form).
-private func writeHex(_ value: UInt64, width: Int, to target: UnsafeMutableRawPointer) {
-    for position in 0..<width {
-        let digit = UInt8((value >> (4 * UInt64(width - 1 - position))) & 0xF)
-        target.storeBytes(
-            of: digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10, toByteOffset: position,
-            as: UInt8.self)
-    }
-}
-
 /// Binds the `count` bytes written at the front of `scratch` as a text and moves its start past them.
 private func bindWrittenText(
     count: Int, to statement: OpaquePointer, at index: Int32, scratch: inout UnsafeMutableRawBufferPointer
@@ -154,8 +144,8 @@ extension EntityID: SQLiteParameter {
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         let target = scratch.baseAddress!
-        writeHex(time, width: 16, to: target)
-        writeHex(replica.rawValue, width: 16, to: target + 16)
+        writeHexDigits(time, width: 16, to: target)
+        writeHexDigits(replica.rawValue, width: 16, to: target + 16)
         return bindWrittenText(count: 32, to: statement, at: index, scratch: &scratch)
     }
 }
@@ -167,11 +157,11 @@ extension HLC: SQLiteParameter {
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         let target = scratch.baseAddress!
-        writeHex(physical, width: 12, to: target)
+        writeHexDigits(physical, width: 12, to: target)
         target.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 12, as: UInt8.self)
-        writeHex(UInt64(logical), width: 4, to: target + 13)
+        writeHexDigits(UInt64(logical), width: 4, to: target + 13)
         target.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 17, as: UInt8.self)
-        writeHex(replica.rawValue, width: 16, to: target + 18)
+        writeHexDigits(replica.rawValue, width: 16, to: target + 18)
         return bindWrittenText(count: 34, to: statement, at: index, scratch: &scratch)
     }
 }
