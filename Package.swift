@@ -4,7 +4,17 @@
 // Dependencies point one way: CRDT ← Domain ← Replica / SyncServer ← executables.
 // CRDT depends on nothing outside the Swift toolchain. External packages come only from the
 // machine's local mirror (see DEVELOPERS.md); Hummingbird (HTTP/2), async-http-client, GRDB and friends.
+import Foundation
 import PackageDescription
+
+/// The replica's processes allocate with tcmalloc (Debian's `libtcmalloc-minimal4`) when the
+/// machine has it: the store's apply, import and edits are allocation-heavy Swift, and glibc's
+/// malloc costs them 10-20 % (docs/performance.md, session 19). Linked by file name (the package
+/// ships no unversioned `.so`); without it the processes use glibc's malloc and work the same,
+/// slower. SwiftPM caches this manifest: after installing the library, `touch Package.swift`.
+let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+let replicaAllocator: [LinkerSetting] =
+    FileManager.default.fileExists(atPath: tcmalloc) ? [.linkedLibrary(":libtcmalloc_minimal.so.4")] : []
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -80,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "replica-cli",
             dependencies: ["Replica", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings, linkerSettings: replicaAllocator),
 
         // Test support is its own target: seeded generators, the lattice-law checker and the
         // naive reference model used by the convergence fuzzer.

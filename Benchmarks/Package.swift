@@ -2,7 +2,14 @@
 // Benchmarks live in their own package so they stay out of the default build and the test
 // run. Run them in release mode only (debug is 8–10× slower):
 //   swift run -c release --package-path Benchmarks crdt-bench
+import Foundation
 import PackageDescription
+
+/// store-bench measures the replica's store in the process the replica runs in: with tcmalloc
+/// when the machine has it, as `replica-cli` (see ../Package.swift). It prints which allocator.
+let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+let replicaAllocator: [LinkerSetting] =
+    FileManager.default.fileExists(atPath: tcmalloc) ? [.linkedLibrary(":libtcmalloc_minimal.so.4")] : []
 
 let package = Package(
     name: "kraliki-sync-benchmarks",
@@ -26,7 +33,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            linkerSettings: replicaAllocator
         ),
         // The real release server process, loaded over loopback HTTP/2 + TLS.
         .executableTarget(

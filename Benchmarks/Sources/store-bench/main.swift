@@ -175,7 +175,11 @@ func profiling(_ phase: String, _ command: String) {
     try? handle.close()
 }
 
-print("# store-bench — \(contactCount) contacts; single commits: \(commits) each")
+/// The malloc this process runs on: tcmalloc when Benchmarks/Package.swift found it installed
+/// (as replica-cli does), else glibc's. Section 5's server store runs here too, so with tcmalloc;
+/// the `sync-server` process allocates with glibc's malloc.
+let allocator = dlsym(nil, "tc_version") != nil ? "tcmalloc (libtcmalloc-minimal4)" : "glibc malloc"
+print("# store-bench — \(contactCount) contacts; single commits: \(commits) each; allocator: \(allocator)")
 
 // MARK: 1. A single durable field edit vs a raw single-row commit
 

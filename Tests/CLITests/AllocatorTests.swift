@@ -1,0 +1,28 @@
+import DomainTestSupport
+import Foundation
+import Testing
+
+/// The replica's process allocates with tcmalloc when the machine has it: Package.swift links
+/// Debian's `libtcmalloc-minimal4` into `replica-cli` by file name (the store's apply, import and
+/// edits are 10-20 % faster with it, docs/performance.md session 19), and `.ci/run` installs it.
+@Suite("replica-cli's allocator")
+struct AllocatorTests {
+    static let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+    @Test func cliLoadsTcmallocExactlyWhenTheMachineHasIt() async throws {
+        let installed = FileManager.default.fileExists(atPath: Self.tcmalloc)
+        // With LD_TRACE_LOADED_OBJECTS the dynamic loader lists the objects the binary loads and
+        // runs none of its code (ld.so(8)); the binary is the one the other CLI tests run.
+        let output = try await ChildProcess.run(CLI.binary, [], environment: ["LD_TRACE_LOADED_OBJECTS": "1"])
+        #expect(output.status == 0, "\(output)")
+        #expect(output.stdout.contains("libswiftCore.so"), "no list of loaded objects: \(output)")
+        let state = installed ? "is installed but replica-cli does not load it" : "is missing but replica-cli loads it"
+        #expect(
+            output.stdout.contains("libtcmalloc_minimal.so.4") == installed,
+            """
+            \(Self.tcmalloc) \(state): SwiftPM cached the manifest from before; `touch Package.swift` and \
+            build again.
+            \(output.stdout)
+            """)
+    }
+}
