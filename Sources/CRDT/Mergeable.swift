@@ -31,3 +31,37 @@ extension Mergeable {
     @inlinable
     public var isBottom: Bool { self == Self() }
 }
+
+/// The union of two arrays sorted by a key no two elements of one array share, in key order:
+/// an element whose key is on one side only is kept, two with the same key are joined by
+/// `combine`. The walk behind the merges of ``VersionVector``, ``ORSet`` and Domain's `Authors`.
+/// `precedes(a, b)` is true when `a`'s key is below `b`'s; it compares in place, so no key
+/// (an element's string, say) is copied to compare it.
+///
+/// - Complexity: O(n + m).
+@inlinable
+public func mergeSorted<Element>(
+    _ left: [Element], _ right: [Element], precedes: (Element, Element) -> Bool,
+    combine: (Element, Element) -> Element
+) -> [Element] {
+    var merged = [Element]()
+    merged.reserveCapacity(left.count + right.count)
+    var i = 0
+    var j = 0
+    while i < left.count && j < right.count {
+        if precedes(left[i], right[j]) {
+            merged.append(left[i])
+            i += 1
+        } else if precedes(right[j], left[i]) {
+            merged.append(right[j])
+            j += 1
+        } else {
+            merged.append(combine(left[i], right[j]))
+            i += 1
+            j += 1
+        }
+    }
+    merged.append(contentsOf: left[i...])
+    merged.append(contentsOf: right[j...])
+    return merged
+}

@@ -131,24 +131,9 @@ extension VersionVector: Mergeable {
             storage = other.storage
             return
         }
-        var merged = [Dot]()
-        merged.reserveCapacity(entries.count + other.entries.count)
-        var i = 0
-        var j = 0
-        while i < entries.count || j < other.entries.count {
-            if j == other.entries.count || (i < entries.count && entries[i].replica < other.entries[j].replica) {
-                merged.append(entries[i])
-                i += 1
-            } else if i == entries.count || other.entries[j].replica < entries[i].replica {
-                merged.append(other.entries[j])
-                j += 1
-            } else {
-                merged.append(entries[i].counter >= other.entries[j].counter ? entries[i] : other.entries[j])
-                i += 1
-                j += 1
-            }
+        storage = mergeSorted(storage, other.storage, precedes: { $0.replica < $1.replica }) {
+            $0.counter >= $1.counter ? $0 : $1
         }
-        storage = merged
     }
 }
 

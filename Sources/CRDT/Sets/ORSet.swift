@@ -159,26 +159,11 @@ extension ORSet: Mergeable {
             for entry in other.entries { mergeEntry(entry) }
             return
         }
-        var merged = [Entry]()
-        merged.reserveCapacity(entries.count + other.entries.count)
-        var i = 0
-        var j = 0
-        while i < entries.count || j < other.entries.count {
-            if j == other.entries.count || (i < entries.count && entries[i].element < other.entries[j].element) {
-                merged.append(entries[i])
-                i += 1
-            } else if i == entries.count || other.entries[j].element < entries[i].element {
-                merged.append(other.entries[j])
-                j += 1
-            } else {
-                var entry = entries[i]
-                entry._kernel.merge(other.entries[j].kernel)
-                merged.append(entry)
-                i += 1
-                j += 1
-            }
+        _entries = mergeSorted(_entries, other._entries, precedes: { $0.element < $1.element }) {
+            var entry = $0
+            entry._kernel.merge($1.kernel)
+            return entry
         }
-        _entries = merged
     }
 }
 

@@ -224,26 +224,11 @@ public struct Authors: Mergeable, FieldCRDT {
             records = other.records
             return
         }
-        var merged = [Record]()
-        merged.reserveCapacity(records.count + other.records.count)
-        var i = 0
-        var j = 0
-        while i < records.count || j < other.records.count {
-            if j == other.records.count || (i < records.count && records[i].device < other.records[j].device) {
-                merged.append(records[i])
-                i += 1
-            } else if i == records.count || other.records[j].device < records[i].device {
-                merged.append(other.records[j])
-                j += 1
-            } else {
-                var user = records[i].user
-                user.merge(other.records[j].user)
-                merged.append(Record(device: records[i].device, user: user))
-                i += 1
-                j += 1
-            }
+        records = mergeSorted(records, other.records, precedes: { $0.device < $1.device }) {
+            var user = $0.user
+            user.merge($1.user)
+            return Record(device: $0.device, user: user)
         }
-        records = merged
     }
 
     public func liveEvents(field: String) -> [FieldEvent] { [] }
