@@ -22,14 +22,25 @@ public struct ServerLauncher: Sendable {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         lock = try DataDirectoryLock(directory: config.dataDirectory)
         certificate = config.cleartextHTTP2 ? nil : try ServerCertificate.prepare(config)
-        secrets = try ServerSecrets.load(config.secretsPath)
+        var secrets = try ServerSecrets.load(config.secretsPath)
+        if secrets == nil, !config.production {
+            // Like the generated certificate: a development server has a metrics token from its
+            // first start (in the data directory, mode 0600); production needs its own.
+            let fresh = ServerSecrets.generate()
+            do { try fresh.write(to: config.secretsPath) } catch {
+                throw ServerConfig.Problem(
+                    setting: "secretsFile", message: "cannot write \(config.secretsPath): \(error)")
+            }
+            secrets = fresh
+        }
+        self.secrets = secrets
         if config.production {
             let problems = config.productionProblems(certificate: certificate, secrets: secrets)
             if !problems.isEmpty { throw ProductionRefusal(problems: problems) }
         }
         store = try ServerStore.open(
             in: config.dataDirectory, maxForwardDrift: UInt64(config.driftBoundSeconds) * 1000,
-            maxPullChanges: config.limits.maxPullChanges)
+            maxPullChanges: config.limits.maxPullChanges, maxUnenrolledReplicas: config.limits.maxUnenrolledReplicas)
         var logger = logger ?? Logger(label: "kraliki.sync-server")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         self.logger = logger

@@ -28,7 +28,8 @@ struct HostileInputDrillTests {
         let server = try await SyncServerProcess(
             config: #"""
                 {"logLevel": "error", "limits": {"maxBodyBytes": 1048576, "requestsPerSecond": 1000000, "burst": 1000000,
-                 "enrolmentsPerSecond": 1000000, "enrolmentBurst": 1000000}}
+                 "enrolmentsPerSecond": 1000000, "enrolmentBurst": 1000000,
+                 "enrolmentsPerSecondPerAddress": 1000000, "enrolmentBurstPerAddress": 1000000}}
                 """#)
         let replicas = TempDirectory("hostile-replicas")
         // The victim: another tenant with data. Nothing the attacker sends may change it.

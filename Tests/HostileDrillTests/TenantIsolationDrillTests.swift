@@ -24,6 +24,8 @@ struct TenantIsolationDrillTests {
             // Enrolment is rate-limited server-wide; the drill enrols thousands of devices.
             $0.limits.enrolmentsPerSecond = 1_000_000
             $0.limits.enrolmentBurst = 1_000_000
+            $0.limits.enrolmentsPerSecondPerAddress = 1_000_000
+            $0.limits.enrolmentBurstPerAddress = 1_000_000
         }
         let raw = try RawClient(server: server)
         let totals = SharedTotals()

@@ -24,6 +24,8 @@ public final class RunningServer: @unchecked Sendable {
     public var url: String { "https://127.0.0.1:\(port)" }
     public var fingerprint: String { launcher.certificate!.fingerprint }
     public var store: ServerStore { launcher.store }
+    /// The token `/metrics` takes (from the secrets file a development server writes).
+    public var metricsToken: String { launcher.secrets!.metricsToken }
     public var certificatePEM: String {
         try! String(contentsOfFile: launcher.certificate!.certificatePath, encoding: .utf8)
     }
@@ -172,6 +174,39 @@ public final class RawClient: Sendable {
             break
         }
         return Answer(status: Int(response.status.code), headers: response.headers, body: first)
+    }
+
+    /// A request whose response is read until the task is cancelled (a live stream held open).
+    public func stream(_ method: HTTPMethod, _ path: String, token: String? = nil) async throws {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        let response = try await client.execute(request, timeout: .seconds(600))
+        for try await _ in response.body {}
+    }
+
+    /// A request that announces `length` body bytes, sends `first`, and sends the rest (spaces)
+    /// only once `gate` finishes: a body the server holds while it waits.
+    public func slowBody(
+        _ method: HTTPMethod, _ path: String, token: String? = nil, length: Int, first: [UInt8],
+        gate: AsyncStream<Void>
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        request.headers.add(name: "content-type", value: "application/json")
+        let (chunks, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
+        sink.yield(ByteBuffer(bytes: first))
+        let feeder = Task {
+            for await _ in gate {}
+            sink.yield(ByteBuffer(bytes: Array(repeating: UInt8(ascii: " "), count: length - first.count)))
+            sink.finish()
+        }
+        defer { feeder.cancel() }
+        request.body = .stream(chunks, length: .known(Int64(length)))
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return Answer(status: Int(response.status.code), headers: response.headers, body: Data(bytes.readableBytesView))
     }
 
     /// A device enrolled over HTTP with a fresh code: its ID and token.

@@ -25,7 +25,7 @@ struct AuthorizationMatrixTests {
         //                                            none bad revoked other agent super admin
         "GET /healthz": [200, 200, 200, 200, 200, 200, 200],
         "GET /readyz": [200, 200, 200, 200, 200, 200, 200],
-        "GET /metrics": [200, 200, 200, 200, 200, 200, 200],
+        "GET /metrics": [401, 401, 401, 401, 401, 401, 401],  // the metrics token only, never a device's
         "POST /v1/enroll": [400, 400, 400, 400, 400, 400, 400],  // a bogus code, whoever sends it
         "GET /v1/device": [401, 401, 401, 200, 200, 200, 200],
         "POST /v1/sync/push": [401, 401, 401, 200, 200, 200, 200],
@@ -44,7 +44,10 @@ struct AuthorizationMatrixTests {
 
     @Test("every route × caller × object answers the committed status; tenants never see each other")
     func matrix() async throws {
-        let server = try await RunningServer.start { $0.limits.enrolmentBurst = 1_000 }
+        let server = try await RunningServer.start {
+            $0.limits.enrolmentBurst = 1_000
+            $0.limits.enrolmentBurstPerAddress = 1_000
+        }
         let raw = try RawClient(server: server)
         // Every route in the table, and nothing else.
         let routes = Set(

@@ -48,7 +48,7 @@ struct DiskFullServerTests {
 
         // What the operator's alert (KralikiSyncIngestErrors) watches.
         let raw = try RawClient(server: server)
-        let metrics = try await raw.send(.GET, "/metrics").text
+        let metrics = try await raw.send(.GET, "/metrics", token: server.metricsToken).text
         let errors = metrics.split(separator: "\n").first { $0.hasPrefix("kraliki_ingest_errors_total ") }
         #expect(errors.map { Double($0.split(separator: " ")[1]) ?? 0 } ?? 0 >= 1, "\(errors ?? "no counter")")
         await raw.shutdown()

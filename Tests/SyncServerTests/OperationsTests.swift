@@ -162,7 +162,9 @@ struct OperationsTests {
         _ = try await replica.sync()
         _ = try server.store.backup(to: directory.sub("b.sqlite"), wall: SyncService.systemWall())
         let raw = try RawClient(server: server)
-        let answer = try await raw.send(.GET, "/metrics")
+        // The store gauges as of now (the server computes them every metricsRefreshSeconds).
+        try server.service.refreshStoreGauges()
+        let answer = try await raw.send(.GET, "/metrics", token: server.metricsToken)
         #expect(answer.status == 200)
         let text = answer.text
         for name in [

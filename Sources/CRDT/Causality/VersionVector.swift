@@ -34,10 +34,25 @@ public struct VersionVector: Hashable, Sendable {
     }
 
     /// A vector holding the largest counter per replica among `dots`.
+    ///
+    /// - Complexity: O(n log n) for n dots in any order (sorted once, never inserted into the
+    ///   middle of the array: input in an adversarial order must not cost O(n²)).
     @inlinable
     public init(_ dots: some Sequence<Dot>) {
-        storage = []
-        for dot in dots { add(dot) }
+        var sorted = dots.filter { $0.counter > 0 }
+        if sorted.count <= 1 {
+            storage = sorted
+            return
+        }
+        sorted.sort { $0.replica != $1.replica ? $0.replica < $1.replica : $0.counter > $1.counter }
+        // The first of each replica's run holds its largest counter.
+        var kept = 0
+        for index in sorted.indices where index == 0 || sorted[index].replica != sorted[kept - 1].replica {
+            sorted[kept] = sorted[index]
+            kept += 1
+        }
+        sorted.removeLast(sorted.count - kept)
+        storage = sorted
     }
 
     /// The largest counter seen from `replica` (0 when none).
@@ -148,15 +163,18 @@ extension VersionVector: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let object = try container.decode([String: UInt64].self)
-        var vector = VersionVector()
+        var dots = [Dot]()
+        dots.reserveCapacity(object.count)
         for (key, counter) in object {
             guard let replica = ReplicaID(hex: key) else {
                 throw DecodingError.dataCorruptedError(
                     in: container, debugDescription: "expected replica IDs of 16 hex digits as keys, found \"\(key)\"")
             }
-            vector.add(Dot(replica: replica, counter: counter))
+            dots.append(Dot(replica: replica, counter: counter))
         }
-        self = vector
+        // Sorted once: a dictionary comes in hash order, and adding entry by entry into the
+        // sorted array costs O(n²) for a large (hostile) context.
+        self = VersionVector(dots)
     }
 
     public func encode(to encoder: any Encoder) throws {

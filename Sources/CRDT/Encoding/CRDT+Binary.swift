@@ -117,13 +117,27 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         // the context of an event that overwrote another replica's was allocated twice.
         let extraCount = head & 2 == 2 ? try reader.readCount("causal context entries", minimumElementSize: 2) : 0
         var context = VersionVector(capacity: extraCount + live.count)
+        var previous: ReplicaID?
         for _ in 0..<extraCount {
-            context.add(Dot(replica: try reader.readReplica(), counter: try reader.readTime()))
+            // In replica order, as written: each entry is appended (an entry out of order would
+            // be inserted into the middle, O(n²) over a hostile context).
+            let replica = try reader.readReplica()
+            if let previous, replica <= previous {
+                throw reader.error(
+                    .invalidValue,
+                    "expected causal context entries in ascending replica order, found \(replica.hex) after \(previous.hex)"
+                )
+            }
+            previous = replica
+            context.add(Dot(replica: replica, counter: try reader.readTime()))
         }
         // The events were checked to be in ascending stamp order above, so what
-        // `init(live:context:)` adds — sorting, dropping repeated stamps, a copy of the context to
-        // widen — is not needed: the context is widened in place.
-        for event in live { context.add(event.stamp.dot) }
+        // `init(live:context:)` adds — sorting, dropping repeated stamps — is not needed.
+        if live.count <= 8 {
+            for event in live { context.add(event.stamp.dot) }
+        } else {
+            context = Self.widen(context, by: live)
+        }
         self.init(normalizing: live, context)
     }
 }

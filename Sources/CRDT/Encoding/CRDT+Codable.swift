@@ -87,8 +87,16 @@ extension ORSet.Entry: Codable where Element: Codable {
 }
 
 extension ORSet: Codable where Element: Codable {
+    /// Refuses an element listed twice: the encoding lists each once, and merging many copies
+    /// of one element (each naming other replicas) would cost O(n²).
     public init(from decoder: any Decoder) throws {
-        self.init(entries: try [Entry](from: decoder))
+        let entries = try [Entry](from: decoder)
+        guard Set(entries.map(\.element)).count == entries.count else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath, debugDescription: "expected each set element once, found repeats"))
+        }
+        self.init(entries: entries)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -102,12 +110,16 @@ private struct MapEntry<Key: Codable, Value: Codable>: Codable {
 }
 
 extension ORMap: Codable where Key: Codable, Value: Codable {
+    /// Refuses a key listed twice (see `ORSet`'s decoder).
     public init(from decoder: any Decoder) throws {
-        var result = ORMap()
-        for entry in try [MapEntry<Key, Value>](from: decoder) {
-            result.merge(ORMap([entry.key: entry.value]))
+        let entries = try [MapEntry<Key, Value>](from: decoder)
+        var valueByKey = [Key: Value](minimumCapacity: entries.count)
+        for entry in entries where valueByKey.updateValue(entry.value, forKey: entry.key) != nil {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath, debugDescription: "expected each map key once, found repeats"))
         }
-        self = result
+        self.init(valueByKey)
     }
 
     public func encode(to encoder: any Encoder) throws {

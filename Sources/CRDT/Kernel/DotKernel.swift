@@ -49,18 +49,29 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     /// greatest payload, so even inconsistent input from a faulty peer merges deterministically.
     @inlinable
     public init(live: some Sequence<Event>, context: VersionVector) {
-        var events = live.sorted { $0.stamp != $1.stamp ? $0.stamp < $1.stamp : $0.payload < $1.payload }
-        var index = 0
-        while index + 1 < events.count {
-            if events[index].stamp == events[index + 1].stamp {
-                events.remove(at: index)
-            } else {
-                index += 1
-            }
+        let sorted = live.sorted { $0.stamp != $1.stamp ? $0.stamp < $1.stamp : $0.payload < $1.payload }
+        // Of events with one stamp the last (largest payload) is kept; one pass, no removal from
+        // the middle, so repeated stamps in hostile input cost O(n log n), not O(n²).
+        var events = [Event]()
+        events.reserveCapacity(sorted.count)
+        for (index, event) in sorted.enumerated()
+        where index + 1 == sorted.count || sorted[index + 1].stamp != event.stamp {
+            events.append(event)
         }
+        self.init(normalizing: events, Self.widen(context, by: events))
+    }
+
+    /// `context` with the dots of `events` added: entry by entry for the few events a kernel
+    /// normally holds, sorted once and merged for many (each `add` may insert into the middle).
+    @inlinable
+    internal static func widen(_ context: VersionVector, by events: [Event]) -> VersionVector {
         var widened = context
-        for event in events { widened.add(event.stamp.dot) }
-        self.init(normalizing: events, widened)
+        if events.count <= 8 {
+            for event in events { widened.add(event.stamp.dot) }
+        } else {
+            widened.merge(VersionVector(events.lazy.map { $0.stamp.dot }))
+        }
+        return widened
     }
 
     /// One live event whose dot is the whole context: the inline form.
@@ -125,6 +136,26 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Calls `body` with the stamp of each live event, in stamp order, without building `live`.
+    /// Calls `body` with each entry of ``context``, without building the context of a single
+    /// event.
+    @inlinable
+    public func forEachContextEntry(_ body: (Dot) -> Void) {
+        switch storage {
+        case .single(let stamp, _): body(stamp.dot)
+        case .general(_, let context): for entry in context.entries { body(entry) }
+        }
+    }
+
+    /// How many entries ``context`` has and how many live events there are, without building
+    /// either.
+    @inlinable
+    public var sizes: (context: Int, live: Int) {
+        switch storage {
+        case .single: (1, 1)
+        case .general(let live, let context): (context.count, live.count)
+        }
+    }
+
     @inlinable
     public func forEachLiveStamp(_ body: (HLC) -> Void) {
         switch storage {

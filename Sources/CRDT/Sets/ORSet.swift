@@ -44,12 +44,26 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// A set from entries (sorted and de-duplicated here; bottom kernels dropped).
+    ///
+    /// - Complexity: O(n log n) for entries in any order: sorted once (stable, so entries of
+    ///   one element merge in the order given), never inserted into the middle.
     public init(entries: some Sequence<Entry>) {
-        var result = ORSet()
-        for entry in entries where !entry.kernel.isBottom {
-            result.mergeEntry(entry)
+        var sorted = entries.filter { !$0.kernel.isBottom }
+        if sorted.count > 1 {
+            sorted = sorted.enumerated().sorted {
+                $0.element.element != $1.element.element ? $0.element.element < $1.element.element : $0.offset < $1.offset
+            }.map(\.element)
         }
-        self = result
+        var merged = [Entry]()
+        merged.reserveCapacity(sorted.count)
+        for entry in sorted {
+            if let last = merged.last, last.element == entry.element {
+                merged[merged.count - 1]._kernel.merge(entry.kernel)
+            } else {
+                merged.append(entry)
+            }
+        }
+        self.init(uncheckedEntries: merged)
     }
 
     /// The elements present, in order.

@@ -62,6 +62,8 @@ public protocol FieldCRDT: Mergeable, BinaryCodable, Codable, Sendable {
     func covers(_ dot: Dot) -> Bool
     /// Calls `body` with each of ``liveStamps``, without building the array.
     func forEachLiveStamp(_ body: (HLC) -> Void)
+    /// Adds the replicas this field names and its kernels' sizes (see ``ReplicaCensus``).
+    func takeCensus(_ census: inout ReplicaCensus)
 }
 
 /// The newer of two dots by `VersionVector.newestDot`'s rule.
@@ -100,6 +102,7 @@ extension MVRegister: FieldCRDT where Value: DisplayValue & BinaryCodable & Coda
     }
     @inlinable public func covers(_ dot: Dot) -> Bool { kernel.covers(dot) }
     @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) { kernel.forEachLiveStamp(body) }
+    @inlinable public func takeCensus(_ census: inout ReplicaCensus) { census.note(kernel) }
 
     public mutating func rewriteSibling(field: String, prefix: String, index: Int, at stamp: HLC) -> MVRegister? {
         guard field == prefix, siblings.indices.contains(index) else { return nil }
@@ -133,6 +136,9 @@ extension ORSet: FieldCRDT where Element: DisplayValue & BinaryCodable & Codable
     @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) {
         for entry in entries { entry.kernel.forEachLiveStamp(body) }
     }
+    @inlinable public func takeCensus(_ census: inout ReplicaCensus) {
+        for entry in entries { census.note(entry.kernel) }
+    }
 }
 
 extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
@@ -154,6 +160,9 @@ extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
     }
     @inlinable public func forEachLiveStamp(_ body: (HLC) -> Void) {
         for register in valueByKey.values { register.kernel.forEachLiveStamp(body) }
+    }
+    @inlinable public func takeCensus(_ census: inout ReplicaCensus) {
+        for register in valueByKey.values { census.note(register.kernel) }
     }
 
     public var knowledge: VersionVector {
@@ -245,6 +254,16 @@ public struct Authors: Mergeable, FieldCRDT {
     public func covers(_ dot: Dot) -> Bool {
         dot.counter == 0
             || records.contains { $0.user.stamp.map { $0.replica == dot.replica && $0.time >= dot.counter } ?? false }
+    }
+    /// Each record names its device and the replica of its stamp; all records count as one
+    /// kernel's context (one entry per device).
+    public func takeCensus(_ census: inout ReplicaCensus) {
+        census.largest.context = max(census.largest.context, records.count)
+        for record in records {
+            let time = record.user.stamp?.time ?? 0
+            census.note(Dot(replica: record.device, counter: time))
+            if let stamp = record.user.stamp, stamp.replica != record.device { census.note(stamp.dot) }
+        }
     }
 
     // Binary: `ORMap`'s format (a count, then each key and value in key order) and its checks.

@@ -24,8 +24,13 @@ public struct ServerConfig: Codable, Sendable, Equatable {
     /// The secrets file (JSON, mode 0600, written by `sync-server secrets generate`).
     public var secretsFile: String?
     public var logLevel = "info"
-    /// Whether `/metrics` answers without the metrics token.
-    public var metricsPublic = true
+    /// Whether `/metrics` answers without the metrics token. Off by default: the metrics name
+    /// every tenant and its activity. (A development server writes a secrets file with a fresh
+    /// token on first start; production needs `sync-server secrets generate`.)
+    public var metricsPublic = false
+    /// How often the gauges read from the store (devices, lag, sequences, open conflicts) are
+    /// computed, off the request path; a scrape reads them as of the last refresh.
+    public var metricsRefreshSeconds = 15
 
     public var limits = Limits()
     /// How far in the future (seconds) a pushed stamp may be before it is refused.
@@ -64,6 +69,23 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         public var tlsHandshakeSeconds = 10.0
         /// Connections open at once; at the cap the server stops accepting until one closes.
         public var maxConnections = 10_000
+        /// Live streams (`GET /v1/sync/live`) open at once per device and per tenant; over
+        /// either, 429. One stolen token must not hold every connection the server has.
+        public var maxLiveStreamsPerDevice = 4
+        public var maxLiveStreamsPerTenant = 2_000
+        /// Request bodies being read or decoded at once, across the server, in bytes (each
+        /// counted at its Content-Length, or the body limit when it has none); over it, 503 with
+        /// Retry-After. Bounds what concurrent large pushes can hold in memory.
+        public var maxBodyBytesInFlight = 64 * 1024 * 1024
+        /// Enrolment attempts per second and burst from one client address, checked before the
+        /// server-wide `enrolmentsPerSecond`: one address, held below the server-wide rate,
+        /// cannot keep all enrolment at 429.
+        public var enrolmentsPerSecondPerAddress = 2.0
+        public var enrolmentBurstPerAddress = 20.0
+        /// Replicas a pushed change may name (in causal contexts, stamps or author records)
+        /// that are not enrolled in the tenant, and only with stamps older than the tenant's
+        /// epoch: replicas enrolled after a backup that a restore forgot, until they rejoin.
+        public var maxUnenrolledReplicas = 64
         public init() {}
 
         public init(from decoder: any Decoder) throws {
@@ -84,6 +106,48 @@ public struct ServerConfig: Codable, Sendable, Equatable {
             idleConnectionSeconds = try value(.idleConnectionSeconds, defaults.idleConnectionSeconds)
             tlsHandshakeSeconds = try value(.tlsHandshakeSeconds, defaults.tlsHandshakeSeconds)
             maxConnections = try value(.maxConnections, defaults.maxConnections)
+            maxLiveStreamsPerDevice = try value(.maxLiveStreamsPerDevice, defaults.maxLiveStreamsPerDevice)
+            maxLiveStreamsPerTenant = try value(.maxLiveStreamsPerTenant, defaults.maxLiveStreamsPerTenant)
+            maxBodyBytesInFlight = try value(.maxBodyBytesInFlight, defaults.maxBodyBytesInFlight)
+            enrolmentsPerSecondPerAddress = try value(
+                .enrolmentsPerSecondPerAddress, defaults.enrolmentsPerSecondPerAddress)
+            enrolmentBurstPerAddress = try value(.enrolmentBurstPerAddress, defaults.enrolmentBurstPerAddress)
+            maxUnenrolledReplicas = try value(.maxUnenrolledReplicas, defaults.maxUnenrolledReplicas)
+        }
+
+        /// Checks each limit's range, naming the first one out of it.
+        func validate() throws(Problem) {
+            func check(_ name: String, _ ok: Bool, _ range: String) throws(Problem) {
+                if !ok { throw Problem(setting: "limits.\(name)", message: "must be \(range)") }
+            }
+            func positive(_ value: Double) -> Bool { value.isFinite && value > 0 }
+            try check("maxBodyBytes", (1_024...1 << 30).contains(maxBodyBytes), "1024 – 1073741824 bytes")
+            try check("maxChangesPerBatch", (1...100_000).contains(maxChangesPerBatch), "1–100000")
+            try check("maxPullChanges", (1...100_000).contains(maxPullChanges), "1–100000")
+            try check("maxPullBytes", (1_024...1 << 30).contains(maxPullBytes), "1024 – 1073741824 bytes")
+            try check("maxJSONDepth", (8...1_000).contains(maxJSONDepth), "8–1000")
+            try check("requestsPerSecond", positive(requestsPerSecond), "a positive number")
+            try check("burst", burst.isFinite && burst >= 1, "at least 1")
+            try check("enrolmentsPerSecond", positive(enrolmentsPerSecond), "a positive number")
+            try check("enrolmentBurst", enrolmentBurst.isFinite && enrolmentBurst >= 1, "at least 1")
+            try check(
+                "enrolmentsPerSecondPerAddress", positive(enrolmentsPerSecondPerAddress), "a positive number")
+            try check(
+                "enrolmentBurstPerAddress", enrolmentBurstPerAddress.isFinite && enrolmentBurstPerAddress >= 1,
+                "at least 1")
+            try check(
+                "idleConnectionSeconds", idleConnectionSeconds.isFinite && (1...86_400).contains(idleConnectionSeconds),
+                "1–86400 seconds")
+            try check(
+                "tlsHandshakeSeconds", tlsHandshakeSeconds.isFinite && (1...3_600).contains(tlsHandshakeSeconds),
+                "1–3600 seconds")
+            try check("maxConnections", (1...1_000_000).contains(maxConnections), "1–1000000")
+            try check("maxLiveStreamsPerDevice", (1...1_000).contains(maxLiveStreamsPerDevice), "1–1000")
+            try check("maxLiveStreamsPerTenant", (1...1_000_000).contains(maxLiveStreamsPerTenant), "1–1000000")
+            try check(
+                "maxBodyBytesInFlight", maxBodyBytesInFlight >= maxBodyBytes && maxBodyBytesInFlight <= 1 << 40,
+                "at least maxBodyBytes")
+            try check("maxUnenrolledReplicas", (0...100_000).contains(maxUnenrolledReplicas), "0–100000")
         }
     }
 
@@ -107,6 +171,7 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         secretsFile = try container.decodeIfPresent(String.self, forKey: .secretsFile)
         logLevel = try value(.logLevel, defaults.logLevel)
         metricsPublic = try value(.metricsPublic, defaults.metricsPublic)
+        metricsRefreshSeconds = try value(.metricsRefreshSeconds, defaults.metricsRefreshSeconds)
         limits = try value(.limits, defaults.limits)
         driftBoundSeconds = try value(.driftBoundSeconds, defaults.driftBoundSeconds)
         enrolmentCodeHours = try value(.enrolmentCodeHours, defaults.enrolmentCodeHours)
@@ -251,17 +316,29 @@ public struct ServerConfig: Codable, Sendable, Equatable {
         guard imageIntervalSeconds >= 1 else {
             throw Problem(setting: "imageIntervalSeconds", message: "must be at least 1")
         }
-        guard limits.maxBodyBytes >= 1_024, limits.maxChangesPerBatch >= 1, limits.maxPullChanges >= 1,
-            limits.maxJSONDepth >= 8, limits.requestsPerSecond > 0, limits.burst >= 1,
-            limits.enrolmentsPerSecond > 0, limits.enrolmentBurst >= 1,
-            limits.idleConnectionSeconds.isFinite, limits.idleConnectionSeconds >= 1,
-            limits.tlsHandshakeSeconds.isFinite, limits.tlsHandshakeSeconds >= 1, limits.maxConnections >= 1
-        else {
-            throw Problem(setting: "limits", message: "a limit is out of range; see docs/deployment/configuration.md")
+        guard (1...24 * 365).contains(enrolmentCodeHours) else {
+            throw Problem(setting: "enrolmentCodeHours", message: "must be 1–8760 hours, not \(enrolmentCodeHours)")
         }
+        guard driftBoundSeconds <= 86_400 * 365 else {
+            throw Problem(setting: "driftBoundSeconds", message: "must be at most a year (31536000 s)")
+        }
+        guard (1...86_400).contains(metricsRefreshSeconds) else {
+            throw Problem(setting: "metricsRefreshSeconds", message: "must be 1–86400, not \(metricsRefreshSeconds)")
+        }
+        try limits.validate()
     }
 
+    /// True for `localhost` and for an IPv4 address in 127.0.0.0/8 or the IPv6 address ::1,
+    /// parsed as addresses (a name such as `127.example.com` is not loopback).
     public static func isLoopback(_ host: String) -> Bool {
-        host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        guard inet_pton(AF_INET6, bare, &v6) == 1 else { return false }
+        var loopback = in6_addr()
+        _ = inet_pton(AF_INET6, "::1", &loopback)
+        return withUnsafeBytes(of: &v6) { a in withUnsafeBytes(of: &loopback) { b in a.elementsEqual(b) } }
     }
 }

@@ -222,7 +222,8 @@ extension ServerStore {
     public func isRevoked(device: String) throws(StoreError) -> Bool {
         try wrap {
             try database.read { db in
-                try Row.fetchOne(db, sql: "SELECT revoked_ms FROM device WHERE id = ?", arguments: [device])
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT revoked_ms FROM device WHERE id = ?"), arguments: [device])
                     .map { ($0[0] as Int64?) != nil } ?? true
             }
         }

@@ -52,7 +52,9 @@ enum JSONKeys {
                 _ = stack.popLast()
                 lastString = nil
             case UInt8(ascii: ":"):
-                if let key = lastString, let top = stack.indices.last, stack[top].isObject {
+                if let raw = lastString, let top = stack.indices.last, stack[top].isObject {
+                    // Compared as the decoder will read it: `"curs\u006fr"` is a second `cursor`.
+                    let key = decodedKey(raw)
                     if !stack[top].keys.insert(key).inserted {
                         result.duplicate = String(decoding: key, as: UTF8.self)
                         return result
@@ -65,6 +67,15 @@ enum JSONKeys {
             }
         }
         return result
+    }
+
+    /// A key's text with its escapes decoded (a key without a backslash is its bytes).
+    static func decodedKey(_ raw: [UInt8]) -> [UInt8] {
+        guard raw.contains(UInt8(ascii: "\\")) else { return raw }
+        let quoted = Data([UInt8(ascii: "\"")] + raw + [UInt8(ascii: "\"")])
+        guard let text = (try? JSONSerialization.jsonObject(with: quoted, options: [.fragmentsAllowed])) as? String
+        else { return raw }
+        return Array(text.utf8)
     }
 
     /// Paths (`changes[0].tenant`) of keys in `data` that encoding `value` does not write.

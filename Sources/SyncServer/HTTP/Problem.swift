@@ -101,6 +101,13 @@ public struct Problem: Error, Codable, Sendable, Equatable {
         return problem
     }
 
+    /// The server is at a capacity limit (not the client's fault); retry shortly.
+    public static func busy(_ detail: String) -> Problem {
+        var problem = Problem(.serviceUnavailable, "busy", "The server is busy", detail)
+        problem.retryAfter = 1
+        return problem
+    }
+
     public static func internalError(_ detail: String) -> Problem {
         Problem(.internalServerError, "internal", "The server failed", detail)
     }

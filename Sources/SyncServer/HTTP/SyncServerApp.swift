@@ -49,7 +49,7 @@ public struct SyncServerApp {
     )
         throws -> some ApplicationProtocol
     {
-        let router = Router()
+        let router = Router(context: SyncRequestContext.self)
         router.add(middleware: RequestMiddleware(service: service))
         for route in service.routes {
             router.on(RouterPath(route.path), method: route.method) { [service] request, context in
@@ -88,15 +88,16 @@ public struct SyncServerApp {
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             services: [
                 HousekeepingService(service: service), CollectorService(service: service),
-                ImageService(service: service),
+                ImageService(service: service), StoreGaugesService(service: service),
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: service.logger)
     }
 }
 
-/// Background work tied to the server's lifetime: device activity written every 2 s; at
-/// graceful shutdown, live streams closed (so in-flight requests can finish) and activity flushed.
+/// Background work tied to the server's lifetime: device activity written and the store
+/// probed for `/readyz` every 2 s; at graceful shutdown, live streams closed (so in-flight
+/// requests can finish) and activity flushed.
 struct HousekeepingService: Service {
     let service: SyncService
 
@@ -107,6 +108,8 @@ struct HousekeepingService: Service {
                 do { try service.flushActivity() } catch {
                     service.logger.warning("cannot record device activity", metadata: ["error": "\(error)"])
                 }
+                // Off the cooperative pool: it waits for the writer lock behind group commits.
+                try? await SyncService.offload { service.probeStore() }
             }
         }
         service.closeLiveStreams()
@@ -117,8 +120,15 @@ struct HousekeepingService: Service {
 /// Times and logs every request, counts it in the metrics by route template, and turns every
 /// error into an RFC 9457 problem document (a route that does not exist too).
 struct RequestMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = SyncRequestContext
     let service: SyncService
+    /// The route table's templates as the router names them (`context.endpointPath`).
+    let templates: Set<String>
+
+    init(service: SyncService) {
+        self.service = service
+        templates = Set(service.routes.map { RouterPath($0.path).description })
+    }
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -155,7 +165,9 @@ struct RequestMiddleware: RouterMiddleware {
             .response(from: request, context: context)
         }
         let duration = ContinuousClock.now - start
-        let route = context.endpointPath ?? "unmatched"
+        // The router sets the matched route's template; anything else is one value (a label a
+        // caller could choose grows /metrics without bound, see `ServerMetrics.observe`).
+        let route = context.endpointPath.flatMap { templates.contains($0) ? $0 : nil } ?? "unmatched"
         service.metrics.observe(
             route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
         service.logger.info(

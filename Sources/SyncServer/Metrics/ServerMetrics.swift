@@ -26,6 +26,7 @@ public final class ServerMetrics: Sendable {
     let staleCursorRefusals: Counter
     let imagesServed: Counter
     let imagesBuilt: Counter
+    let bodiesRefused: Counter
     let lastCollection: Gauge
     let startTime: Gauge
     let connectionsOpen: Gauge
@@ -56,6 +57,9 @@ public final class ServerMetrics: Sendable {
         imagesServed = counter(
             "kraliki_bootstrap_images_served_total", "Bootstrap images sent to fresh replicas (GET /v1/sync/image).")
         imagesBuilt = counter("kraliki_bootstrap_images_built_total", "Bootstrap images written.")
+        bodiesRefused = counter(
+            "kraliki_bodies_refused_total",
+            "Requests answered 503 because the bodies in flight were at maxBodyBytesInFlight.")
         lastCollection = registry.makeGauge(
             descriptor: Self.name(
                 "kraliki_last_collection_timestamp_seconds", "When garbage collection last finished (0: not yet)."))
@@ -87,7 +91,14 @@ public final class ServerMetrics: Sendable {
     }
 
     /// Counts one answered request and its latency, by route template and status code.
+    ///
+    /// Every label value comes from a fixed set, whatever a caller sends: the route is a template
+    /// of the route table (or `unmatched`), the method one of ``knownMethods`` (or `other`), the
+    /// status one the server chose. A label a caller could choose would make a series per value,
+    /// kept for the life of the process: unauthenticated memory growth (and a `/metrics` that
+    /// grows without bound).
     func observe(route: String, method: String, status: Int, duration: Duration) {
+        let method = Self.knownMethods.contains(method) ? method : "other"
         let labels = [("route", route), ("method", method), ("status", String(status))]
         registry.makeCounter(
             descriptor: Self.name("kraliki_http_requests_total", "HTTP requests answered, by route and status."),
@@ -98,6 +109,9 @@ public final class ServerMetrics: Sendable {
             labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
         ).record(duration)
     }
+
+    /// The methods counted under their own name; any other is counted as `other`.
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
     /// Sets a gauge with labels (values computed at scrape time: lag, conflicts, backups).
     func set(_ name: String, _ help: String, labels: [(String, String)] = [], to value: Double) {

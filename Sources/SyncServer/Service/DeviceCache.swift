@@ -1,10 +1,12 @@
 import Replica
 import Synchronization
 
-/// Bearer token → device, remembered for up to `lifetime` so a request does not need an SQLite
-/// read to authenticate. A revocation through this server forgets the device at once (its next
-/// request is refused); changes made by another process (`sync-server enroll` changing a role)
-/// are seen within `lifetime`.
+/// Bearer token → device, remembered for up to `lifetime` so a request does not hash its token
+/// and read the device's row to authenticate. Revocation is never taken from here: a device
+/// found in the cache is checked against the store's revoked column on every request (one
+/// primary-key read), so a revoke — through this server or by another process — refuses the
+/// very next request, and a record read just before a revoke committed cannot bring the device
+/// back. Changes of role made by another process are seen within `lifetime`.
 final class DeviceCache: Sendable {
     private struct Entry {
         let device: DeviceRecord
@@ -15,9 +17,19 @@ final class DeviceCache: Sendable {
 
     init(lifetime: Duration = .seconds(2)) { self.lifetime = lifetime }
 
+    /// The device of `token` and whether it is revoked now.
     func device(token: String, store: ServerStore, now: ContinuousClock.Instant) throws(StoreError) -> DeviceRecord? {
-        if let entry = entries.withLock({ $0[token] }), entry.expires > now { return entry.device }
+        if let entry = entries.withLock({ $0[token] }), entry.expires > now {
+            var revoked = wasRevoked(entry.device.id)
+            if !revoked { revoked = try store.isRevoked(device: entry.device.id) }
+            if revoked {
+                forget(device: entry.device.id)
+                return try store.device(token: token)  // the stored, revoked record
+            }
+            return entry.device
+        }
         guard let device = try store.device(token: token) else { return nil }
+        if device.isRevoked { return device }  // never cached: nothing to refuse it by later
         entries.withLock { entries in
             if entries.count > 100_000 { entries.removeAll() }  // bounded: unknown tokens are not cached
             entries[token] = Entry(device: device, expires: now + lifetime)

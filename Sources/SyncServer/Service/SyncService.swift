@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import Replica
 import ServiceLifecycle
+import Synchronization
 
 /// The server's behaviour behind HTTP: every route, its access rule and its handler, over the
 /// durable `ServerStore`. `SyncServerApp` puts it on Hummingbird (HTTP/2 over TLS).
@@ -26,11 +27,19 @@ public final class SyncService: Sendable {
     let notifier = ChangeNotifier()
     let limiter: RateLimiter
     let enrolLimiter: RateLimiter
+    let enrolAddressLimiter: RateLimiter
     let activity = ActivityTracker()
     let devices = DeviceCache()
+    let liveSlots: LiveStreamSlots
+    let bodies: BodyBudget
     public let images: BootstrapImages
     let logger: Logger
     let wall: @Sendable () -> UInt64
+    /// The last store probe's answer (`probeStore`), what `/readyz` says.
+    let storeWritable = Atomic<Bool>(true)
+    /// Open conflicts per tenant as of a sequence, so a gauge refresh derives them again only
+    /// for tenants that changed.
+    let conflictsByTenant = Mutex([String: (sequence: UInt64, count: Int)]())
 
     public init(
         config: ServerConfig, store: ServerStore, fingerprint: String?, secrets: ServerSecrets? = nil, logger: Logger,
@@ -47,6 +56,11 @@ public final class SyncService: Sendable {
         self.images = BootstrapImages(directory: config.dataURL.appendingPathComponent("images").path, store: store)
         self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
         self.enrolLimiter = RateLimiter(rate: config.limits.enrolmentsPerSecond, burst: config.limits.enrolmentBurst)
+        self.enrolAddressLimiter = RateLimiter(
+            rate: config.limits.enrolmentsPerSecondPerAddress, burst: config.limits.enrolmentBurstPerAddress)
+        self.liveSlots = LiveStreamSlots(
+            perDevice: config.limits.maxLiveStreamsPerDevice, perTenant: config.limits.maxLiveStreamsPerTenant)
+        self.bodies = BodyBudget(limit: config.limits.maxBodyBytesInFlight)
         let notifier = self.notifier
         let heads = self.heads
         self.committer = GroupCommitter(store: store, wall: wall) { group, receipts in
@@ -80,7 +94,7 @@ public final class SyncService: Sendable {
 
     /// One request being handled: the context, the authenticated device, the server time.
     public struct Call: Sendable {
-        public let context: BasicRequestContext
+        public let context: SyncRequestContext
         public let device: DeviceRecord?
         public let wall: UInt64
     }
@@ -90,19 +104,37 @@ public final class SyncService: Sendable {
         /// Hummingbird syntax (`:id`); OpenAPI writes `{id}`.
         public let path: String
         public let access: Access
+        /// Tokens of the device's rate limit a call takes: more for routes that read a whole
+        /// tenant (its conflicts, its image).
+        public var cost: Double = 1
         let handler: @Sendable (Request, Call) async throws -> Response
+
+        init(
+            method: HTTPRequest.Method, path: String, access: Access, cost: Double = 1,
+            handler: @escaping @Sendable (Request, Call) async throws -> Response
+        ) {
+            self.method = method
+            self.path = path
+            self.access = access
+            self.cost = cost
+            self.handler = handler
+        }
     }
+
+    /// The rate-limit cost of routes that read a whole tenant.
+    static let wholeTenantCost: Double = 20
 
     public var routes: [Route] {
         [
             Route(method: .get, path: "/healthz", access: .open) { _, _ in
                 try Self.json(["status": "ok"])
             },
-            Route(method: .get, path: "/readyz", access: .open) { [store] _, _ in
-                do {
-                    try await Self.offload { try store.checkWritable() }
-                } catch {
-                    throw Problem.unavailable("the store is not writable: \(error)")
+            Route(method: .get, path: "/readyz", access: .open) { [self] _, _ in
+                // The answer of the last background probe (`probeStore`, every 2 s): a caller
+                // cannot make the server take its writer lock, and the body names no path or
+                // error (the log has them).
+                guard storeWritable.load(ordering: .relaxed) else {
+                    throw Problem.unavailable("the store is not writable; the server log says why")
                 }
                 return try Self.json(["status": "ready"])
             },
@@ -128,12 +160,14 @@ public final class SyncService: Sendable {
                 try await pull(request, call)
             },
             Route(method: .get, path: "/v1/sync/live", access: .device) { [self] _, call in
-                live(call)
+                try live(call)
             },
-            Route(method: .get, path: "/v1/sync/image", access: .device) { [self] _, call in
+            Route(method: .get, path: "/v1/sync/image", access: .device, cost: Self.wholeTenantCost) {
+                [self] _, call in
                 try await image(call)
             },
-            Route(method: .get, path: "/v1/admin/conflicts", access: .supervisor) { [store] _, call in
+            Route(method: .get, path: "/v1/admin/conflicts", access: .supervisor, cost: Self.wholeTenantCost) {
+                [store] _, call in
                 let tenant = call.device!.tenant
                 let state = try await Self.offload { try store.state(of: tenant) }
                 return try Self.json(ConflictList(conflicts: state.conflicts()))
@@ -172,7 +206,7 @@ public final class SyncService: Sendable {
     }
 
     /// Runs a route: authentication, authorization and rate limit first, then the handler.
-    func run(_ route: Route, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func run(_ route: Route, _ request: Request, _ context: SyncRequestContext) async throws -> Response {
         let now = wall()
         var device: DeviceRecord?
         if route.access != .open {
@@ -184,10 +218,23 @@ public final class SyncService: Sendable {
                 throw Problem.forbidden("this needs an admin device")
             default: break
             }
-            if let wait = limiter.take(found.id) { throw Problem.tooManyRequests(retryAfter: wait) }
+            if let wait = limiter.take(found.id, cost: route.cost) { throw Problem.tooManyRequests(retryAfter: wait) }
             activity.seen(found.id, wall: now)
             device = found
         }
+        guard route.method == .post else {
+            return try await route.handler(request, Call(context: context, device: device, wall: now))
+        }
+        // A body is held (and decoded) while the handler runs: reserved from the server-wide
+        // budget first, given back when the answer is ready.
+        let limit = config.limits.maxBodyBytes
+        let bytes = min(limit, max(0, request.headers[.contentLength].flatMap(Int.init) ?? limit))
+        guard bodies.reserve(bytes) else {
+            metrics.bodiesRefused.increment()
+            throw Problem.busy(
+                "the server is reading as many request bodies as it holds at once (\(bodies.limit) bytes); retry")
+        }
+        defer { bodies.give(bytes) }
         return try await route.handler(request, Call(context: context, device: device, wall: now))
     }
 
@@ -226,6 +273,11 @@ public final class SyncService: Sendable {
     }
 
     func enrol(_ request: Request, _ call: Call) async throws -> Response {
+        // Per address first: one client guessing codes is slowed alone, and cannot spend the
+        // server-wide budget that keeps everyone's guessing slow.
+        if let wait = enrolAddressLimiter.take(call.context.clientAddress) {
+            throw Problem.tooManyRequests(retryAfter: wait)
+        }
         if let wait = enrolLimiter.take("enrol") { throw Problem.tooManyRequests(retryAfter: wait) }
         let body: EnrolRequest = try await decodeJSON(request, call)
         guard body.code.count <= 64 else { throw Problem.badRequest("invalid-code", "code is too long", field: "code") }
@@ -408,11 +460,26 @@ public final class SyncService: Sendable {
 
     /// Server-sent events: `event: changes` with the tenant's newest sequence whenever a push
     /// commits, and a comment every 15 s so proxies and clients see the stream alive.
-    func live(_ call: Call) -> Response {
+    func live(_ call: Call) throws -> Response {
         let device = call.device!
+        let slot: LiveStreamSlots.Slot
+        do {
+            slot = try liveSlots.take(device: device.id, tenant: device.tenant)
+        } catch .device(let open) {
+            throw Problem(
+                .tooManyRequests, "too-many-streams", "Too many live streams",
+                "this device has \(open) live streams open, the most one device may hold; close one first",
+                retryAfter: 15)
+        } catch .tenant(let open) {
+            throw Problem(
+                .tooManyRequests, "too-many-streams", "Too many live streams",
+                "this tenant has \(open) live streams open, the most one tenant may hold; retry later",
+                retryAfter: 15)
+        }
         let notifier = self.notifier
         let metrics = self.metrics
         let store = self.store
+        let closed = call.context.closed
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
@@ -421,6 +488,9 @@ public final class SyncService: Sendable {
             // One stream per follower carries both the tenant's new sequences and the heartbeat
             // (`ChangeNotifier.heartbeat`), so an event costs one task wake-up, not two.
             let (events, sink) = notifier.subscribe(tenant: device.tenant)
+            // A client that went away ends the stream now (and gives back its slot), not at the
+            // next event or heartbeat.
+            closed.whenComplete { _ in sink.finish() }
             let heartbeat = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(15))
@@ -432,6 +502,7 @@ public final class SyncService: Sendable {
                 heartbeat.cancel()
                 sink.finish()
                 metrics.liveStreamsOpen.decrement()
+                slot.release()
             }
             let epoch = (try? store.epoch(of: device.tenant).description) ?? ""
             let first = (try? store.sequence(of: device.tenant)) ?? 0
@@ -493,8 +564,8 @@ public final class SyncService: Sendable {
 
     func metricsResponse(_ request: Request) async throws -> Response {
         if !config.metricsPublic {
-            let expected = "Bearer " + (secrets?.metricsToken ?? "")
-            guard secrets != nil, request.headers[.authorization] == expected else {
+            guard let secrets, Self.constantTimeEqual(request.headers[.authorization], "Bearer " + secrets.metricsToken)
+            else {
                 throw Problem.unauthorized(
                     "/metrics needs `Authorization: Bearer <metricsToken>` from the secrets file")
             }
@@ -502,34 +573,12 @@ public final class SyncService: Sendable {
         let store = self.store
         let metrics = self.metrics
         metrics.refreshConnections()
+        metrics.set(
+            "kraliki_request_body_bytes_in_flight",
+            "Request body bytes reserved now (see limits.maxBodyBytesInFlight).", to: Double(bodies.inFlight))
+        // Constant work per scrape: one indexed row and a stat. What costs in proportion to the
+        // tenants' data is computed off the request path (`refreshStoreGauges`).
         try await Self.offload {
-            // Gauges computed from the store at scrape time.
-            try? self.flushActivity()
-            let devices = try store.allDevices()
-            var lagByTenant = [String: UInt64]()
-            for tenant in Set(devices.map(\.tenant)) {
-                let sequence = try store.sequence(of: tenant)
-                let lag = devices.filter { $0.tenant == tenant && !$0.isRevoked }.map {
-                    sequence - min(sequence, $0.cursor)
-                }
-                lagByTenant[tenant] = lag.max() ?? 0
-                let conflicts = try store.state(of: tenant).conflicts().count
-                metrics.set(
-                    "kraliki_conflicts_open", "Open conflicts of a tenant.", labels: [("tenant", tenant)],
-                    to: Double(conflicts))
-                metrics.set(
-                    "kraliki_tenant_sequence", "The last sequence number of a tenant.", labels: [("tenant", tenant)],
-                    to: Double(sequence))
-            }
-            for (tenant, lag) in lagByTenant {
-                metrics.set(
-                    "kraliki_replica_lag_changes",
-                    "Changes the furthest-behind active device of a tenant has not pulled.",
-                    labels: [("tenant", tenant)], to: Double(lag))
-            }
-            metrics.set(
-                "kraliki_devices", "Enrolled devices that are not revoked.",
-                to: Double(devices.filter { !$0.isRevoked }.count))
             let backup = try store.lastBackup()
             metrics.set(
                 "kraliki_last_backup_timestamp_seconds", "When the last successful backup finished (0: never).",
@@ -542,6 +591,65 @@ public final class SyncService: Sendable {
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+    }
+
+    /// Compares a presented credential with the expected one in time that depends only on
+    /// their lengths, so response times do not reveal how much of a guess was right.
+    static func constantTimeEqual(_ presented: String?, _ expected: String) -> Bool {
+        let a = Array((presented ?? "").utf8)
+        let b = Array(expected.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<b.count { difference |= (index < a.count ? a[index] : 0) ^ b[index] }
+        return difference == 0
+    }
+
+    /// Computes the gauges read from the store: enrolled devices, and per tenant its sequence,
+    /// the lag of its furthest-behind device and its open conflicts (derived again only for
+    /// tenants whose sequence moved since the last refresh). Run by `StoreGaugesService` every
+    /// `metricsRefreshSeconds`, never on a request.
+    public func refreshStoreGauges() throws(StoreError) {
+        let devices = try store.allDevices()
+        var lagByTenant = [String: UInt64]()
+        for tenant in Set(devices.map(\.tenant)) {
+            let sequence = try store.sequence(of: tenant)
+            let lag = devices.filter { $0.tenant == tenant && !$0.isRevoked }.map { sequence - min(sequence, $0.cursor) }
+            lagByTenant[tenant] = lag.max() ?? 0
+            let known = conflictsByTenant.withLock { $0[tenant] }
+            let conflicts: Int
+            if let known, known.sequence == sequence {
+                conflicts = known.count
+            } else {
+                conflicts = try store.state(of: tenant).conflicts().count
+                conflictsByTenant.withLock { $0[tenant] = (sequence, conflicts) }
+            }
+            metrics.set(
+                "kraliki_conflicts_open", "Open conflicts of a tenant.", labels: [("tenant", tenant)],
+                to: Double(conflicts))
+            metrics.set(
+                "kraliki_tenant_sequence", "The last sequence number of a tenant.", labels: [("tenant", tenant)],
+                to: Double(sequence))
+        }
+        for (tenant, lag) in lagByTenant {
+            metrics.set(
+                "kraliki_replica_lag_changes", "Changes the furthest-behind active device of a tenant has not pulled.",
+                labels: [("tenant", tenant)], to: Double(lag))
+        }
+        metrics.set(
+            "kraliki_devices", "Enrolled devices that are not revoked.",
+            to: Double(devices.filter { !$0.isRevoked }.count))
+    }
+
+    /// Checks that the store takes a write transaction, for `/readyz` (every 2 s, by
+    /// `HousekeepingService`); a failure is logged with its cause.
+    public func probeStore() {
+        do {
+            try store.checkWritable()
+            storeWritable.store(true, ordering: .relaxed)
+        } catch {
+            if storeWritable.exchange(false, ordering: .relaxed) {
+                logger.error("the store is not writable; /readyz answers 503", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     // MARK: Bodies

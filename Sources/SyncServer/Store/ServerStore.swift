@@ -21,19 +21,24 @@ public final class ServerStore: Sendable {
     public let path: String
     public let maxForwardDrift: UInt64
     public let maxPullChanges: Int
+    /// See `ServerConfig.Limits.maxUnenrolledReplicas`.
+    public let maxUnenrolledReplicas: Int
     let database: DatabasePool
 
-    private init(path: String, database: DatabasePool, maxForwardDrift: UInt64, maxPullChanges: Int) {
+    private init(
+        path: String, database: DatabasePool, maxForwardDrift: UInt64, maxPullChanges: Int, maxUnenrolledReplicas: Int
+    ) {
         self.path = path
         self.database = database
         self.maxForwardDrift = maxForwardDrift
         self.maxPullChanges = maxPullChanges
+        self.maxUnenrolledReplicas = maxUnenrolledReplicas
     }
 
     /// Opens (or creates) the server store in `directory`.
     public static func open(
         in directory: String, maxForwardDrift: UInt64 = HybridLogicalClock.defaultMaxForwardDrift,
-        maxPullChanges: Int = 1_000, readOnly: Bool = false
+        maxPullChanges: Int = 1_000, maxUnenrolledReplicas: Int = 64, readOnly: Bool = false
     )
         throws(StoreError) -> ServerStore
     {
@@ -56,7 +61,8 @@ public final class ServerStore: Sendable {
             try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try SQLiteFile.migrate(database, migrations: serverSchemaMigrations, path: path, upgrade: "sync-server")
             return ServerStore(
-                path: path, database: database, maxForwardDrift: maxForwardDrift, maxPullChanges: maxPullChanges)
+                path: path, database: database, maxForwardDrift: maxForwardDrift, maxPullChanges: maxPullChanges,
+                maxUnenrolledReplicas: maxUnenrolledReplicas)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -184,6 +190,17 @@ public final class ServerStore: Sendable {
         /// Per change, whether it may hold another device's write (so the ingest thread checks it
         /// exactly); false for nearly every change, found on the request's thread too.
         let mayHoldForeignWrites: [Bool]
+        /// Per change, the replicas it names and its largest kernel (with an author only), taken
+        /// on the request's thread too; the ingest thread looks up only replicas other than the
+        /// author's (``replicaRefusal``).
+        let censuses: [Census?]
+
+        struct Census {
+            /// Each replica named with the newest counter it is named with.
+            let named: VersionVector
+            let largestContext: Int
+            let mostLiveEvents: Int
+        }
 
         public init(batch: PushBatch, tenant: String, device: String? = nil, author: Author? = nil) {
             self.batch = batch
@@ -193,6 +210,13 @@ public final class ServerStore: Sendable {
             newestStamps = batch.changes.map(\.change.newestStamp)
             mayHoldForeignWrites = batch.changes.map { change in
                 author.map { change.change.mayHoldForeignWrites(by: $0) } ?? false
+            }
+            censuses = batch.changes.map { change in
+                guard author != nil else { return nil }
+                let census = change.change.census()
+                return Census(
+                    named: census.replicas, largestContext: census.largestContext,
+                    mostLiveEvents: census.mostLiveEvents)
             }
         }
     }
@@ -233,6 +257,7 @@ public final class ServerStore: Sendable {
         let clock = HybridLogicalClock(replica: ReplicaID(0), maxForwardDrift: maxForwardDrift)
         var ledger = try ensureLedger(tenant, db, wall: wall)
         var rejected = [Rejection]()
+        var replicas = TenantReplicas()
         for (index, (change, newest)) in zip(batch.changes, push.newestStamps).enumerated() {
             if let newest {
                 do throws(ClockError) {
@@ -259,6 +284,24 @@ public final class ServerStore: Sendable {
             if let ownership, let refusing = ownership.refusing {
                 rejected.append(Self.foreignWriteRejection(change, refusing, by: ownership.author))
                 continue
+            }
+            // After the ownership check, which names a forged write more precisely.
+            if let author = push.author, let census = push.censuses[index] {
+                var refusal = try replicaRefusal(census, by: author, tenant, ledger, &replicas, db)
+                if refusal == nil, replicas.namesUnenrolled {
+                    // Each push may name a few replicas a restore forgot; what is stored after
+                    // the merge must hold no more of them than one push may name, or pushes
+                    // would add a few more each time.
+                    refusal =
+                        try mergedRefusal(contacts, author, tenant, &replicas, db)
+                        ?? mergedRefusal(notes, author, tenant, &replicas, db)
+                        ?? mergedRefusal(schedule, author, tenant, &replicas, db)
+                }
+                if let refusal {
+                    rejected.append(
+                        Rejection(localSequence: change.localSequence, code: refusal.code, reason: refusal.reason))
+                    continue
+                }
             }
             try write(contacts, tenant, &ledger, db)
             try write(notes, tenant, &ledger, db)
@@ -328,6 +371,102 @@ public final class ServerStore: Sendable {
         }
     }
 
+    /// What a push's ingest learned of the tenant's enrolled replicas (looked up only for the
+    /// replicas its changes name besides the pusher's own).
+    struct TenantReplicas {
+        var isEnrolled: [ReplicaID: Bool] = [:]
+        var count: Int?
+        /// The change being checked names a replica that is not enrolled (allowed: older than
+        /// the epoch, and few).
+        var namesUnenrolled = false
+
+        /// Whether `replica` has a device row in `tenant` (revoked or not), looked up once.
+        mutating func isEnrolled(_ replica: ReplicaID, _ tenant: String, _ db: Database) throws -> Bool {
+            if let known = isEnrolled[replica] { return known }
+            let enrolled =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM device WHERE id = ? AND tenant = ?"),
+                    arguments: [replica.hex, tenant]) != nil
+            isEnrolled[replica] = enrolled
+            return enrolled
+        }
+    }
+
+    /// `unknown-replica` when a merged entity would name more unenrolled replicas than
+    /// `maxUnenrolledReplicas`.
+    private func mergedRefusal<E: Entity>(
+        _ prepared: [Prepared<E>], _ author: Author, _ tenant: String, _ replicas: inout TenantReplicas,
+        _ db: Database
+    ) throws -> (code: String, reason: String)? {
+        for entity in prepared {
+            var census = ReplicaCensus()
+            entity.after.takeCensus(id: entity.id, &census)
+            var unenrolled = 0
+            for dot in census.replicas.entries where dot.replica != author.device {
+                if try !replicas.isEnrolled(dot.replica, tenant, db) { unenrolled += 1 }
+            }
+            if unenrolled > maxUnenrolledReplicas {
+                return (
+                    "unknown-replica",
+                    "\(E.kind.rawValue) \(entity.idText) would name \(unenrolled) replicas that are not enrolled in "
+                        + "this tenant; at most \(maxUnenrolledReplicas) may come back from a restore"
+                )
+            }
+        }
+        return nil
+    }
+
+    /// Why a change is refused for the replicas it names (nil: it is not): one the tenant never
+    /// enrolled, named with a stamp of this epoch (`unknown-replica`) — a forgery every other
+    /// replica would pull and keep —, more unenrolled replicas than `maxUnenrolledReplicas`
+    /// (those a restore forgot, with older stamps), or a kernel with more context entries or
+    /// live events than the tenant's replicas can make (`oversized-context`).
+    private func replicaRefusal(
+        _ census: Push.Census, by author: Author, _ tenant: String, _ ledger: LedgerRow,
+        _ replicas: inout TenantReplicas, _ db: Database
+    ) throws -> (code: String, reason: String)? {
+        // Nearly every change names only its author's replica in small kernels: no lookup.
+        replicas.namesUnenrolled = false
+        let small = census.largestContext <= 8 && census.mostLiveEvents <= 8
+        if small && census.named.entries.allSatisfy({ $0.replica == author.device }) { return nil }
+        var unenrolled = 0
+        for dot in census.named.entries where dot.replica != author.device {
+            if try replicas.isEnrolled(dot.replica, tenant, db) { continue }
+            replicas.namesUnenrolled = true
+            // Counters are HLC times: milliseconds above 16 logical bits.
+            let physical = dot.counter >> 16
+            if physical >= ledger.othersWritesBefore {
+                return (
+                    "unknown-replica",
+                    "the change names replica \(dot.replica.hex) (stamped \(TimeText.utc(Int64(physical)))), "
+                        + "which was never enrolled in this tenant; a device may send only state made by the tenant's replicas"
+                )
+            }
+            unenrolled += 1
+            if unenrolled > maxUnenrolledReplicas {
+                return (
+                    "unknown-replica",
+                    "the change names more than \(maxUnenrolledReplicas) replicas that are not enrolled in this tenant"
+                )
+            }
+        }
+        if small { return nil }
+        if replicas.count == nil {
+            replicas.count =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT COUNT(*) FROM device WHERE tenant = ?"), arguments: [tenant]) ?? 0
+        }
+        let bound = (replicas.count ?? 0) + maxUnenrolledReplicas
+        if census.largestContext > bound || census.mostLiveEvents > bound {
+            return (
+                "oversized-context",
+                "a value of the change records \(max(census.largestContext, census.mostLiveEvents)) replicas' writes; "
+                    + "this tenant's replicas can make at most \(bound)"
+            )
+        }
+        return nil
+    }
+
     static func foreignWriteRejection(_ change: PushChange, _ write: ForeignWrite, by author: Author) -> Rejection {
         Rejection(
             localSequence: change.localSequence, code: "foreign-write",
@@ -340,6 +479,7 @@ public final class ServerStore: Sendable {
 
     /// One entity of a change, merged and ready to be written.
     struct Prepared<E: Entity> {
+        let id: EntityID
         let idText: String
         let after: E
         let changed: FieldMask
@@ -402,7 +542,7 @@ public final class ServerStore: Sendable {
             {
                 return []
             }
-            result.append(Prepared(idText: idText, after: after, changed: changed, sequences: sequences))
+            result.append(Prepared(id: id, idText: idText, after: after, changed: changed, sequences: sequences))
         }
         return result
     }

@@ -1,0 +1,23 @@
+import Hummingbird
+import NIOCore
+
+/// The request context of every route: Hummingbird's core context, the client's address
+/// (which the per-address enrolment limit keys on) and when the request's channel closes.
+public struct SyncRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    /// Completes when the request's channel (its HTTP/2 stream) closes — a client that resets
+    /// a live stream — so a stream that writes only now and then ends at once, not at its next
+    /// write.
+    let closed: EventLoopFuture<Void>
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+        closed = source.channel.closeFuture
+    }
+
+    /// The client's IP address as text (no port: a client opens connections from many ports),
+    /// or `unknown`.
+    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+}

@@ -1,0 +1,22 @@
+import Logging
+import ServiceLifecycle
+
+/// Computes the gauges read from the store (``SyncService/refreshStoreGauges()``) when the
+/// server starts and then every `metricsRefreshSeconds`, so a `/metrics` scrape costs the same
+/// whatever the tenants hold and whoever calls it.
+struct StoreGaugesService: Service {
+    let service: SyncService
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await SyncService.offload { try service.refreshStoreGauges() }
+                } catch {
+                    service.logger.warning("cannot compute the store gauges", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: .seconds(service.config.metricsRefreshSeconds))
+            }
+        }
+    }
+}
