@@ -19,7 +19,7 @@ public struct ServerLauncher: Sendable {
     public init(config: ServerConfig, logger: Logger? = nil) throws {
         try config.validate()
         self.config = config
-        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        try PrivateFile.createDirectory(config.dataDirectory)
         lock = try DataDirectoryLock(directory: config.dataDirectory)
         certificate = config.cleartextHTTP2 ? nil : try ServerCertificate.prepare(config)
         var secrets = try ServerSecrets.load(config.secretsPath)

@@ -273,6 +273,99 @@ struct HardeningTests {
         await server.stop()
     }
 
+    // MARK: TLS
+
+    /// A root CA, an intermediate it signs and a leaf for 127.0.0.1 the intermediate signs, made
+    /// with openssl in `directory`: `root.pem`, `fullchain.pem` (leaf, then intermediate),
+    /// `leaf.key`, `leaf.der`.
+    static func makeChain(in directory: String) async throws {
+        func openssl(_ arguments: [String]) async throws {
+            let result = try await ChildProcess.run("/usr/bin/openssl", arguments)
+            guard result.status == 0 else { throw CertificateFailure("openssl \(arguments): \(result.stderr)") }
+        }
+        func path(_ name: String) -> String { directory + "/" + name }
+        try "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n".write(
+            toFile: path("ca.ext"), atomically: true, encoding: .utf8)
+        try "basicConstraints=critical,CA:false\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n".write(
+            toFile: path("leaf.ext"), atomically: true, encoding: .utf8)
+        for name in ["root", "intermediate", "leaf"] {
+            try await openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("\(name).key")])
+        }
+        try await openssl([
+            "req", "-x509", "-new", "-key", path("root.key"), "-subj", "/CN=Test Root", "-days", "2",
+            "-addext", "basicConstraints=critical,CA:true", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", path("root.pem"),
+        ])
+        for (name, issuer, subject, ext) in [
+            ("intermediate", "root", "/CN=Test Intermediate", "ca.ext"), ("leaf", "intermediate", "/CN=127.0.0.1", "leaf.ext"),
+        ] {
+            try await openssl(["req", "-new", "-key", path("\(name).key"), "-subj", subject, "-out", path("\(name).csr")])
+            try await openssl([
+                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(issuer).pem"), "-CAkey", path("\(issuer).key"),
+                "-CAcreateserial", "-days", "1", "-extfile", path(ext), "-out", path("\(name).pem"),
+            ])
+        }
+        try await openssl(["x509", "-in", path("leaf.pem"), "-outform", "DER", "-out", path("leaf.der")])
+        let chain = try String(contentsOfFile: path("leaf.pem"), encoding: .utf8)
+            + String(contentsOfFile: path("intermediate.pem"), encoding: .utf8)
+        try chain.write(toFile: path("fullchain.pem"), atomically: true, encoding: .utf8)
+        chmod(path("leaf.key"), 0o600)
+    }
+
+    struct CertificateFailure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    @Test("a fullchain.pem (CA-signed leaf + intermediate) loads, is served whole, and the leaf is pinned")
+    func fullChain() async throws {
+        let directory = TempDirectory("chain")
+        try FileManager.default.createDirectory(atPath: directory.sub("pki"), withIntermediateDirectories: true)
+        try await Self.makeChain(in: directory.sub("pki"))
+        let server = try await RunningServer.start(directory: directory) {
+            $0.tlsCertificate = directory.sub("pki/fullchain.pem")
+            $0.tlsKey = directory.sub("pki/leaf.key")
+        }
+        let leaf = try Data(contentsOf: URL(fileURLWithPath: directory.sub("pki/leaf.der")))
+        #expect(server.fingerprint == ServerCertificate.fingerprint(der: Array(leaf)))
+        // A client that trusts only the root can verify the leaf only if the server sends the
+        // intermediate with it.
+        let answer = try await ChildProcess.run(
+            "/usr/bin/curl",
+            ["--silent", "--show-error", "--http2", "--cacert", directory.sub("pki/root.pem"), server.url + "/healthz"])
+        #expect(answer.status == 0, "\(answer.stderr)")
+        #expect(answer.stdout.contains("ok"))
+        await server.stop()
+    }
+
+    // MARK: Files
+
+    @Test("backups, restored stores and a new data directory are private to the server's user")
+    func privateFiles() async throws {
+        func mode(_ path: String) throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1) & 0o777
+        }
+        let server = try await RunningServer.start()
+        #expect(try mode(server.directory.sub("data")) == 0o700)
+        #expect(try mode(server.directory.sub("data/server.sqlite")) == 0o600)
+        let backup = server.directory.sub("backup.sqlite")
+        try server.store.backup(to: backup, wall: SyncService.systemWall())
+        #expect(try mode(backup) == 0o600)
+        // An existing file is never written into.
+        #expect(throws: StoreError.self) { try server.store.backup(to: backup, wall: SyncService.systemWall()) }
+        await server.stop()
+        let restored = server.directory.sub("restored")
+        _ = try ServerStore.restore(from: backup, into: restored, wall: SyncService.systemWall())
+        #expect(try mode(restored) == 0o700)
+        #expect(try mode(restored + "/server.sqlite") == 0o600)
+        // Production refuses a data directory others can read.
+        chmod(restored, 0o755)
+        var config = ServerConfig()
+        config.dataDirectory = restored
+        let problems = config.productionProblems(certificate: nil, secrets: nil)
+        #expect(problems.contains { $0.setting == "dataDirectory" && $0.message.contains("chmod 700") })
+    }
+
     // MARK: Configuration
 
     @Test("every duration and count is checked at start, naming the setting")

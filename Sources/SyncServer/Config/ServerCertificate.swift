@@ -34,10 +34,24 @@ public struct ServerCertificate: Sendable {
         guard FileManager.default.isReadableFile(atPath: keyPath) else {
             throw ServerConfig.Problem(setting: "tlsKey", message: "cannot read \(keyPath)")
         }
+        // The file may hold a chain (fullchain.pem: the leaf first, then intermediates, as every
+        // public CA issues it); the leaf is the server's certificate, the whole chain is served.
         let certificate: Certificate
-        do { certificate = try Certificate(pemEncoded: pem) } catch {
+        do {
+            let documents = try PEMDocument.parseMultiple(pemString: pem)
+            guard let leaf = documents.first(where: { $0.discriminator == "CERTIFICATE" }) else {
+                throw ServerConfig.Problem(setting: "tlsCertificate", message: "\(certificatePath) holds no certificate")
+            }
+            certificate = try Certificate(pemDocument: leaf)
+            for document in documents where document.discriminator == "CERTIFICATE" {
+                _ = try Certificate(pemDocument: document)
+            }
+        } catch let problem as ServerConfig.Problem {
+            throw problem
+        } catch {
             throw ServerConfig.Problem(
-                setting: "tlsCertificate", message: "\(certificatePath) is not a PEM certificate")
+                setting: "tlsCertificate",
+                message: "\(certificatePath) is not a PEM certificate or chain of certificates: \(error)")
         }
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)

@@ -49,6 +49,20 @@ extension ServerConfig {
                     message: "production needs a real certificate and key (tlsCertificate, tlsKey), not a generated one"
                 ))
         }
+        if let mode = Self.mode(of: dataDirectory), mode & 0o077 != 0 {
+            problems.append(
+                Problem(
+                    setting: "dataDirectory",
+                    message:
+                        "\(dataDirectory) is open to others (mode \(String(mode & 0o777, radix: 8))); chmod 700 it"))
+        }
+        for file in [ServerStore.fileName, ServerStore.fileName + "-wal"] {
+            let path = dataURL.appendingPathComponent(file).path
+            if let mode = Self.mode(of: path), mode & 0o077 != 0 {
+                problems.append(
+                    Problem(setting: "dataDirectory", message: "\(path) is readable by others; chmod 600 it"))
+            }
+        }
         if let mode = Self.mode(of: keyPath), mode & 0o077 != 0 {
             problems.append(
                 Problem(

@@ -19,6 +19,7 @@ extension ServerStore {
             throw StoreError(.alreadyInitialized, "\(file) already exists; choose a new backup file")
         }
         return try wrap {
+            try PrivateFile.create(file)
             let destination = try DatabaseQueue(path: file)
             try database.backup(to: destination)
             try destination.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
@@ -63,11 +64,10 @@ extension ServerStore {
                 throw StoreError(
                     .corrupt, "\(file) fails its integrity check (\(check.prefix(3).joined(separator: "; ")))")
             }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try PrivateFile.createDirectory(directory)
             let staging = path + ".restoring"
             for suffix in ["", "-wal", "-shm"] { unlink(staging + suffix) }
-            try FileManager.default.copyItem(atPath: file, toPath: staging)
-            try SQLiteFile.fsync(staging)
+            try PrivateFile.copy(file, to: staging)
             for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
             guard rename(staging, path) == 0 else { throw StoreError(.io, "cannot move the restored file into place") }
             try SQLiteFile.fsync(directory)

@@ -44,7 +44,8 @@ public final class ServerStore: Sendable {
     {
         let path = (directory as NSString).appendingPathComponent(fileName)
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try PrivateFile.createDirectory(directory)
+            if !FileManager.default.fileExists(atPath: path) { try PrivateFile.create(path) }
             var configuration = Configuration()
             configuration.journalMode = .wal
             configuration.busyMode = .timeout(10)
