@@ -59,6 +59,9 @@ struct InitCommand: AsyncParsableCommand {
                         "user": credentials.user, "role": credentials.role, "tenant": credentials.tenant,
                         "replica": credentials.deviceId,
                     ])
+                // Said, never silent: no fingerprint means any publicly trusted certificate for
+                // the name is taken for the server.
+                if credentials.trust == .system { console.say("init.system-trust") }
             }
         }
     }

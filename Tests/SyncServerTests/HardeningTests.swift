@@ -338,6 +338,25 @@ struct HardeningTests {
         await server.stop()
     }
 
+    @Test("a replica whose pinned certificate is missing refuses to connect, saying how to re-pin")
+    func pinningFailsClosed() async throws {
+        let server = try await RunningServer.start()
+        let directory = server.directory.sub("jana")
+        let jana = try await server.enrolReplica(in: directory, user: "jana")
+        #expect(jana.credentials.trust == .pinned)
+        await jana.close()
+        unlink(directory + "/" + DeviceCredentials.certificateFileName)
+        do {
+            let client = try HTTPSyncClient.enrolled(in: directory)
+            try? await client.shutdown()
+            Issue.record("a replica without its pinned certificate connected (to the system's trust store)")
+        } catch let failure as SyncFailure {
+            #expect(failure.code == .untrustedServer)
+            #expect(failure.message.contains("re-pin"))
+        }
+        await server.stop()
+    }
+
     // MARK: Files
 
     @Test("backups, restored stores and a new data directory are private to the server's user")

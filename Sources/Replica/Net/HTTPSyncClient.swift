@@ -18,18 +18,36 @@ public struct DeviceCredentials: Codable, Sendable, Equatable {
     public let user: String
     public let role: String
     public let token: String
+    /// Whom the replica trusts to be its server, decided at enrolment; nil in files written
+    /// before it was recorded (then: the certificate file when there is one).
+    public let trust: Trust?
+
+    /// How a replica checks its server's certificate.
+    public enum Trust: String, Codable, Sendable {
+        /// Exactly the certificate whose fingerprint the enrolment string carried
+        /// (`server-cert.pem`).
+        case pinned
+        /// Certificates issued by the CA file given at enrolment (copied to `server-cert.pem`).
+        case ca
+        /// The system's certificate authorities: the enrolment string had no fingerprint.
+        case system
+    }
 
     public static let fileName = "device.json"
     /// The pinned server certificate (or the CA given at enrolment).
     public static let certificateFileName = "server-cert.pem"
 
-    public init(server: String, deviceId: String, tenant: String, user: String, role: String, token: String) {
+    public init(
+        server: String, deviceId: String, tenant: String, user: String, role: String, token: String,
+        trust: Trust? = nil
+    ) {
         self.server = server
         self.deviceId = deviceId
         self.tenant = tenant
         self.user = user
         self.role = role
         self.token = token
+        self.trust = trust
     }
 
     public static func load(from directory: String) throws(SyncFailure) -> DeviceCredentials {
@@ -135,12 +153,29 @@ public final class HTTPSyncClient: ConcurrentSyncTransport, ImageSyncTransport {
     }
 
     /// A client for an enrolled replica in `directory`.
+    /// The client of the replica enrolled in `directory`, trusting what it trusted at enrolment.
+    /// A pinned certificate (or CA) that is missing or unreadable refuses: falling back to the
+    /// system's authorities would let anyone with a publicly trusted certificate for the name
+    /// receive the device token.
     public static func enrolled(in directory: String) throws -> HTTPSyncClient {
         let credentials = try DeviceCredentials.load(from: directory)
-        let pem = try? String(
-            contentsOfFile: (directory as NSString).appendingPathComponent(DeviceCredentials.certificateFileName),
-            encoding: .utf8)
-        return try HTTPSyncClient(server: credentials.server, token: credentials.token, trustPEM: pem)
+        let path = (directory as NSString).appendingPathComponent(DeviceCredentials.certificateFileName)
+        let pem = try? String(contentsOfFile: path, encoding: .utf8)
+        switch credentials.trust {
+        case .pinned?, .ca?:
+            guard let pem, !pem.isEmpty else {
+                throw SyncFailure(
+                    .untrustedServer,
+                    "\(path) is missing or unreadable, and this replica trusts only the certificate it holds; "
+                        + "restore the file from a backup of this directory, or ask an admin for a new enrolment "
+                        + "string and re-pin with `replica-cli init --rejoin ENROLMENT`")
+            }
+            return try HTTPSyncClient(server: credentials.server, token: credentials.token, trustPEM: pem)
+        case .system?:
+            return try HTTPSyncClient(server: credentials.server, token: credentials.token, trustPEM: nil)
+        case nil:
+            return try HTTPSyncClient(server: credentials.server, token: credentials.token, trustPEM: pem)
+        }
     }
 
     /// Closes connections; call before dropping the client.

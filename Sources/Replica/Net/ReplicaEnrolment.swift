@@ -51,12 +51,17 @@ public enum ReplicaEnrolment {
         }
         let credentials = DeviceCredentials(
             server: link.server, deviceId: answer.deviceId, tenant: answer.tenant, user: answer.user, role: answer.role,
-            token: answer.token)
+            token: answer.token, trust: trustMode(link, caFile: caFile))
         let certificatePath = (directory as NSString).appendingPathComponent(DeviceCredentials.certificateFileName)
         if let trust { try PrivateFile.write(Data(trust.utf8), to: certificatePath) } else { unlink(certificatePath) }
         try credentials.write(to: directory)
         try store.setServer(link.server)
         return Result(credentials: credentials, epoch: answer.epoch)
+    }
+
+    /// What the replica trusts from now on (see `trustedCertificate`).
+    private static func trustMode(_ link: EnrolmentLink, caFile: String?) -> DeviceCredentials.Trust {
+        caFile != nil ? .ca : link.fingerprint != nil ? .pinned : .system
     }
 
     /// The certificate to trust: a CA file, or the server's own certificate checked against the
@@ -118,7 +123,7 @@ public enum ReplicaEnrolment {
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let credentials = DeviceCredentials(
             server: link.server, deviceId: answer.deviceId, tenant: answer.tenant, user: answer.user, role: answer.role,
-            token: answer.token)
+            token: answer.token, trust: trustMode(link, caFile: caFile))
         if let trust {
             try PrivateFile.write(
                 Data(trust.utf8),

@@ -192,6 +192,9 @@ public struct Catalogue: Sendable {
         "init.done": "Enrolled as {user} ({role}) in tenant {tenant}; replica {replica}. "
             + "Run `replica-cli sync` to fetch the data.",
         "init.need-link": "Give the enrolment string, or --server, --code and --fingerprint (or --ca).",
+        "init.system-trust": "The enrolment string carries no certificate fingerprint: this replica trusts any "
+            + "certificate the system's authorities issued for the server's name. Ask for a string with sha256= "
+            + "to pin the server's own certificate.",
         // Labels
         "status.replica": "Replica",
         "status.user": "User",
@@ -366,6 +369,9 @@ public struct Catalogue: Sendable {
         "init.done": "Zaregistrováno jako {user} ({role}) v tenantu {tenant}; replika {replica}. "
             + "Data stáhnete příkazem `replica-cli sync`.",
         "init.need-link": "Zadejte registrační řetězec, nebo --server, --code a --fingerprint (případně --ca).",
+        "init.system-trust": "Registrační řetězec nenese otisk certifikátu: replika důvěřuje každému certifikátu, "
+            + "který pro jméno serveru vydaly autority systému. Chcete-li připnout vlastní certifikát serveru, "
+            + "vyžádejte si řetězec se sha256=.",
         "status.replica": "Replika",
         "status.user": "Uživatel",
         "status.role": "Role",
