@@ -1,6 +1,7 @@
 // The `sync-server` executable stays thin: it parses arguments, resolves the config and calls
 // SyncServer. Every failure is one plain sentence on stderr and a non-zero exit code.
 import ArgumentParser
+import CRDT
 import Foundation
 import Logging
 import Replica
@@ -101,6 +102,9 @@ struct Enroll: AsyncParsableCommand {
     @Option(help: "Tenant (created if new).") var tenant: String
     @Option(help: "User (created if new).") var user: String
     @Option(help: "agent, field, supervisor or admin.") var role: String
+    @Option(
+        help: "Disaster recovery: the replica ID (16 hex digits, `replica-cli status`) that rejoins with this code.")
+    var rejoin: String?
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -116,10 +120,17 @@ struct Enroll: AsyncParsableCommand {
             } else {
                 fingerprint = try ServerCertificate.prepare(config).fingerprint
             }
+            var replica: ReplicaID?
+            if let rejoin {
+                guard let parsed = ReplicaID(hex: rejoin), parsed.rawValue != 0 else {
+                    throw ServerConfig.Problem(setting: "--rejoin", message: "must be a replica ID of 16 hexadecimal digits")
+                }
+                replica = parsed
+            }
             let store = try ServerStore.open(in: config.dataDirectory)
             let code = try store.createEnrolmentCode(
                 tenant: tenant, user: user, role: role, wall: SyncService.systemWall(),
-                lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: "cli")
+                lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: "cli", rejoinReplica: replica)
             let link = EnrolmentLink(server: config.url, code: code.code, fingerprint: fingerprint)
             if json {
                 struct Output: Encodable {

@@ -168,13 +168,14 @@ struct TenantIsolationDrillTests {
             guard answer.status == 201, let code = answer.json?["code"] as? String else {
                 return wrong("enrolment code: \(answer.status) \(answer.text)")
             }
-            // The role changes at once: the server forgets the user's cached devices.
-            rolesByUser[tenant][user] = [role]
             let enrolled = try await raw.send(.POST, "/v1/enroll", json: #"{"code":"\#(code)"}"#)
             totals.requests += 1
             guard enrolled.status == 201, let id = enrolled.json?["deviceId"] as? String,
                 let token = enrolled.json?["token"] as? String
             else { return wrong("enrol: \(enrolled.status) \(enrolled.text)") }
+            // The code's role is given when the code is used: the server forgets the user's
+            // cached devices then.
+            rolesByUser[tenant][user] = [role]
             checkNoLeak(enrolled, to: tenant, "enrol")
             devices.append(Device(id: id, token: token, tenant: tenant, user: user))
             totals.devices += 1

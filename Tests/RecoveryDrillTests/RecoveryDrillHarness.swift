@@ -92,13 +92,14 @@ final class RecoveryServerProcess {
 
     /// A fresh enrolment code for `user`, from the real `sync-server enroll` (it writes to the
     /// store beside the running server).
-    func enrolment(user: String, role: String = "agent") async throws -> EnrolmentLink {
+    /// `rejoin`: the replica ID the code is for (a rejoin after a restore).
+    func enrolment(user: String, role: String = "agent", rejoin: String? = nil) async throws -> EnrolmentLink {
         let output = try await ChildProcess.run(
             Self.syncServer,
             [
                 "enroll", "--data", data, "--host", "127.0.0.1", "--port", "\(port)", "--tenant", "acme", "--user",
                 user, "--role", role, "--json",
-            ])
+            ] + (rejoin.map { ["--rejoin", $0] } ?? []))
         let object = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any]
         guard let text = object?["enrolment"] as? String else {
             throw DrillFailure("sync-server enroll printed \(output)")

@@ -118,7 +118,10 @@ struct RestoreDrillTests {
                         #expect(report.epochChanged, "seed \(seed): writer \(writer.index) saw no new epoch")
                     }
                 } catch let failure as SyncFailure where failure.code == .revokedDevice && writer.index == 3 {
-                    try await writer.rejoin(try await server.enrolment(user: "writer3"))
+                    // The admin names the replica on the code: only it may rejoin with it.
+                    try await writer.rejoin(
+                        try await server.enrolment(
+                            user: "writer3", rejoin: writer.replica.store.identity.replica.hex))
                     figures.rejoined += 1
                     let report = try await writer.replica.sync()
                     figures.repushed += report.pushedChanges

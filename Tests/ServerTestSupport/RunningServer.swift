@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
@@ -76,16 +77,21 @@ public final class RunningServer: @unchecked Sendable {
     }
 
     /// A one-time code for `user` (created with `role`).
-    public func code(tenant: String = "acme", user: String, role: Role = .agent) throws -> String {
+    public func code(tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil) throws
+        -> String
+    {
         try store.createEnrolmentCode(
-            tenant: tenant, user: user, role: role, wall: SyncService.systemWall(), actor: "test"
+            tenant: tenant, user: user, role: role, wall: SyncService.systemWall(), actor: "test", rejoinReplica: rejoin
         )
         .code
     }
 
-    /// The enrolment string for `user`.
-    public func link(tenant: String = "acme", user: String, role: Role = .agent) throws -> EnrolmentLink {
-        EnrolmentLink(server: url, code: try code(tenant: tenant, user: user, role: role), fingerprint: fingerprint)
+    /// The enrolment string for `user` (for `rejoin`, a rejoin of that replica only).
+    public func link(tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil) throws
+        -> EnrolmentLink
+    {
+        EnrolmentLink(
+            server: url, code: try code(tenant: tenant, user: user, role: role, rejoin: rejoin), fingerprint: fingerprint)
     }
 
     /// Enrols a new replica in `directory` and opens it with its HTTP client.

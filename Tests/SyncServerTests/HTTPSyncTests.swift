@@ -325,9 +325,21 @@ struct HTTPSyncTests {
         } catch let failure as SyncFailure {
             #expect(failure.code == .rejectedRequest)
         }
-        for user in ["jana", "petr"] {
+        // A code that names no replica, or another one, does not let a replica rejoin: the admin
+        // names the replica whose stamps the code's holder may keep writing under.
+        for other in [nil, ReplicaID(hex: petr.credentials.deviceId)] {
+            do {
+                _ = try await ReplicaEnrolment.rejoin(
+                    try fresh.link(user: "jana", role: .field, rejoin: other), directory: directory.sub("jana"))
+                Issue.record("jana's replica rejoined with a code for \(other?.hex ?? "no replica")")
+            } catch let failure as SyncFailure {
+                #expect(failure.code == .rejectedRequest)
+            }
+        }
+        for (user, replica) in [("jana", jana.credentials.deviceId), ("petr", petr.credentials.deviceId)] {
             _ = try await ReplicaEnrolment.rejoin(
-                try fresh.link(user: user, role: user == "jana" ? .field : .agent), directory: directory.sub(user))
+                try fresh.link(user: user, role: user == "jana" ? .field : .agent, rejoin: ReplicaID(hex: replica)),
+                directory: directory.sub(user))
         }
         let rejoined = try [
             EnrolledReplica(directory: directory.sub("jana")), EnrolledReplica(directory: directory.sub("petr")),
@@ -347,7 +359,8 @@ struct HTTPSyncTests {
         // The same ID cannot rejoin twice.
         do {
             _ = try await ReplicaEnrolment.rejoin(
-                try fresh.link(user: "jana", role: .field), directory: directory.sub("jana"))
+                try fresh.link(user: "jana", role: .field, rejoin: ReplicaID(hex: jana.credentials.deviceId)),
+                directory: directory.sub("jana"))
             Issue.record("a replica ID was enrolled twice")
         } catch let failure as SyncFailure {
             #expect(failure.message.contains("already enrolled"))

@@ -258,6 +258,28 @@ struct HardeningTests {
 
     // MARK: Authentication
 
+    @Test("issuing a code changes nobody's role; the code's own role is given when it is used")
+    func roleTravelsOnTheCode() async throws {
+        let server = try await RunningServer.start()
+        let raw = try RawClient(server: server)
+        let admin = try await raw.enrol(server, user: "boss", role: .admin)
+        let agent = try await raw.enrol(server, user: "ana", role: .agent)
+        // An admin code for ana, not yet used: ana's device is still an agent's.
+        let issued = try await raw.send(
+            .POST, "/v1/admin/enrolments", token: admin.token, json: #"{"user":"ana","role":"admin"}"#)
+        #expect(issued.status == 201)
+        #expect(try await raw.send(.GET, "/v1/admin/devices", token: agent.token).status == 403)
+        // A later code for another role does not change what the first one gives.
+        _ = try server.code(user: "ana", role: .field)
+        let code = try #require(issued.json?["code"] as? String)
+        let used = try await raw.send(.POST, "/v1/enroll", json: #"{"code":"\#(code)"}"#)
+        #expect(used.status == 201)
+        #expect(used.json?["role"] as? String == "admin")
+        #expect(try await raw.send(.GET, "/v1/admin/devices", token: agent.token).status == 200)
+        await raw.shutdown()
+        await server.stop()
+    }
+
     @Test("a device revoked by another process is refused at its very next request")
     func revokeHasNoWindow() async throws {
         let server = try await RunningServer.start()

@@ -196,7 +196,11 @@ func serverSchemaMatchesFiles() throws {
     let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
     let embedded = try String(
         contentsOfFile: root.path + "/Sources/SyncServer/Store/ServerSchema.swift", encoding: .utf8)
-    #expect(files == ["0001_initial.sql", "0002_devices.sql", "0003_retention.sql", "0004_others_writes.sql"])
+    #expect(
+        files == [
+            "0001_initial.sql", "0002_devices.sql", "0003_retention.sql", "0004_others_writes.sql",
+            "0005_code_role_and_rejoin.sql",
+        ])
     for file in files {
         let sql = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
         #expect(

@@ -104,14 +104,25 @@ extension ServerStore {
 
     /// Creates (or updates the role of) `user` in `tenant` and a one-time enrolment code for them.
     /// Works while a server runs on the same file (SQLite serializes the writers).
+    /// Issues a one-time code that enrols a device of `user` with `role`. The role is stored on
+    /// the code and given when the code is used: issuing a code changes nobody's rights (a new
+    /// user is created with the role, and has no device until the code is used).
+    /// `rejoinReplica`: the replica ID a rejoin with this code must claim (disaster recovery); the
+    /// code then serves that rejoin only.
     public func createEnrolmentCode(
         tenant: String, user: String, role: Role, wall: UInt64, lifetimeMs: UInt64 = ServerStore.defaultCodeLifetimeMs,
-        actor: String
+        actor: String, rejoinReplica: ReplicaID? = nil
     ) throws -> EnrolmentCode {
         if let reason = Names.checkTenant(tenant) {
             throw DeviceError(code: .invalidName, field: "tenant", message: reason)
         }
         if let reason = Names.checkUser(user) { throw DeviceError(code: .invalidName, field: "user", message: reason) }
+        if let rejoinReplica, rejoinReplica.rawValue == 0 {
+            throw DeviceError(code: .invalidName, field: "rejoinReplica", message: "a replica ID is 16 hexadecimal digits")
+        }
+        guard lifetimeMs >= 1, lifetimeMs <= 366 * 86_400_000 else {
+            throw DeviceError(code: .invalidName, field: "lifetime", message: "a code lives 1 ms to a year")
+        }
         let code = Self.makeCode()
         let expires = wall + lifetimeMs
         try wrapDevices {
@@ -119,17 +130,20 @@ extension ServerStore {
                 try db.execute(
                     sql: """
                         INSERT INTO server_user (tenant, name, role, created_ms) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (tenant, name) DO UPDATE SET role = excluded.role
+                        ON CONFLICT (tenant, name) DO NOTHING
                         """, arguments: [tenant, user, role.rawValue, Int64(wall)])
                 try db.execute(
                     sql: """
-                        INSERT INTO enrolment_code (code_sha256, tenant, user, created_ms, expires_ms)
-                        VALUES (?, ?, ?, ?, ?)
+                        INSERT INTO enrolment_code (code_sha256, tenant, user, created_ms, expires_ms, role, rejoin_replica)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [Self.digest(Self.normalizedCode(code)), tenant, user, Int64(wall), Int64(expires)])
-                try Self.audit(
-                    db, wall: wall, tenant: tenant, actor: actor, action: "enrolment-code",
-                    detail: ["user": user, "role": role.rawValue, "expires_ms": String(expires)])
+                    arguments: [
+                        Self.digest(Self.normalizedCode(code)), tenant, user, Int64(wall), Int64(expires), role.rawValue,
+                        rejoinReplica?.hex,
+                    ])
+                var detail = ["user": user, "role": role.rawValue, "expires_ms": String(expires)]
+                if let rejoinReplica { detail["rejoin"] = rejoinReplica.hex }
+                try Self.audit(db, wall: wall, tenant: tenant, actor: actor, action: "enrolment-code", detail: detail)
             }
         }
         return EnrolmentCode(code: code, tenant: tenant, user: user, role: role, expiresMs: expires)
@@ -151,10 +165,12 @@ extension ServerStore {
                     let row = try Row.fetchOne(
                         db,
                         sql: """
-                            SELECT c.tenant, c.user, c.expires_ms, c.used_ms, u.role FROM enrolment_code c
+                            SELECT c.tenant, c.user, c.expires_ms, c.used_ms, COALESCE(c.role, u.role),
+                                   c.rejoin_replica, c.revoked_ms
+                            FROM enrolment_code c
                             JOIN server_user u ON u.tenant = c.tenant AND u.name = c.user WHERE c.code_sha256 = ?
                             """, arguments: [hash]),
-                    (row[3] as Int64?) == nil, UInt64(row[2] as Int64) > wall
+                    (row[3] as Int64?) == nil, (row[6] as Int64?) == nil, UInt64(row[2] as Int64) > wall
                 else {
                     throw DeviceError(
                         code: .invalidCode, field: "code",
@@ -163,12 +179,30 @@ extension ServerStore {
                 let tenant: String = row[0]
                 let user: String = row[1]
                 let role = Role(rawValue: row[4]) ?? .agent
+                let rejoinReplica: String? = row[5]
                 var id: String
+                if let rejoinReplica, rejoining?.replica.lowercased() != rejoinReplica {
+                    throw DeviceError(
+                        code: .invalidCode, field: "code",
+                        message:
+                            "this code was issued for replica \(rejoinReplica) to rejoin; that replica must use it "
+                            + "(`replica-cli init --rejoin`)")
+                }
                 if let rejoining {
                     guard let replica = ReplicaID(hex: rejoining.replica), replica.rawValue != 0 else {
                         throw DeviceError(
                             code: .invalidName, field: "rejoining.replica",
                             message: "a replica ID is 16 hexadecimal digits")
+                    }
+                    // A rejoin keeps the replica's stamps: only the replica the issuing admin
+                    // named may claim them (any other ID would let a code's holder write under
+                    // another user's stamps after a restore freed it).
+                    guard rejoinReplica == replica.hex else {
+                        throw DeviceError(
+                            code: .invalidCode, field: "code",
+                            message:
+                                "this code does not name replica \(replica.hex) for a rejoin; ask an admin for a "
+                                + "rejoin code for it (`sync-server enroll --rejoin \(replica.hex)`)")
                     }
                     // Checked before the code is spent: a replica keeps its tenant and user.
                     guard rejoining.tenant == tenant, rejoining.user == user else {
@@ -197,6 +231,10 @@ extension ServerStore {
                 try db.execute(
                     sql: "UPDATE enrolment_code SET used_ms = ?, device = ? WHERE code_sha256 = ?",
                     arguments: [Int64(wall), id, hash])
+                // The code's role, from now on, for every device of the user.
+                try db.execute(
+                    sql: "UPDATE server_user SET role = ? WHERE tenant = ? AND name = ?",
+                    arguments: [role.rawValue, tenant, user])
                 try Self.audit(
                     db, wall: wall, tenant: tenant, actor: id, action: rejoining == nil ? "enrol" : "rejoin",
                     detail: ["user": user, "device": id])

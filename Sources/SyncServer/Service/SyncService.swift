@@ -287,6 +287,8 @@ public final class SyncService: Sendable {
             let enrolment = try await Self.offload {
                 try store.enrol(code: body.code, wall: wall, rejoining: body.rejoining)
             }
+            // The code's role is the user's now: their devices act under it from their next request.
+            devices.forget(tenant: enrolment.tenant, user: enrolment.user)
             logger.info(
                 "device enrolled",
                 metadata: [
@@ -310,6 +312,8 @@ public final class SyncService: Sendable {
     struct EnrolmentRequest: Codable {
         let user: String
         let role: Role
+        /// For disaster recovery: the replica ID that will rejoin with this code (and only it).
+        let rejoinReplica: String?
     }
 
     struct EnrolmentResponse: Codable {
@@ -324,12 +328,20 @@ public final class SyncService: Sendable {
     func createEnrolment(_ request: Request, _ call: Call) async throws -> Response {
         let body: EnrolmentRequest = try await decodeJSON(request, call)
         let device = call.device!
+        var rejoin: ReplicaID?
+        if let text = body.rejoinReplica {
+            guard let replica = ReplicaID(hex: text), replica.rawValue != 0 else {
+                throw Problem.badRequest(
+                    "invalid-name", "rejoinReplica must be a replica ID of 16 hexadecimal digits",
+                    field: "rejoinReplica")
+            }
+            rejoin = replica
+        }
         do {
+            // The role is stored on the code and given when it is used: issuing changes no rights.
             let code = try store.createEnrolmentCode(
                 tenant: device.tenant, user: body.user, role: body.role, wall: call.wall,
-                lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: device.id)
-            // A code for an existing user may change their role: their devices act under it at once.
-            devices.forget(tenant: device.tenant, user: body.user)
+                lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: device.id, rejoinReplica: rejoin)
             return try Self.json(
                 EnrolmentResponse(
                     code: code.code, tenant: code.tenant, user: code.user, role: code.role, expiresMs: code.expiresMs,
