@@ -219,12 +219,14 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option var user: String
         @Option(help: "agent, field, supervisor or admin.") var role: String
+        @Option(help: "Disaster recovery: the replica ID (16 hex digits) that rejoins with this string, and only it.")
+        var rejoin: String?
 
         func run() async throws {
             let console = Console(global)
             try await console.run {
                 try await AdminCommand.withAdmin(console, command: "enroll", need: .admin) { admin in
-                    let enrolment = try await admin.enrol(user: user, role: role)
+                    let enrolment = try await admin.enrol(user: user, role: role, rejoin: rejoin)
                     if console.json { return console.emit(enrolment) }
                     console.say(
                         "admin.enrolment",

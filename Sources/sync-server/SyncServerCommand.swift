@@ -29,7 +29,9 @@ struct SyncServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync-server",
         abstract: "The Kraliki Sync server: HTTP/2 over TLS with an embedded SQLite store.",
-        subcommands: [Serve.self, Enroll.self, Secrets.self, Backup.self, Restore.self, Collect.self],
+        subcommands: [
+            Serve.self, Enroll.self, Enrolments.self, Secrets.self, Backup.self, Restore.self, Collect.self,
+        ],
         defaultSubcommand: Serve.self)
 }
 
@@ -155,6 +157,58 @@ struct Enroll: AsyncParsableCommand {
                     On the device run:
                       replica-cli init '\(link)'
                     """)
+            }
+        }
+    }
+}
+
+struct Enrolments: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List or withdraw a tenant's enrolment codes that were not used yet (works while the server runs).",
+        subcommands: [List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The tenant's codes that can still enrol a device: ID, user, role, expiry.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Tenant.") var tenant: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await failing {
+                let config = try options.resolve()
+                let codes = try ServerStore.open(in: config.dataDirectory).pendingCodes(
+                    tenant: tenant, wall: SyncService.systemWall())
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try encoder.encode(codes), as: UTF8.self))
+                } else if codes.isEmpty {
+                    print("no pending enrolment codes in \(tenant)")
+                } else {
+                    for code in codes {
+                        let expires = TimeText.utc(Int64(code.expiresMs))
+                        let rejoin = code.rejoinReplica.map { ", rejoin of \($0)" } ?? ""
+                        print("\(code.id)  \(code.user) (\(code.role.rawValue)), valid until \(expires)\(rejoin)")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw a pending code (by the ID `enrolments list` shows): it enrols nothing any more.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Tenant.") var tenant: String
+        @Argument(help: "The code's ID (16 hex digits, from `enrolments list`).") var id: String
+
+        func run() async throws {
+            try await failing {
+                let config = try options.resolve()
+                let code = try ServerStore.open(in: config.dataDirectory).revokeCode(
+                    id: id.lowercased(), tenant: tenant, actor: "cli", wall: SyncService.systemWall())
+                print("withdrew enrolment code \(code.id) for \(code.user) (\(code.role.rawValue)) in \(tenant)")
             }
         }
     }

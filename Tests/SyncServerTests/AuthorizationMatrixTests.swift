@@ -36,6 +36,9 @@ struct AuthorizationMatrixTests {
         "GET /v1/admin/devices": [401, 401, 401, 200, 403, 403, 200],
         "GET /v1/admin/users": [401, 401, 401, 200, 403, 403, 200],
         "GET /v1/admin/audit": [401, 401, 401, 200, 403, 403, 200],
+        "GET /v1/admin/enrolments": [401, 401, 401, 200, 403, 403, 200],
+        "POST /v1/admin/enrolments/{id}/revoke same": [401, 401, 401, 200, 403, 403, 200],
+        "POST /v1/admin/enrolments/{id}/revoke other": [401, 401, 401, 404, 403, 403, 404],
         "POST /v1/admin/enrolments": [401, 401, 401, 201, 403, 403, 201],
         "POST /v1/admin/devices/{id}/revoke own": [401, 401, 401, 200, 403, 403, 200],
         "POST /v1/admin/devices/{id}/revoke same": [401, 401, 401, 200, 403, 403, 200],
@@ -89,7 +92,11 @@ struct AuthorizationMatrixTests {
                     caller = try await raw.enrol(server, user: principal, role: Role(rawValue: principal)!)
                 }
                 var path = parts[1]
-                if parts.count == 3 {
+                if parts.count == 3 && path.contains("/enrolments/") {
+                    // A fresh pending code of the caller's tenant, or of the other one.
+                    let tenant = parts[2] == "same" ? callerTenant : (callerTenant == "acme" ? "globex" : "acme")
+                    path = path.replacingOccurrences(of: "{id}", with: try Self.freshCodeID(server, tenant: tenant))
+                } else if parts.count == 3 {
                     let target: String
                     switch parts[2] {
                     case "own": target = caller?.id ?? "0000000000000001"
@@ -133,6 +140,15 @@ struct AuthorizationMatrixTests {
         await server.stop()
     }
 
+    /// The ID of a new pending enrolment code of `tenant`.
+    static func freshCodeID(_ server: RunningServer, tenant: String) throws -> String {
+        let wall = SyncService.systemWall()
+        let before = Set(try server.store.pendingCodes(tenant: tenant, wall: wall).map(\.id))
+        _ = try server.code(tenant: tenant, user: "pending")
+        let after = try server.store.pendingCodes(tenant: tenant, wall: wall).map(\.id)
+        return try #require(after.first { !before.contains($0) })
+    }
+
     /// One request as `caller`, with a valid body where the route needs one.
     func request(
         _ raw: RawClient, _ method: HTTPMethod, _ path: String, caller: (id: String, token: String)?
@@ -149,7 +165,7 @@ struct AuthorizationMatrixTests {
         case "/v1/sync/pull":
             return try await raw.send(
                 method, path, token: token, json: #"{"protocolVersion":1,"cursor":0,"maxChanges":10,"maxBytes":10000}"#)
-        case "/v1/admin/enrolments":
+        case "/v1/admin/enrolments" where method == .POST:
             return try await raw.send(method, path, token: token, json: #"{"user":"newbie","role":"agent"}"#)
         case "/v1/sync/live": return try await raw.head(method, path, token: token)
         default:

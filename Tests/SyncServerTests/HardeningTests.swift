@@ -280,6 +280,35 @@ struct HardeningTests {
         await server.stop()
     }
 
+    @Test("an admin lists the tenant's unused codes and withdraws one; it then enrols nothing")
+    func listAndRevokeCodes() async throws {
+        let server = try await RunningServer.start()
+        let raw = try RawClient(server: server)
+        let admin = try await raw.enrol(server, user: "boss", role: .admin)
+        let issued = try await raw.send(
+            .POST, "/v1/admin/enrolments", token: admin.token, json: #"{"user":"ana","role":"supervisor"}"#)
+        let code = try #require(issued.json?["code"] as? String)
+        _ = try server.code(tenant: "globex", user: "other")  // another tenant's: never listed
+        let listed = try await raw.send(.GET, "/v1/admin/enrolments", token: admin.token)
+        #expect(listed.status == 200)
+        let codes = try #require(listed.json?["codes"] as? [[String: Any]])
+        #expect(codes.count == 1)
+        #expect(codes.first?["user"] as? String == "ana" && codes.first?["role"] as? String == "supervisor")
+        #expect(!listed.text.contains(code) && !listed.text.contains("other"))
+        let id = try #require(codes.first?["id"] as? String)
+        let revoked = try await raw.send(.POST, "/v1/admin/enrolments/\(id)/revoke", token: admin.token)
+        #expect(revoked.status == 200)
+        let again = try await raw.send(.POST, "/v1/admin/enrolments/\(id)/revoke", token: admin.token)
+        #expect(again.status == 404)
+        let used = try await raw.send(.POST, "/v1/enroll", json: #"{"code":"\#(code)"}"#)
+        #expect(used.status == 400)
+        #expect(used.problemType == "invalid-code")
+        let empty = try await raw.send(.GET, "/v1/admin/enrolments", token: admin.token)
+        #expect((empty.json?["codes"] as? [Any])?.isEmpty == true)
+        await raw.shutdown()
+        await server.stop()
+    }
+
     @Test("a device revoked by another process is refused at its very next request")
     func revokeHasNoWindow() async throws {
         let server = try await RunningServer.start()

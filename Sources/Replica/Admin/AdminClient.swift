@@ -62,8 +62,12 @@ public struct AdminClient: Sendable {
         return try await client.json(.POST, "/v1/admin/devices/\(id)/revoke", as: DeviceHealth.self)
     }
 
-    public func enrol(user: String, role: String) async throws -> Enrolment {
-        try await client.json(.POST, "/v1/admin/enrolments", body: ["user": user, "role": role], as: Enrolment.self)
+    /// A one-time enrolment string for `user`; with `rejoin`, one that only that replica may use
+    /// to rejoin a server that lost it.
+    public func enrol(user: String, role: String, rejoin: String? = nil) async throws -> Enrolment {
+        var body = ["user": user, "role": role]
+        if let rejoin { body["rejoinReplica"] = rejoin }
+        return try await client.json(.POST, "/v1/admin/enrolments", body: body, as: Enrolment.self)
     }
 
     public func conflicts() async throws -> [Conflict] {

@@ -409,7 +409,7 @@ extension ServerStore {
 
     static func digest(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
 
-    private func wrapDevices<T>(_ body: () throws -> T) throws -> T {
+    func wrapDevices<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as DeviceError {

@@ -196,6 +196,19 @@ public final class SyncService: Sendable {
             Route(method: .post, path: "/v1/admin/enrolments", access: .admin) { [self] request, call in
                 try await createEnrolment(request, call)
             },
+            Route(method: .get, path: "/v1/admin/enrolments", access: .admin) { [store] _, call in
+                try Self.json(PendingCodeList(codes: try store.pendingCodes(tenant: call.device!.tenant, wall: call.wall)))
+            },
+            Route(method: .post, path: "/v1/admin/enrolments/:id/revoke", access: .admin) { [store] _, call in
+                let id = call.context.parameters.get("id") ?? ""
+                let device = call.device!
+                do {
+                    return try Self.json(
+                        store.revokeCode(id: id.lowercased(), tenant: device.tenant, actor: device.id, wall: call.wall))
+                } catch let error as DeviceError {
+                    throw Problem.notFound(error.message)
+                }
+            },
             Route(method: .get, path: "/v1/admin/audit", access: .admin) { [store] _, call in
                 let entries = try store.auditLog(tenant: call.device!.tenant).map {
                     AuditEntry(atMs: $0.atMs, actor: $0.actor, action: $0.action, detail: $0.detail)
@@ -831,6 +844,10 @@ struct AuditEntry: Codable {
     let actor: String
     let action: String
     let detail: String
+}
+
+struct PendingCodeList: Codable {
+    let codes: [PendingCode]
 }
 
 struct AuditLog: Codable {
