@@ -28,20 +28,30 @@ extension VersionVector: BinaryCodable, BinaryBlob {
     @inlinable
     public init(from reader: inout BinaryReader) throws(BinaryDecodingError) {
         let count = try reader.readCount("version vector entries", minimumElementSize: 2)
-        var vector = VersionVector()
-        var previous: ReplicaID?
+        var vector = VersionVector(capacity: count)
+        try vector.appendEntries(count, from: &reader, "version vector entries")
+        self = vector
+    }
+
+    /// Reads `count` entries (replica reference, time) in ascending replica order, as the
+    /// encoder writes them, each above every entry already here: each is appended. Entries out of
+    /// order are refused — added one by one they would be inserted into the middle, O(n²) over a
+    /// hostile context.
+    @inlinable
+    mutating func appendEntries(
+        _ count: Int, from reader: inout BinaryReader, _ what: @autoclosure () -> String
+    ) throws(BinaryDecodingError) {
+        var previous = storage.last?.replica
         for _ in 0..<count {
             let replica = try reader.readReplica()
             if let previous, replica <= previous {
                 throw reader.error(
                     .invalidValue,
-                    "expected version vector entries in ascending replica order, found \(replica.hex) after \(previous.hex)"
-                )
+                    "expected \(what()) in ascending replica order, found \(replica.hex) after \(previous.hex)")
             }
             previous = replica
-            vector.add(Dot(replica: replica, counter: try reader.readTime()))
+            add(Dot(replica: replica, counter: try reader.readTime()))
         }
-        self = vector
     }
 }
 
@@ -117,20 +127,7 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         // the context of an event that overwrote another replica's was allocated twice.
         let extraCount = head & 2 == 2 ? try reader.readCount("causal context entries", minimumElementSize: 2) : 0
         var context = VersionVector(capacity: extraCount + live.count)
-        var previous: ReplicaID?
-        for _ in 0..<extraCount {
-            // In replica order, as written: each entry is appended (an entry out of order would
-            // be inserted into the middle, O(n²) over a hostile context).
-            let replica = try reader.readReplica()
-            if let previous, replica <= previous {
-                throw reader.error(
-                    .invalidValue,
-                    "expected causal context entries in ascending replica order, found \(replica.hex) after \(previous.hex)"
-                )
-            }
-            previous = replica
-            context.add(Dot(replica: replica, counter: try reader.readTime()))
-        }
+        try context.appendEntries(extraCount, from: &reader, "causal context entries")
         // The events were checked to be in ascending stamp order above, so what
         // `init(live:context:)` adds — sorting, dropping repeated stamps — is not needed.
         if live.count <= 8 {
