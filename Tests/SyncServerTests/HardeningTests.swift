@@ -239,6 +239,20 @@ struct HardeningTests {
         await server.stop()
     }
 
+    @Test("a stranger's body is small: POST /v1/enroll takes 16 KiB at most, so it cannot hold the body budget")
+    func openRoutesTakeSmallBodies() async throws {
+        let server = try await RunningServer.start()
+        let raw = try RawClient(server: server)
+        let padded = #"{"code":"not-a-code"}"# + String(repeating: " ", count: 20_000)
+        let answer = try await raw.send(.POST, "/v1/enroll", json: padded)
+        #expect(answer.status == 413)
+        #expect(answer.problemType == "too-large")
+        let small = try await raw.send(.POST, "/v1/enroll", json: #"{"code":"not-a-code"}"#)
+        #expect(small.status == 400)
+        await raw.shutdown()
+        await server.stop()
+    }
+
     @Test("one client address is limited on enrolment before the server-wide budget")
     func enrolmentPerAddress() async throws {
         let server = try await RunningServer.start {

@@ -37,9 +37,16 @@ public final class SyncService: Sendable {
     let wall: @Sendable () -> UInt64
     /// The last store probe's answer (`probeStore`), what `/readyz` says.
     let storeWritable = Atomic<Bool>(true)
-    /// Open conflicts per tenant as of a sequence, so a gauge refresh derives them again only
-    /// for tenants that changed.
-    let conflictsByTenant = Mutex([String: (sequence: UInt64, count: Int)]())
+    /// Open conflicts per tenant as of a sequence and when they were derived, so a gauge refresh
+    /// derives them again only for tenants that changed, and at most every
+    /// ``conflictsRefreshFactor`` refreshes.
+    let conflictsByTenant = Mutex([String: (sequence: UInt64, count: Int, at: ContinuousClock.Instant)]())
+
+    /// Deriving a tenant's conflicts decodes its whole state (about a second of CPU for 100,000
+    /// contacts): for a tenant that changes all the time it is done every this many gauge
+    /// refreshes (5 minutes at the default 15 s), not at each — done every 15 s it put 100 ms
+    /// stalls into live notifications (server-bench's p99). The conflicts alert looks at an hour.
+    static let conflictsRefreshFactor = 20
 
     public init(
         config: ServerConfig, store: ServerStore, fingerprint: String?, secrets: ServerSecrets? = nil, logger: Logger,
@@ -97,6 +104,8 @@ public final class SyncService: Sendable {
         public let context: SyncRequestContext
         public let device: DeviceRecord?
         public let wall: UInt64
+        /// The most body bytes this request may send (smaller for routes open to anyone).
+        let bodyLimit: Int
     }
 
     public struct Route: Sendable {
@@ -235,12 +244,13 @@ public final class SyncService: Sendable {
             activity.seen(found.id, wall: now)
             device = found
         }
-        guard route.method == .post else {
-            return try await route.handler(request, Call(context: context, device: device, wall: now))
-        }
+        // Routes open to anyone take small bodies (an enrolment code): strangers cannot hold the
+        // server-wide body budget that devices' pushes need.
+        let limit = route.access == .open ? min(config.limits.maxBodyBytes, Self.openBodyLimit) : config.limits.maxBodyBytes
+        let call = Call(context: context, device: device, wall: now, bodyLimit: limit)
+        guard route.method == .post else { return try await route.handler(request, call) }
         // A body is held (and decoded) while the handler runs: reserved from the server-wide
         // budget first, given back when the answer is ready.
-        let limit = config.limits.maxBodyBytes
         let bytes = min(limit, max(0, request.headers[.contentLength].flatMap(Int.init) ?? limit))
         guard bodies.reserve(bytes) else {
             metrics.bodiesRefused.increment()
@@ -248,8 +258,12 @@ public final class SyncService: Sendable {
                 "the server is reading as many request bodies as it holds at once (\(bodies.limit) bytes); retry")
         }
         defer { bodies.give(bytes) }
-        return try await route.handler(request, Call(context: context, device: device, wall: now))
+        return try await route.handler(request, call)
     }
+
+    /// The body limit of routes open to anyone (`POST /v1/enroll` takes a code of 64 characters
+    /// at most, and a rejoin claim).
+    static let openBodyLimit = 16 * 1024
 
     /// The device a request's bearer token belongs to; 401 otherwise.
     func authenticate(_ request: Request) throws -> DeviceRecord {
@@ -640,12 +654,14 @@ public final class SyncService: Sendable {
             let lag = devices.filter { $0.tenant == tenant && !$0.isRevoked }.map { sequence - min(sequence, $0.cursor) }
             lagByTenant[tenant] = lag.max() ?? 0
             let known = conflictsByTenant.withLock { $0[tenant] }
+            let now = ContinuousClock.now
+            let due = Duration.seconds(config.metricsRefreshSeconds * Self.conflictsRefreshFactor)
             let conflicts: Int
-            if let known, known.sequence == sequence {
+            if let known, known.sequence == sequence || now - known.at < due {
                 conflicts = known.count
             } else {
                 conflicts = try store.state(of: tenant).conflicts().count
-                conflictsByTenant.withLock { $0[tenant] = (sequence, conflicts) }
+                conflictsByTenant.withLock { $0[tenant] = (sequence, conflicts, now) }
             }
             metrics.set(
                 "kraliki_conflicts_open", "Open conflicts of a tenant.", labels: [("tenant", tenant)],
@@ -687,8 +703,7 @@ public final class SyncService: Sendable {
     /// The binary protocol content type (the `BinaryBlob` encoding of Domain's messages).
     public static let binaryContentType = "application/vnd.kraliki.sync"
 
-    func readBody(_ request: Request) async throws -> ByteBuffer {
-        let limit = config.limits.maxBodyBytes
+    func readBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw Problem.tooLarge("the body is \(length) bytes; the limit is \(limit)")
         }
@@ -722,7 +737,7 @@ public final class SyncService: Sendable {
         switch format {
         case .json: return (try await decodeJSON(request, call), .json)
         case .binary:
-            let body = try await readBody(request)
+            let body = try await readBody(request, limit: call.bodyLimit)
             do throws(BinaryDecodingError) {
                 return (try M(blob: body.readableBytesView), .binary)
             } catch  where error.code == .unsupportedVersion {
@@ -736,7 +751,7 @@ public final class SyncService: Sendable {
     }
 
     func decodeJSON<T: Codable>(_ request: Request, _ call: Call) async throws -> T {
-        let body = try await readBody(request)
+        let body = try await readBody(request, limit: call.bodyLimit)
         if try format(of: request) != .json {
             throw Problem.unsupportedMediaType("this route takes application/json")
         }
