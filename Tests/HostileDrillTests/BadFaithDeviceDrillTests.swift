@@ -44,16 +44,13 @@ struct BadFaithDeviceDrillTests {
                 {"logLevel": "error", "limits": {"requestsPerSecond": 1000000, "burst": 1000000}}
                 """#)
         let replicas = TempDirectory("bad-faith-replicas")
-        _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: "acme", user: "hana", role: "agent"), directory: replicas.sub("hana"))
-        let honest = try EnrolledReplica(directory: replicas.sub("hana"))
-        try HostileInputDrillTests.writeSample(honest.store, count: 10, label: "honest")
+        let honest = try await HostileInputDrillTests.sampleReplica(
+            server, tenant: "acme", user: "hana", role: "agent", directory: replicas.sub("hana"), count: 10,
+            label: "honest")
         _ = try await honest.sync()
-        _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: "acme", user: "mallory", role: "field"),
-            directory: replicas.sub("mallory"))
-        let mallory = try EnrolledReplica(directory: replicas.sub("mallory"))
-        try HostileInputDrillTests.writeSample(mallory.store, count: 10, label: "mallory")
+        let mallory = try await HostileInputDrillTests.sampleReplica(
+            server, tenant: "acme", user: "mallory", role: "field", directory: replicas.sub("mallory"), count: 10,
+            label: "mallory")
         let client = try DrillClient(url: server.url, certificatePath: server.certificatePath)
         do {
             try await Self.drill(

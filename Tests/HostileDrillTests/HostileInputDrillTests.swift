@@ -33,18 +33,14 @@ struct HostileInputDrillTests {
                 """#)
         let replicas = TempDirectory("hostile-replicas")
         // The victim: another tenant with data. Nothing the attacker sends may change it.
-        _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: "victim", user: "vera", role: "admin"),
-            directory: replicas.sub("victim"))
-        let victim = try EnrolledReplica(directory: replicas.sub("victim"))
-        try Self.writeSample(victim.store, count: 20, label: "victim")
+        let victim = try await Self.sampleReplica(
+            server, tenant: "victim", user: "vera", role: "admin", directory: replicas.sub("victim"), count: 20,
+            label: "victim")
         _ = try await victim.sync()
         // The attacker: an admin of its own tenant, with real outbox changes captured unsent.
-        _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: "hostile", user: "mallory", role: "admin"),
-            directory: replicas.sub("hostile"))
-        let attacker = try EnrolledReplica(directory: replicas.sub("hostile"))
-        try Self.writeSample(attacker.store, count: 2, label: "hostile")
+        let attacker = try await Self.sampleReplica(
+            server, tenant: "hostile", user: "mallory", role: "admin", directory: replicas.sub("hostile"), count: 2,
+            label: "hostile")
         let pending = try attacker.store.pendingChanges()
         let replicaID = try #require(ReplicaID(hex: attacker.credentials.deviceId))
         let push = PushBatch(replica: replicaID, epoch: nil, changes: pending)
@@ -230,6 +226,19 @@ struct HostileInputDrillTests {
     }
 
     /// `count` contacts and schedule entries written on `store` (its outbox).
+    /// A replica of `user` enrolled with `server` in `directory`, holding `count` sample
+    /// contacts and schedule entries (unsent).
+    static func sampleReplica(
+        _ server: SyncServerProcess, tenant: String, user: String, role: String, directory: String, count: Int,
+        label: String
+    ) async throws -> EnrolledReplica {
+        _ = try await ReplicaEnrolment.enrol(
+            try await server.enrolment(tenant: tenant, user: user, role: role), directory: directory)
+        let replica = try EnrolledReplica(directory: directory)
+        try writeSample(replica.store, count: count, label: label)
+        return replica
+    }
+
     static func writeSample(_ store: LocalStore, count: Int, label: String) throws {
         let now = SyncEngine.systemWall()
         for index in 0..<count {

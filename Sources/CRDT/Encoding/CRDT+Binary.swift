@@ -130,11 +130,7 @@ extension DotKernel: BinaryCodable where Payload: BinaryCodable {
         try context.appendEntries(extraCount, from: &reader, "causal context entries")
         // The events were checked to be in ascending stamp order above, so what
         // `init(live:context:)` adds — sorting, dropping repeated stamps — is not needed.
-        if live.count <= 8 {
-            for event in live { context.add(event.stamp.dot) }
-        } else {
-            context = Self.widen(context, by: live)
-        }
+        Self.widen(&context, by: live)
         self.init(normalizing: live, context)
     }
 }

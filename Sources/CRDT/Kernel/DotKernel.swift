@@ -58,20 +58,20 @@ public struct DotKernel<Payload: Hashable & Comparable & Sendable>: Sendable {
         where index + 1 == sorted.count || sorted[index + 1].stamp != event.stamp {
             events.append(event)
         }
-        self.init(normalizing: events, Self.widen(context, by: events))
+        var widened = context
+        Self.widen(&widened, by: events)
+        self.init(normalizing: events, widened)
     }
 
-    /// `context` with the dots of `events` added: entry by entry for the few events a kernel
+    /// Adds the dots of `events` to `context`: entry by entry for the few events a kernel
     /// normally holds, sorted once and merged for many (each `add` may insert into the middle).
     @inlinable
-    internal static func widen(_ context: VersionVector, by events: [Event]) -> VersionVector {
-        var widened = context
+    internal static func widen(_ context: inout VersionVector, by events: [Event]) {
         if events.count <= 8 {
-            for event in events { widened.add(event.stamp.dot) }
+            for event in events { context.add(event.stamp.dot) }
         } else {
-            widened.merge(VersionVector(events.lazy.map { $0.stamp.dot }))
+            context.merge(VersionVector(events.lazy.map { $0.stamp.dot }))
         }
-        return widened
     }
 
     /// One live event whose dot is the whole context: the inline form.

@@ -38,14 +38,12 @@ public struct ServerCertificate: Sendable {
         // public CA issues it); the leaf is the server's certificate, the whole chain is served.
         let certificate: Certificate
         do {
-            let documents = try PEMDocument.parseMultiple(pemString: pem)
-            guard let leaf = documents.first(where: { $0.discriminator == "CERTIFICATE" }) else {
+            let chain = try PEMDocument.parseMultiple(pemString: pem).filter { $0.discriminator == "CERTIFICATE" }
+                .map(Certificate.init(pemDocument:))
+            guard let leaf = chain.first else {
                 throw ServerConfig.Problem(setting: "tlsCertificate", message: "\(certificatePath) holds no certificate")
             }
-            certificate = try Certificate(pemDocument: leaf)
-            for document in documents where document.discriminator == "CERTIFICATE" {
-                _ = try Certificate(pemDocument: document)
-            }
+            certificate = leaf
         } catch let problem as ServerConfig.Problem {
             throw problem
         } catch {

@@ -39,9 +39,6 @@ final class LiveStreamSlots: Sendable {
         return Slot(slots: self, device: device, tenant: tenant)
     }
 
-    /// Streams open now for `device`.
-    func open(device: String) -> Int { counts.withLock { $0.byDevice[device, default: 0] } }
-
     fileprivate func give(device: String, tenant: String) {
         counts.withLock { counts in
             func decrement(_ map: inout [String: Int], _ key: String) {

@@ -117,17 +117,6 @@ public final class SyncService: Sendable {
         /// tenant (its conflicts, its image).
         public var cost: Double = 1
         let handler: @Sendable (Request, Call) async throws -> Response
-
-        init(
-            method: HTTPRequest.Method, path: String, access: Access, cost: Double = 1,
-            handler: @escaping @Sendable (Request, Call) async throws -> Response
-        ) {
-            self.method = method
-            self.path = path
-            self.access = access
-            self.cost = cost
-            self.handler = handler
-        }
     }
 
     /// The rate-limit cost of routes that read a whole tenant.
