@@ -1,15 +1,18 @@
 // swift-tools-version:6.1
 // Kraliki Sync: an offline-first sync backend (CRDT domain model, HTTP/2 server, SQLite replicas).
 //
-// Dependencies point one way: CRDT ← Domain ← Replica / SyncServer ← executables.
-// CRDT depends on nothing outside the Swift toolchain. External packages come only from the
-// machine's local mirror (see DEVELOPERS.md); Hummingbird (HTTP/2), async-http-client, GRDB and friends.
+// Dependencies point one way (docs/architecture/README.md draws the graph):
+//   CRDT ← Domain ← StoreSupport ← LocalStorage ← Replica ← ReplicaPresentation ← replica-cli
+//                                   LocalStorage ← SyncServer ← sync-server
+// CRDT depends on nothing outside the Swift toolchain; the server links the replica's store (it
+// builds bootstrap images as replica files) but not its HTTP client. External packages come only
+// from the machine's local package mirror: Hummingbird (HTTP/2), async-http-client, GRDB and friends.
 import Foundation
 import PackageDescription
 
 /// The replica's processes allocate with tcmalloc (Debian's `libtcmalloc-minimal4`) when the
 /// machine has it: the store's apply, import and edits are allocation-heavy Swift, and glibc's
-/// malloc costs them 10-20 % (docs/performance.md, session 19). Linked by file name (the package
+/// malloc costs them 10-20 % (docs/performance.md, replica store). Linked by file name (the package
 /// ships no unversioned `.so`); without it the processes use glibc's malloc and work the same,
 /// slower. SwiftPM caches this manifest: after installing the library, `touch Package.swift`.
 let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -26,7 +29,10 @@ let package = Package(
     products: [
         .library(name: "CRDT", targets: ["CRDT"]),
         .library(name: "Domain", targets: ["Domain"]),
+        .library(name: "StoreSupport", targets: ["StoreSupport"]),
+        .library(name: "LocalStorage", targets: ["LocalStorage"]),
         .library(name: "Replica", targets: ["Replica"]),
+        .library(name: "ReplicaPresentation", targets: ["ReplicaPresentation"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
         .executable(name: "sync-server", targets: ["sync-server"]),
         .executable(name: "replica-cli", targets: ["replica-cli"]),
@@ -50,11 +56,28 @@ let package = Package(
     targets: [
         .target(name: "CRDT", swiftSettings: swiftSettings),
         .target(name: "Domain", dependencies: ["CRDT"], swiftSettings: swiftSettings),
+        // What the replica's and the server's SQLite stores share: error wrapping, migrations,
+        // statements through SQLite's C API, private files.
         .target(
-            name: "Replica",
+            name: "StoreSupport",
             dependencies: [
                 "Domain", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings),
+        // The replica's SQLite file: local writes, pulled batches, images, repair, import.
+        .target(
+            name: "LocalStorage",
+            dependencies: [
+                "Domain", "StoreSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings),
+        // The replica's network side: the HTTP/2 client, enrolment, the sync engine, admin calls.
+        .target(
+            name: "Replica",
+            dependencies: [
+                "Domain", "StoreSupport", "LocalStorage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -65,10 +88,15 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings),
+        // What the CLI shows: the message catalogue, failures as sentences, views for --json,
+        // vCard and iCalendar, the progress line.
+        .target(
+            name: "ReplicaPresentation", dependencies: ["Domain", "LocalStorage", "Replica"],
+            swiftSettings: swiftSettings),
         .target(
             name: "SyncServer",
             dependencies: [
-                "Domain", "Replica", .product(name: "GRDB", package: "GRDB.swift"),
+                "Domain", "StoreSupport", "LocalStorage", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -89,7 +117,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "replica-cli",
-            dependencies: ["Replica", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Replica", "LocalStorage", "StoreSupport", "ReplicaPresentation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings, linkerSettings: replicaAllocator),
 
         // Test support is its own target: seeded generators, the lattice-law checker and the
@@ -106,7 +137,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         // A child process for the crash tests: writes to a store until it is killed.
         .executableTarget(
-            name: "store-torture", dependencies: ["Replica"], path: "Tests/StoreTorture", swiftSettings: swiftSettings),
+            name: "store-torture", dependencies: ["LocalStorage", "StoreSupport"], path: "Tests/StoreTorture",
+            swiftSettings: swiftSettings),
         // Issue #7 drill 4 (power loss): an SQLite VFS shim that makes SIGKILL lose what a power cut
         // loses (writes not yet fsynced), and the real server library behind it. Test programs only:
         // nothing of this is linked into `sync-server`.
@@ -114,7 +146,8 @@ let package = Package(
         .executableTarget(
             name: "power-loss-server",
             dependencies: [
-                "PowerLossVFS", "SyncServer", .product(name: "GRDB", package: "GRDB.swift"),
+                "PowerLossVFS", "SyncServer", "StoreSupport", "LocalStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/PowerLossServer", swiftSettings: swiftSettings),
@@ -122,7 +155,7 @@ let package = Package(
         .target(
             name: "ServerTestSupport",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -132,7 +165,8 @@ let package = Package(
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -141,7 +175,9 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "Replica", "SyncServer", "ServerTestSupport", "DomainTestSupport", "DrillSupport", "replica-cli",
+                "Replica", "LocalStorage", "StoreSupport", "ReplicaPresentation", "SyncServer", "ServerTestSupport",
+                "DomainTestSupport",
+                "DrillSupport", "replica-cli",
                 "sync-server",
             ],
             swiftSettings: swiftSettings),
@@ -150,7 +186,8 @@ let package = Package(
         .target(
             name: "DrillSupport",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "ServerTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -159,14 +196,16 @@ let package = Package(
         .testTarget(
             name: "ChaosDrillTests",
             dependencies: [
-                "DrillSupport", "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport",
+                "DrillSupport", "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport",
+                "CRDTTestSupport", "ServerTestSupport",
                 "sync-server", "replica-cli",
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "HostileDrillTests",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -178,7 +217,8 @@ let package = Package(
         .testTarget(
             name: "RecoveryDrillTests",
             dependencies: [
-                "SyncServer", "Replica", "DomainTestSupport", "CRDTTestSupport", "ServerTestSupport", "sync-server",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "ServerTestSupport", "sync-server",
                 "PowerLossVFS", "power-loss-server", "replica-cli",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -186,7 +226,9 @@ let package = Package(
         .testTarget(
             name: "ReplicaTests",
             dependencies: [
-                "Replica", "DomainTestSupport", "CRDTTestSupport", "store-torture",
+                "Replica", "LocalStorage", "StoreSupport", "ReplicaPresentation", "DomainTestSupport",
+                "CRDTTestSupport",
+                "store-torture",
                 // The network stack's own error values, for the reasons a failed sync gives.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

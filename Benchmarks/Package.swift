@@ -32,6 +32,8 @@ let package = Package(
             name: "store-bench",
             dependencies: [
                 .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
+                .product(name: "LocalStorage", package: "kraliki-sync"),
+                .product(name: "StoreSupport", package: "kraliki-sync"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             linkerSettings: replicaAllocator
@@ -41,6 +43,8 @@ let package = Package(
             name: "server-bench",
             dependencies: [
                 .product(name: "Replica", package: "kraliki-sync"), .product(name: "SyncServer", package: "kraliki-sync"),
+                .product(name: "LocalStorage", package: "kraliki-sync"),
+                .product(name: "StoreSupport", package: "kraliki-sync"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -4,8 +4,8 @@
 -- The CRDT state of an entity (schema 1's entity_state) moves into the entity's row in
 -- contacts, call_notes or schedule_entries. Every write of an entity wrote both rows in the same
 -- transaction, so each change paid two B-tree writes (two pages dirtied, two WAL frames) where
--- one does: applying pulled title changes, the table's own floor rose by a fifth (session 14,
--- Benchmarks/experiments/title-floor-layouts.py). The state stays the source of truth; the other
+-- one does: applying pulled title changes, the table's own floor rose by a fifth
+-- (Benchmarks/experiments/title-floor-layouts.py). The state stays the source of truth; the other
 -- columns are still derived from it.
 ALTER TABLE contacts ADD COLUMN state BLOB NOT NULL DEFAULT x'';
 ALTER TABLE call_notes ADD COLUMN state BLOB NOT NULL DEFAULT x'';

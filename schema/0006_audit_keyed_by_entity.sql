@@ -5,8 +5,8 @@
 -- an index on (entity_kind, entity_id): two B-tree inserts per row, the index's far from the
 -- table's. Keyed by (entity_kind, entity_id, seq) it is one insert, and an entity's trail (what
 -- `history` reads) is one range of the key. Applying pulled title changes, the raw SQLite floor
--- rose by 15 % and the file shrank by the index (session 16,
--- Benchmarks/experiments/audit-layouts.py).
+-- rose by 15 % and the file shrank by the index
+-- (Benchmarks/experiments/audit-layouts.py).
 --
 -- `seq` still orders the whole trail. AUTOINCREMENT kept its counter in sqlite_sequence; a table
 -- without a rowid has none, so the last number given out is kept in store_meta ('audit_seq')

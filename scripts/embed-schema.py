@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Embeds the plain-SQL migrations into Swift sources (no resource bundles at run time).
 
-schema/NNNN_*.sql        -> Sources/Replica/Store/Schema.swift        (schemaMigrations)
+schema/NNNN_*.sql        -> Sources/LocalStorage/Store/Schema.swift        (schemaMigrations)
 schema/server/NNNN_*.sql -> Sources/SyncServer/Store/ServerSchema.swift (serverSchemaMigrations)
 
 Tests check that the generated files match schema/ byte for byte, so the two cannot drift.
@@ -11,7 +11,7 @@ import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
 targets = [
-    ("schema", "Sources/Replica/Store/Schema.swift", "schemaMigrations"),
+    ("schema", "Sources/LocalStorage/Store/Schema.swift", "schemaMigrations"),
     ("schema/server", "Sources/SyncServer/Store/ServerSchema.swift", "serverSchemaMigrations"),
 ]
 for folder, output, name in targets:

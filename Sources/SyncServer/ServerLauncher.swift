@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
-import Replica
+import StoreSupport
 import Synchronization
 
 /// Prepares everything `sync-server serve` needs from a config: the data directory and its
@@ -46,15 +46,15 @@ public struct ServerLauncher: Sendable {
         self.logger = logger
     }
 
-    /// The running service.
-    public func service() -> SyncService {
-        SyncService(
+    /// What the server's routes and services share while it runs.
+    public func runtime() -> ServerRuntime {
+        ServerRuntime(
             config: config, store: store, fingerprint: certificate?.fingerprint, secrets: secrets, logger: logger)
     }
 
     /// Serves until SIGTERM/SIGINT (or the task is cancelled); `onRunning` gets the bound port.
     public func serve(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let app = try SyncServerApp(service: service(), certificate: certificate).application(onRunning: onRunning)
+        let app = try SyncServerApp(runtime: runtime(), certificate: certificate).application(onRunning: onRunning)
         defer { close() }
         try await app.runService()
     }

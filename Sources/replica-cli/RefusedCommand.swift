@@ -1,7 +1,10 @@
 import ArgumentParser
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 /// `refused list` and `refused reissue`: what the server refused, and re-entering it from a
 /// fresh replica (docs/user-guides/cli.md, "Refused changes").

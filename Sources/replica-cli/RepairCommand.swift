@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 /// `repair`: rebuild a damaged replica under its own ID (docs/user-guides/cli.md, "A damaged
 /// replica").

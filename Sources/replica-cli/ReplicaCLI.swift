@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 /// `replica-cli`: the offline-first command-line replica. Parsing, calling Replica, printing;
 /// nothing else lives here.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 struct ScheduleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,7 +115,8 @@ struct ScheduleCommand: ParsableCommand {
                     from = TimeText.startOfWeek(containing: try TimeText.startOfDay(week, field: "week"))
                     to = TimeText.addingDays(7, to: from)
                 }
-                let entries = try reader.scheduleViews(from: from, to: to, assignee: assignee)
+                let entries = try reader.scheduleState(from: from, to: to, assignee: assignee)
+                    .scheduleViews(from: from, to: to, assignee: assignee)
                 if console.json {
                     console.emit(["schedule": entries])
                 } else if entries.isEmpty {

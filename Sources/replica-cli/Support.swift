@@ -2,7 +2,10 @@ import ArgumentParser
 import CRDT
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 extension Language: ExpressibleByArgument {}
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,9 +2,10 @@
 // SyncServer. Every failure is one plain sentence on stderr and a non-zero exit code.
 import ArgumentParser
 import CRDT
+import Domain
 import Foundation
 import Logging
-import Replica
+import StoreSupport
 import SyncServer
 
 /// Flags shared by every command that reads the config (flags win over the environment, which
@@ -77,7 +78,7 @@ struct Serve: AsyncParsableCommand {
 extension ConfigOptions {
     /// The `enroll` command for a server started with these flags: the same flags, and the port
     /// it listens on (with `--port 0`, the one it picked), so the enrolment string names this
-    /// server. (Until session 11 the hint was bare: on another port or data directory it made a
+    /// server. (A bare hint on another port or data directory it made a
     /// string for a server that was not there.)
     func enrolCommand(listeningOn port: Int, configured: Int) -> String {
         var words = ["sync-server", "enroll"]
@@ -125,13 +126,14 @@ struct Enroll: AsyncParsableCommand {
             var replica: ReplicaID?
             if let rejoin {
                 guard let parsed = ReplicaID(hex: rejoin), parsed.rawValue != 0 else {
-                    throw ServerConfig.Problem(setting: "--rejoin", message: "must be a replica ID of 16 hexadecimal digits")
+                    throw ServerConfig.Problem(
+                        setting: "--rejoin", message: "must be a replica ID of 16 hexadecimal digits")
                 }
                 replica = parsed
             }
             let store = try ServerStore.open(in: config.dataDirectory)
             let code = try store.createEnrolmentCode(
-                tenant: tenant, user: user, role: role, wall: SyncService.systemWall(),
+                tenant: tenant, user: user, role: role, wall: ServerRuntime.systemWall(),
                 lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: "cli", rejoinReplica: replica)
             let link = EnrolmentLink(server: config.url, code: code.code, fingerprint: fingerprint)
             if json {
@@ -178,7 +180,7 @@ struct Enrolments: AsyncParsableCommand {
             try await failing {
                 let config = try options.resolve()
                 let codes = try ServerStore.open(in: config.dataDirectory).pendingCodes(
-                    tenant: tenant, wall: SyncService.systemWall())
+                    tenant: tenant, wall: ServerRuntime.systemWall())
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
@@ -207,7 +209,7 @@ struct Enrolments: AsyncParsableCommand {
             try await failing {
                 let config = try options.resolve()
                 let code = try ServerStore.open(in: config.dataDirectory).revokeCode(
-                    id: id.lowercased(), tenant: tenant, actor: "cli", wall: SyncService.systemWall())
+                    id: id.lowercased(), tenant: tenant, actor: "cli", wall: ServerRuntime.systemWall())
                 print("withdrew enrolment code \(code.id) for \(code.user) (\(code.role.rawValue)) in \(tenant)")
             }
         }
@@ -247,7 +249,7 @@ struct Backup: AsyncParsableCommand {
         try await failing {
             let config = try options.resolve()
             let store = try ServerStore.open(in: config.dataDirectory)
-            let bytes = try store.backup(to: out, wall: SyncService.systemWall())
+            let bytes = try store.backup(to: out, wall: ServerRuntime.systemWall())
             print("backed up \(store.path) to \(out) (\(bytes) bytes, fsynced)")
         }
     }
@@ -266,7 +268,8 @@ struct Restore: AsyncParsableCommand {
                 throw ServerConfig.Problem(
                     setting: "--data", message: "a server is serving \(config.dataDirectory); stop it before restoring")
             }
-            let epochs = try ServerStore.restore(from: from, into: config.dataDirectory, wall: SyncService.systemWall())
+            let epochs = try ServerStore.restore(
+                from: from, into: config.dataDirectory, wall: ServerRuntime.systemWall())
             print("restored \(from) into \(config.dataDirectory); new epoch for \(epochs.count) tenant(s):")
             for (tenant, epoch) in epochs.sorted(by: { $0.key < $1.key }) { print("  \(tenant): \(epoch)") }
             print("replicas re-push what the backup lacks at their next sync")
@@ -284,7 +287,7 @@ struct Collect: AsyncParsableCommand {
         try await failing {
             let config = try options.resolve()
             let store = try ServerStore.open(in: config.dataDirectory)
-            let collection = try store.collectGarbage(retention: config.retentionMs, wall: SyncService.systemWall())
+            let collection = try store.collectGarbage(retention: config.retentionMs, wall: ServerRuntime.systemWall())
             print("retention \(config.retentionDays) days: \(collection)")
         }
     }

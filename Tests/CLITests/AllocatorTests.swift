@@ -4,7 +4,7 @@ import Testing
 
 /// The replica's process allocates with tcmalloc when the machine has it: Package.swift links
 /// Debian's `libtcmalloc-minimal4` into `replica-cli` by file name (the store's apply, import and
-/// edits are 10-20 % faster with it, docs/performance.md session 19), and `.ci/run` installs it.
+/// edits are 10-20 % faster with it, docs/performance.md, replica store), and `.ci/run` installs it.
 @Suite("replica-cli's allocator")
 struct AllocatorTests {
     static let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"

@@ -1,7 +1,9 @@
 import CRDT
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 extension ProcessOutput {

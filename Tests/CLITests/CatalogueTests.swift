@@ -1,6 +1,10 @@
+import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 import Testing
 
 @Suite("replica-cli messages, exit codes and parsing")
@@ -32,7 +36,7 @@ struct CatalogueTests {
     }
 
     /// "pushed 1 changes" and "odesláno 1 změn" were what a sync of one change printed until
-    /// session 11; Czech has three forms of a counted noun (1; 2–4; 0 and 5 and more).
+    /// once; Czech has three forms of a counted noun (1; 2–4; 0 and 5 and more).
     @Test func countsTakeTheirLanguagesForms() {
         let english = Catalogue(.en)
         let czech = Catalogue(.cs)
@@ -128,7 +132,7 @@ struct CatalogueTests {
         #expect(fields.contains { $0["field"] as? String == "name" && $0["value"] as? String == "Jana N." })
         let human = try await cli.ok(["history", id])
         #expect(human.stdout.contains("local change"), "\(human)")
-        // `contact show` labels its lines alike (until session 11 the first five were the list's
+        // `contact show` labels its lines alike (once the first five were the list's
         // upper-case column headers: "NAME", "OWNER", beside "Title", "Tags").
         let shown = try await cli.ok(["contact", "show", id])
         let labels = shown.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first }

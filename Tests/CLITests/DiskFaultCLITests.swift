@@ -1,7 +1,9 @@
 import CRDT
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// `replica-cli` on a file system that really fills up (ENOSPC from the kernel, not a page limit):
@@ -39,7 +41,7 @@ struct DiskFaultCLITests {
         #expect((try await cli.json(["contact", "list"])["contacts"] as? [Any])?.count == 3)
 
         // Not a free block left: SQLite cannot even create the WAL index to read the file. That
-        // is no damage — until session 9 every command said "damaged, run repair" here.
+        // is no damage — every command once said "damaged, run repair" here.
         try disk.free()
         try disk.fill(leaving: 0)
         let unreadable = try await cli.run(["contact", "list", "--json"])
@@ -58,7 +60,7 @@ struct DiskFaultCLITests {
     }
 
     /// A laptop's disk the kernel remounted read-only after errors: every command said the
-    /// replica was damaged and to run repair until session 9.
+    /// replica was damaged and to run repair.
     @Test(
         "on a read-only file system every command says so, not damaged; remounted read-write it works",
         .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))

@@ -2,7 +2,9 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// `replica-cli refused list` and `refused reissue`: plain errors for a bad --from, both

@@ -1,8 +1,10 @@
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// The day in the life of issue #6, with the real binary against a real server on loopback.
@@ -44,7 +46,7 @@ struct ScenarioTests {
         let offline = try await petr.run(["sync"])
         #expect(offline.status == 2, "\(offline)")
         #expect(offline.stderr.contains("unreachable") && offline.stderr.contains("Local work is safe"))
-        // The reason in plain words, not the network stack's nested error (until session 11).
+        // The reason in plain words, not the network stack's nested error.
         #expect(offline.stderr.contains(": connection refused)"), "\(offline)")
         #expect(!offline.stderr.contains("SingleConnectionFailure"), "\(offline)")
         #expect(Date().timeIntervalSince(started) < 15, "an unreachable server should be reported quickly")
@@ -176,7 +178,7 @@ struct ScenarioTests {
         server.stop()
     }
 
-    /// Enrolling while the server is down is a plain error, not a crash (until session 5 the
+    /// Enrolling while the server is down is a plain error, not a crash (once the
     /// certificate fetch left a NIO promise unfulfilled, which a debug build traps on).
     @Test func enrolAgainstStoppedServer() async throws {
         let serverDirectory = TempDirectory("cli-server")

@@ -1,6 +1,8 @@
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// CSV import and vCard / iCalendar / JSON export through the real binary.

@@ -16,7 +16,8 @@ struct HostileOrderTests {
         }
     }
 
-    @Test("a vector from dots in any order equals the one built entry by entry", arguments: [1, 2, 3, 4, 5] as [UInt64])
+    @Test(
+        "a vector from dots in any order equals the one built entry by entry", arguments: [1, 2, 3, 4, 5] as [UInt64])
     func vectorFromDots(seed: UInt64) {
         let dots = Self.dots(Int(seed) * 700, seed: seed)
         var expected = VersionVector()
@@ -42,7 +43,8 @@ struct HostileOrderTests {
         let wall: UInt64 = 1_764_000_000_000
         let events = (1...50_000).reversed().flatMap { index -> [String] in
             let stamp = HLC(physical: wall + UInt64(index), replica: ReplicaID(UInt64(index)))
-            let event = #"{"stamp":\#(String(data: try! JSONEncoder().encode(stamp), encoding: .utf8)!),"value":"v\#(index)"}"#
+            let event =
+                #"{"stamp":\#(String(data: try! JSONEncoder().encode(stamp), encoding: .utf8)!),"value":"v\#(index)"}"#
             return [event, event]
         }
         let json = #"{"live":[\#(events.joined(separator: ","))]}"#
@@ -56,7 +58,9 @@ struct HostileOrderTests {
     func repeatedStamps() {
         let stamp = HLC(physical: 1_000, replica: ReplicaID(3))
         let kernel = DotKernel(
-            live: [.init(stamp: stamp, payload: "b"), .init(stamp: stamp, payload: "c"), .init(stamp: stamp, payload: "a")],
+            live: [
+                .init(stamp: stamp, payload: "b"), .init(stamp: stamp, payload: "c"), .init(stamp: stamp, payload: "a"),
+            ],
             context: VersionVector())
         #expect(kernel.live.map(\.payload) == ["c"])
         #expect(kernel.context == VersionVector([stamp.dot]))
@@ -84,7 +88,8 @@ struct HostileOrderTests {
 
     @Test("JSON sets and maps that list an element or key twice are refused")
     func jsonRepeats() throws {
-        let stamp = String(data: try JSONEncoder().encode(HLC(physical: 1_000, replica: ReplicaID(1))), encoding: .utf8)!
+        let stamp = String(
+            data: try JSONEncoder().encode(HLC(physical: 1_000, replica: ReplicaID(1))), encoding: .utf8)!
         let kernel = #"{"live":[{"stamp":\#(stamp),"value":{}}]}"#
         let set = #"[{"element":"a","kernel":\#(kernel)},{"element":"a","kernel":\#(kernel)}]"#
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(ORSet<String>.self, from: Data(set.utf8)) }

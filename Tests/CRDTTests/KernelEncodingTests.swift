@@ -2,13 +2,13 @@ import CRDT
 import CRDTTestSupport
 import Testing
 
-/// Session 16 encodes and decodes a causal kernel without building intermediate arrays: the
+/// The kernel encodes and decodes a causal kernel without building intermediate arrays: the
 /// context entries its live stamps do not imply are found in place, and a decoded kernel is
 /// built in its final form. Stored blobs and the server compare these bytes, so they must be
 /// exactly what the format's first encoder wrote, and read back to the same kernel.
 @Suite("Kernel encoding")
 struct KernelEncodingTests {
-    /// The encoder as it was until session 16: the implied vector and the extra entries built.
+    /// The encoder as it once was: the implied vector and the extra entries built.
     static func reference(_ kernel: DotKernel<String>, into writer: inout BinaryWriter) {
         let live = kernel.live
         let context = kernel.context
@@ -64,7 +64,7 @@ struct KernelEncodingTests {
         #expect(forms.allSatisfy { $0 > 0 })
     }
 
-    /// Session 18 writes a map of one or two entries without sorting an array of its keys (an
+    /// The encoder writes a map of one or two entries without sorting an array of its keys (an
     /// entity's authors: one allocation per stored entity). Every size must still come out in
     /// key order, whatever order the entries went in, and read back to the same map.
     @Test("maps encode their entries in key order, whatever their size", arguments: 0..<10 as Range<UInt64>)

@@ -4,11 +4,11 @@ import Testing
 
 /// A blob writes each replica and stamp once and refers to it by position afterwards. The
 /// writer finds earlier ones by a linear search while there are few and through a dictionary
-/// past 16 (session 15): the bytes must be exactly what a dictionary-only writer wrote, on both
+/// past 16: the bytes must be exactly what a dictionary-only writer wrote, on both
 /// sides of that switch, and read back as written.
 @Suite("Stamp and replica references")
 struct StampIndexTests {
-    /// The writer as it was before session 15: one dictionary per kind of reference.
+    /// The writer as it once was: one dictionary per kind of reference.
     struct ReferenceWriter {
         var writer = BinaryWriter()
         var replicas = [ReplicaID: Int]()

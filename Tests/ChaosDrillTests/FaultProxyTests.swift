@@ -4,9 +4,11 @@ import Domain
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOPosix
 import Replica
+import StoreSupport
 import Synchronization
 import Testing
 

@@ -1,7 +1,9 @@
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Regression: a TLS handshake cut by the network was reported as "the server is not the one this

@@ -2,7 +2,9 @@ import CRDTTestSupport
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Drill 1 (issue #7): network chaos. Five replicas edit at about 10 changes/s each for 60 s,

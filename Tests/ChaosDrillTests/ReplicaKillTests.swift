@@ -3,7 +3,9 @@ import Domain
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Drill 3 (issue #7): replica kill. A real `replica-cli sync` process is SIGKILLed at ≥ 50

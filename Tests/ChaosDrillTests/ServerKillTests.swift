@@ -2,7 +2,9 @@ import CRDTTestSupport
 import DomainTestSupport
 import DrillSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Drill 2 (issue #7): server kill. Three replicas write and sync without pause while the real

@@ -33,7 +33,7 @@ public final class SmallDisk: @unchecked Sendable {
     /// it, if less is left by the time it is written. Written in chunks until it is that large
     /// or the disk is full: a process writing to the same disk (the server, its WAL) can take
     /// some space between measuring and writing, and one write of the size measured up front
-    /// then failed with ENOSPC (a flaky DiskFullServerTests run in session 13's CI).
+    /// then failed with ENOSPC (a flaky DiskFullServerTests run in CI).
     public func fill(_ name: String = "filler", leaving: Int) throws {
         var stats = statvfs()
         guard statvfs(path, &stats) == 0 else { throw POSIXError(.EIO) }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import Domain
 
-/// Until session 18 `Authors` was an `ORMap<ReplicaID, LWWRegister<String>>`; now it keeps its
+/// `Authors` was once an `ORMap<ReplicaID, LWWRegister<String>>`; now it keeps its
 /// records in an array, in device order. Stored entities and the server compare its bytes, and
 /// replicas that still run the map merge with it, so it must be that map in every observable
 /// way: the same merges, the same binary and JSON encodings, the same decoding and the same

@@ -66,8 +66,8 @@ struct ConflictTests {
         #expect(world.replicas[1].state.contact(id)?.company.values == ["Acme s.r.o."])
     }
 
-    /// Custom fields are registers inside a map: their concurrent values are found there too. (No
-    /// test covered this case until session 10, when a faster check of it went unnoticed broken.)
+    /// Custom fields are registers inside a map: their concurrent values are found there too. (A faster
+    /// check of this case once went unnoticed broken while no test covered it.)
     @Test("concurrent values of a custom field: a conflict on field.KEY, a pick clears it")
     func concurrentCustomField() throws {
         var world = SyncWorld(users: ["jana", "petr", "eva"])

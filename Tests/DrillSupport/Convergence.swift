@@ -1,6 +1,8 @@
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 
 /// The end of every drill: all replicas and the server hold the same state, and every write the
 /// workloads made is in exactly one record everywhere.

@@ -1,7 +1,9 @@
 import Domain
 import Foundation
+import LocalStorage
 import NIOCore
 import Replica
+import StoreSupport
 import Synchronization
 
 /// A replica in the test process: its real SQLite store in its own directory and the real HTTP/2

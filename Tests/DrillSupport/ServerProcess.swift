@@ -1,7 +1,10 @@
+import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import Replica
+import StoreSupport
 import Synchronization
 
 /// The real `sync-server` binary as a child process on a loopback port, with its data directory:

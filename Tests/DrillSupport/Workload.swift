@@ -2,7 +2,9 @@ import CRDT
 import CRDTTestSupport
 import Domain
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 
 /// A unique token a workload writes into a record (`mk-` and 16 hex digits), so the drill can
 /// find each write afterwards and count how many records carry it.

@@ -4,9 +4,11 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOHTTP1
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// The bad-faith device drill (issue #28): an enrolled device with a valid token — not a
@@ -115,7 +117,10 @@ struct BadFaithDeviceDrillTests {
                 status: answer.status,
                 codes: answer.status == 200 ? try Self.rejectedCodes(answer.body, binary: useBinary) : [])
             let verdict = Self.judge(kind, outcome)
-            #expect(verdict != nil, "payload \(index) (\(kind), \(type), \(body.count) B): \(answer.status) \(outcome.codes) \(answer.text.prefix(300))")
+            #expect(
+                verdict != nil,
+                "payload \(index) (\(kind), \(type), \(body.count) B): \(answer.status) \(outcome.codes) \(answer.text.prefix(300))"
+            )
             counts["\(kind.rawValue) → \(verdict ?? "UNEXPECTED \(answer.status) \(outcome.codes)")", default: 0] += 1
             #expect(answer.status < 500, "payload \(index) (\(kind)): \(answer.status) \(answer.text.prefix(300))")
 
@@ -137,7 +142,8 @@ struct BadFaithDeviceDrillTests {
             "bad-faith device: \(total) payloads, \(String(format: "%.1f", mib)) MiB, server CPU "
                 + "\(String(format: "%.2f", cpu)) s on the pushes (\(String(format: "%.2f", cpu / max(mib, 0.001))) s/MiB; "
                 + "\(String(format: "%.2f", Double(totalTicks) / Self.ticksPerSecond)) s in all), worst request ≥ 1 MiB "
-                + "\(String(format: "%.2f", worst.perMiB)) s/MiB (\(worst.kind), \(worst.bytes) B); honest syncs \(honestSyncs)")
+                + "\(String(format: "%.2f", worst.perMiB)) s/MiB (\(worst.kind), \(worst.bytes) B); honest syncs \(honestSyncs)"
+        )
         for (outcome, count) in counts.sorted(by: { $0.key < $1.key }) { print("  \(outcome): \(count)") }
 
         // For comparison, an honest push of a full batch as JSON: the 20 base changes still in
@@ -282,7 +288,13 @@ struct BadFaithDeviceDrillTests {
         while index < json.count {
             let byte = json[index]
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
             } else if byte == UInt8(ascii: "\"") {
                 inString = true
             } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
@@ -300,7 +312,8 @@ struct BadFaithDeviceDrillTests {
     static func firstEvent(_ json: String) throws -> (bytes: [UInt8], range: Range<Int>) {
         let bytes = Array(json.utf8)
         guard let marker = json.range(of: #""live":[{"#) else { throw DrillFailure("no live event") }
-        let start = json.utf8.distance(from: json.utf8.startIndex, to: marker.upperBound.samePosition(in: json.utf8)!) - 1
+        let start =
+            json.utf8.distance(from: json.utf8.startIndex, to: marker.upperBound.samePosition(in: json.utf8)!) - 1
         return (bytes, start..<end(of: bytes, from: start))
     }
 
@@ -334,7 +347,8 @@ struct BadFaithDeviceDrillTests {
         guard let marker = json.range(of: #"[{"element":"#) ?? json.range(of: #"[{"key":"#) else {
             throw DrillFailure("no set element")
         }
-        let start = json.utf8.distance(from: json.utf8.startIndex, to: marker.lowerBound.samePosition(in: json.utf8)!) + 1
+        let start =
+            json.utf8.distance(from: json.utf8.startIndex, to: marker.lowerBound.samePosition(in: json.utf8)!) + 1
         let range = start..<end(of: bytes, from: start)
         let element = String(decoding: bytes[range], as: UTF8.self)
         return String(decoding: bytes[..<range.upperBound], as: UTF8.self) + "," + element

@@ -1,8 +1,10 @@
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -126,7 +128,7 @@ struct HTTP2AbuseDrillTests {
         #expect(idleClosed == idle.count, "idle connections that ignore GOAWAY were left open")
         #expect(silentClosed == silent.count, "connections without a TLS handshake were left open")
         var exposition = [UInt8]()
-        server.service.metrics.registry.emit(into: &exposition)
+        server.runtime.metrics.registry.emit(into: &exposition)
         let dropped = String(decoding: exposition, as: UTF8.self).split(separator: "\n").filter {
             $0.hasPrefix("kraliki_connections_dropped_total")
         }

@@ -3,9 +3,11 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOHTTP1
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Synchronization
 import Testing
 

@@ -1,7 +1,9 @@
 import CRDTTestSupport
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 

@@ -1,10 +1,13 @@
 import AsyncHTTPClient
+import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Replica
+import StoreSupport
 import Testing
 
 /// The real `sync-server` binary as a child process on a free loopback port (port 0, read

@@ -3,8 +3,10 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOHTTP1
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Synchronization
 import Testing
@@ -119,7 +121,7 @@ struct TenantIsolationDrillTests {
         /// The entities each tenant's devices pushed and the server accepted.
         var entitiesByTenant = [Set<String>](repeating: [], count: 3)
         var totals = Totals()
-        let wall = SyncService.systemWall()
+        let wall = ServerRuntime.systemWall()
 
         init(seed: UInt64, server: RunningServer, raw: RawClient) {
             self.seed = seed

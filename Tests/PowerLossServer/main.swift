@@ -17,9 +17,10 @@
 import Domain
 import Foundation
 import GRDB
+import LocalStorage
 import Logging
 import PowerLossVFS
-import Replica
+import StoreSupport
 import SyncServer
 
 func die(_ message: String) -> Never {

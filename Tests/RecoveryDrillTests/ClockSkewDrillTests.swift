@@ -3,8 +3,10 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// Drill 7 (docs/reliability.md): skewed clocks cannot win by lying, and the skewed replica
@@ -18,7 +20,7 @@ struct ClockSkewDrillTests {
     static let offsetTolerance: Int64 = 5_000
 
     /// A replica whose wall clock is `skew` ms off the true time, and optionally one whose round
-    /// trips all look longer than 10 s (each reading jumps 11 s): until session 4 such a replica
+    /// trips all look longer than 10 s (each reading jumps 11 s): such a replica once
     /// never learned an offset; now it learns it from answers slower than 10 s when its offset
     /// is off by more than the round trip (`ReplicaSyncSession.updateOffset`).
     struct SkewedReplica {

@@ -3,8 +3,10 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -193,13 +195,13 @@ struct LongOfflineDrillTests {
             for _ in 0..<2 { for writer in online { _ = try await writer.replica.sync() } }
 
             // Past the retention: two collection runs further apart than it.
-            _ = try server.service.collectGarbage()
+            _ = try server.runtime.collectGarbage()
             try await Task.sleep(for: .milliseconds(400))
             for writer in online { _ = try await writer.replica.sync() }
-            _ = try server.service.collectGarbage()
+            _ = try server.runtime.collectGarbage()
             let collectedRefs = Set(try server.store.collectedEntities(of: "acme"))
             #expect(!collectedRefs.isEmpty, "seed \(seed): nothing was collected; the drill proves nothing")
-            if withImage { _ = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall()) }
+            if withImage { _ = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall()) }
 
             // The field replica comes back. Its cursor is stale when a deletion after it was
             // collected (the usual case: see the deletion made above).

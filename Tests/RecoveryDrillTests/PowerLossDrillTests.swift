@@ -4,9 +4,11 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import PowerLossVFS
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Synchronization
 import Testing
 

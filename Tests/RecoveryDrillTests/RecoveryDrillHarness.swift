@@ -1,8 +1,10 @@
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// A server process for the recovery drills: the real `sync-server` binary, or
@@ -64,7 +66,7 @@ final class RecoveryServerProcess {
             try await Task.sleep(for: .milliseconds(20))
         }
         // Say which: it exited (and with what), or it was still starting when the time ran out
-        // (a starved machine) — session 10 saw this message with nothing after the colon.
+        // (a starved machine) — a CI run saw this message with nothing after the colon.
         let exited = process.isRunning ? nil : process.terminationStatus
         let errors = (try? String(contentsOfFile: logPath + ".err", encoding: .utf8)) ?? ""
         let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""

@@ -2,8 +2,10 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// Issue #4 end to end: a laptop whose clock ran a year ahead has its work refused with

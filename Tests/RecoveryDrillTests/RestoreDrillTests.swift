@@ -3,8 +3,10 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import Testing
 
 /// Drill 5 (docs/reliability.md): restoring an old backup loses nothing any replica holds, and

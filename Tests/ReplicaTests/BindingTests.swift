@@ -5,12 +5,14 @@ import DomainTestSupport
 import Foundation
 import GRDB
 import GRDBSQLite
+import StoreSupport
 import Testing
 
+@testable import LocalStorage
 @testable import Replica
 
 /// The hot paths bind statement parameters through SQLite's C API, texts and blobs from a scratch
-/// buffer that lives only for the call (`SQLITE_STATIC`, session 17). What SQLite stores must be
+/// buffer that lives only for the call (`SQLITE_STATIC`). What SQLite stores must be
 /// exactly the values — empty, multi-byte, larger than the stack holds, NULL — and no binding may
 /// point into the buffer once the call returned.
 @Suite("Statement bindings")
@@ -60,7 +62,7 @@ struct BindingTests {
         #expect(blobs == [Data(largeBlob), Data(largeBlob)])
     }
 
-    /// Session 18 binds entity IDs and stamps as their texts written straight into the scratch
+    /// The store binds entity IDs and stamps as their texts written straight into the scratch
     /// buffer, without making a string: the stored text must be exactly `EntityID.text` and
     /// `HLC.text` (rows are looked up and ordered by them), and a missing stamp an empty text.
     @Test("entity IDs and stamps are stored as their texts", arguments: 0..<5 as Range<UInt64>)

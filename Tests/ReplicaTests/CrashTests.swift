@@ -3,7 +3,9 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// SIGKILL a process writing to a store at random moments; after each restart everything it

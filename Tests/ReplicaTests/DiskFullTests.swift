@@ -3,8 +3,11 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import ReplicaPresentation
+import StoreSupport
 import Testing
 
+@testable import LocalStorage
 @testable import Replica
 
 /// A replica on a laptop whose disk fills up: a write that finds no room must change nothing —

@@ -2,7 +2,9 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// The durability setting the store asks for is the one SQLite runs with. GRDB's WAL setup sets

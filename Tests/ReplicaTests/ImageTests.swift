@@ -4,7 +4,9 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Bootstrap images on the replica side: taking one, and refusing one that does not fit

@@ -1,6 +1,8 @@
 import CRDT
 import Domain
+import LocalStorage
 import Replica
+import StoreSupport
 
 /// A server ledger behind a transport that can fail at any phase of an exchange.
 final class InProcessTransport: SyncTransport {

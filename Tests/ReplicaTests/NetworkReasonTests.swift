@@ -2,8 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import StoreSupport
 import Testing
 
+@testable import LocalStorage
 @testable import Replica
 
 /// What `sync` and `init` say when the server cannot be reached: a reason in plain words from

@@ -3,7 +3,9 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// The sync engine prepares the next pulled batch (decodes it, merges it with what the store

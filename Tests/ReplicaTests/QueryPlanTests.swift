@@ -4,13 +4,15 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import StoreSupport
 import Testing
 
+@testable import LocalStorage
 @testable import Replica
 
 /// The store's per-entity lookups must use an index: a full scan is invisible in a test with ten
 /// rows and costs seconds with 100,000 contacts (the history query scanned the whole audit
-/// trail until session 5, because it filtered on the second column of `audit_by_entity` only).
+/// trail once, because it filtered on the second column of `audit_by_entity` only).
 @Suite("Query plans")
 struct QueryPlanTests {
     func plan(_ sql: String, _ store: LocalStore) throws -> String {

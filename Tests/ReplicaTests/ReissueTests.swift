@@ -3,7 +3,9 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// Issue #4: refused changes of an old replica re-issued in a fresh one (`LocalStore.reissue`),

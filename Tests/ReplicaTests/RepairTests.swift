@@ -3,7 +3,9 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// `LocalStore.repair(in:)`: a damaged replica rebuilt under its own identity, its unpushed work

@@ -3,15 +3,17 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import StoreSupport
 import Testing
 
+@testable import LocalStorage
 @testable import Replica
 
 /// One replica used by two processes at once — the agents' guide says to leave `sync --watch`
 /// running in one window and work in another. Each process holds the replica's state in
 /// memory; two `LocalStore`s on one file (two SQLite connections) are the same situation.
 ///
-/// Until session 9 the stale one overwrote the other's writes: an edit made in one window
+/// The stale one once overwrote the other's writes: an edit made in one window
 /// vanished from the file when the other wrote the same contact, and both gave different writes
 /// the same stamp (replica, time) — which the CRDT takes for the same write.
 @Suite("One replica, two processes")

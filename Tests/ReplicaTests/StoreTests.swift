@@ -4,7 +4,10 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import Replica
+import ReplicaPresentation
+import StoreSupport
 import Testing
 
 @Suite("Local store")
@@ -117,7 +120,8 @@ struct StoreTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: root.path + "/schema").filter {
             $0.hasSuffix(".sql")
         }.sorted()
-        let embedded = try String(contentsOfFile: root.path + "/Sources/Replica/Store/Schema.swift", encoding: .utf8)
+        let embedded = try String(
+            contentsOfFile: root.path + "/Sources/LocalStorage/Store/Schema.swift", encoding: .utf8)
         #expect(
             files == [
                 "0001_initial.sql", "0002_audit_and_conflicts.sql", "0003_contact_listing_index.sql",
@@ -363,7 +367,7 @@ struct StoreTests {
 
     /// What a kill in the middle of a transaction in rollback-journal mode leaves (taking a
     /// bootstrap image switches the file to it): a hot journal. The image kill test met it once
-    /// in session 7: the read-only check on open could not roll it back, and the store was
+    /// once: the read-only check on open could not roll it back, and the store was
     /// reported damaged.
     @Test("a hot rollback journal left by a killed process is rolled back on open, not reported as damage")
     func hotJournalRolledBack() throws {
@@ -732,7 +736,8 @@ struct QueryTableTests {
                 let assignee = rng.pick([nil, "jana", "petr", "nobody"])
                 let expected = state.scheduleViews(from: window.0, to: window.1, assignee: assignee)
                 #expect(
-                    try reader.scheduleViews(from: window.0, to: window.1, assignee: assignee) == expected,
+                    try reader.scheduleState(from: window.0, to: window.1, assignee: assignee)
+                        .scheduleViews(from: window.0, to: window.1, assignee: assignee) == expected,
                     "seed \(seed): the schedule from \(window.0) to \(window.1) for \(assignee ?? "all") differs")
                 checked.windows += 1
                 checked.entries += expected.count

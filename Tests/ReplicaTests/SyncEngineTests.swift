@@ -2,7 +2,9 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
+import StoreSupport
 import Testing
 
 /// The store's sync loop against an in-process server ledger, with cuts at every phase.
@@ -95,7 +97,7 @@ struct SyncEngineTests {
         #expect(try jana.history(of: id)?.changes.count == 3)
     }
 
-    /// `history` lists who wrote every value an entity holds, decisions included: until session 11
+    /// `history` lists who wrote every value an entity holds, decisions included: once
     /// it read a hand-written list of fields that left out a note's author and a contact's "not a
     /// duplicate of" (an admin's decision, pulled from another replica here).
     @Test("history names the writer of every field: a note's author, a pulled not-a-duplicate decision")

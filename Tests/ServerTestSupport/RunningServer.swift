@@ -3,12 +3,14 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Replica
 import ServiceLifecycle
+import StoreSupport
 import SyncServer
 import Synchronization
 
@@ -17,7 +19,7 @@ import Synchronization
 public final class RunningServer: @unchecked Sendable {
     public let directory: TempDirectory
     public let launcher: ServerLauncher
-    public let service: SyncService
+    public let runtime: ServerRuntime
     public let port: Int
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
@@ -42,8 +44,8 @@ public final class RunningServer: @unchecked Sendable {
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         let launcher = try ServerLauncher(config: config, logger: logger)
-        let service = launcher.service()
-        let app = try SyncServerApp(service: service, certificate: launcher.certificate)
+        let runtime = launcher.runtime()
+        let app = try SyncServerApp(runtime: runtime, certificate: launcher.certificate)
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
         let application = try app.application(onRunning: { port in sink.yield(port) })
         let group = ServiceGroup(
@@ -53,17 +55,17 @@ public final class RunningServer: @unchecked Sendable {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
         return RunningServer(
-            directory: directory, launcher: launcher, service: service, port: port, task: task, group: group)
+            directory: directory, launcher: launcher, runtime: runtime, port: port, task: task, group: group)
     }
 
     private init(
-        directory: TempDirectory, launcher: ServerLauncher, service: SyncService, port: Int,
+        directory: TempDirectory, launcher: ServerLauncher, runtime: ServerRuntime, port: Int,
         task: Task<Void, any Error>,
         group: ServiceGroup
     ) {
         self.directory = directory
         self.launcher = launcher
-        self.service = service
+        self.runtime = runtime
         self.port = port
         self.task = task
         self.group = group
@@ -77,21 +79,27 @@ public final class RunningServer: @unchecked Sendable {
     }
 
     /// A one-time code for `user` (created with `role`).
-    public func code(tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil) throws
+    public func code(
+        tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil
+    ) throws
         -> String
     {
         try store.createEnrolmentCode(
-            tenant: tenant, user: user, role: role, wall: SyncService.systemWall(), actor: "test", rejoinReplica: rejoin
+            tenant: tenant, user: user, role: role, wall: ServerRuntime.systemWall(), actor: "test",
+            rejoinReplica: rejoin
         )
         .code
     }
 
     /// The enrolment string for `user` (for `rejoin`, a rejoin of that replica only).
-    public func link(tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil) throws
+    public func link(
+        tenant: String = "acme", user: String, role: Role = .agent, rejoin: ReplicaID? = nil
+    ) throws
         -> EnrolmentLink
     {
         EnrolmentLink(
-            server: url, code: try code(tenant: tenant, user: user, role: role, rejoin: rejoin), fingerprint: fingerprint)
+            server: url, code: try code(tenant: tenant, user: user, role: role, rejoin: rejoin),
+            fingerprint: fingerprint)
     }
 
     /// Enrols a new replica in `directory` and opens it with its HTTP client.

@@ -8,7 +8,8 @@
 import CRDT
 import Domain
 import Foundation
-import Replica
+import LocalStorage
+import StoreSupport
 
 /// Unbuffered: a line is out of the process as soon as the write returns.
 func report(_ line: String) {

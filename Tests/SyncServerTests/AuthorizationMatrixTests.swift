@@ -3,9 +3,11 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOHTTP1
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -52,27 +54,24 @@ struct AuthorizationMatrixTests {
             $0.limits.enrolmentBurstPerAddress = 1_000
         }
         let raw = try RawClient(server: server)
-        // Every route in the table, and nothing else.
-        let routes = Set(
-            server.service.routes.map {
-                "\($0.method.rawValue) \($0.path.replacingOccurrences(of: ":id", with: "{id}"))"
-            })
+        // Every route the router registers, and nothing else.
+        let routes = Set(SyncServerApp.router(server.runtime).routes.map { "\($0.method.rawValue) \($0.path)" })
         let rows = Set(Self.expected.keys.map { $0.split(separator: " ").prefix(2).joined(separator: " ") })
         #expect(routes == rows, "the table and the server's routes differ")
 
         // Both tenants have a bootstrap image; acme's holds a record globex must never see.
         let writer = try await server.enrolReplica(in: server.directory.sub("writer"), user: "writer")
-        try writer.store.write(wall: SyncService.systemWall()) { state, context throws(ValidationError) in
+        try writer.store.write(wall: ServerRuntime.systemWall()) { state, context throws(ValidationError) in
             try state.createContact(ContactDraft(name: "Acme Secret Contact"), context)
         }
         _ = try await writer.sync()
         await writer.close()
         for tenant in ["acme", "globex"] {
-            try server.service.images.refresh(tenant: tenant, wall: SyncService.systemWall())
+            try server.runtime.images.refresh(tenant: tenant, wall: ServerRuntime.systemWall())
         }
 
         let revoked = try await raw.enrol(server, user: "gone", role: .admin)
-        _ = try server.store.revoke(device: revoked.id, tenant: "acme", actor: "test", wall: SyncService.systemWall())
+        _ = try server.store.revoke(device: revoked.id, tenant: "acme", actor: "test", wall: ServerRuntime.systemWall())
 
         var mismatches = [String]()
         var cells = 0
@@ -132,9 +131,9 @@ struct AuthorizationMatrixTests {
         #expect(acmeDevices.allSatisfy { !listed.text.contains($0) }, "another tenant's devices leaked")
         let image = try await raw.send(.GET, "/v1/sync/image", token: intruder.token)
         #expect(image.status == 200)
-        #expect(image.body.count == server.service.images.image(of: "globex")?.bytes, "not globex's own image")
+        #expect(image.body.count == server.runtime.images.image(of: "globex")?.bytes, "not globex's own image")
         #expect(image.body.range(of: Data("Acme Secret Contact".utf8)) == nil, "another tenant's image leaked")
-        let acmeImage = try Data(contentsOf: URL(fileURLWithPath: server.service.images.image(of: "acme")!.path))
+        let acmeImage = try Data(contentsOf: URL(fileURLWithPath: server.runtime.images.image(of: "acme")!.path))
         #expect(acmeImage.range(of: Data("Acme Secret Contact".utf8)) != nil, "the check above would not see a leak")
         await raw.shutdown()
         await server.stop()
@@ -142,7 +141,7 @@ struct AuthorizationMatrixTests {
 
     /// The ID of a new pending enrolment code of `tenant`.
     static func freshCodeID(_ server: RunningServer, tenant: String) throws -> String {
-        let wall = SyncService.systemWall()
+        let wall = ServerRuntime.systemWall()
         let before = Set(try server.store.pendingCodes(tenant: tenant, wall: wall).map(\.id))
         _ = try server.code(tenant: tenant, user: "pending")
         let after = try server.store.pendingCodes(tenant: tenant, wall: wall).map(\.id)

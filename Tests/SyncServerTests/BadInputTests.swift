@@ -4,9 +4,11 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOHTTP1
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 

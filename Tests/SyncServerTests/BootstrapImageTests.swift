@@ -3,8 +3,10 @@ import Domain
 import DomainTestSupport
 import Foundation
 import GRDB
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -79,13 +81,13 @@ struct BootstrapImageTests {
         try Self.work(jana.store, count: 10, prefix: "Meanwhile")
         _ = try await jana.sync()
         // Past the retention: the deletion's tombstone is collected; then the image is written.
-        _ = try server.service.collectGarbage()
+        _ = try server.runtime.collectGarbage()
         try await Task.sleep(for: .milliseconds(400))
         _ = try await jana.sync()
-        _ = try server.service.collectGarbage()
+        _ = try server.runtime.collectGarbage()
         let collected = Set(try server.store.collectedEntities(of: "acme"))
         #expect(collected.contains(EntityRef(.contact, gone)))
-        _ = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        _ = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
 
         let report = try await petr.sync()
         #expect(report.rebootstrapped)
@@ -109,7 +111,7 @@ struct BootstrapImageTests {
     @Test("a fresh replica takes the image, pulls only what came after it, keeps its own identity and can push")
     func freshReplicaTakesImage() async throws {
         let (server, directory, jana) = try await Self.serverWithJana(count: 120)
-        let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        let image = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
         try Self.work(jana.store, count: 15, prefix: "After")
         _ = try await jana.sync()
 
@@ -175,7 +177,7 @@ struct BootstrapImageTests {
         _ = try await jana.sync()
         let first = try await petr.sync()
         #expect(first.imageEntities == nil && first.pulledChanges > 0)
-        try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
         // A replica with unsent work is not fresh: it pushes and pulls.
         let eva = try await server.enrolReplica(in: directory.sub("eva"), user: "eva")
         try eva.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
@@ -199,7 +201,7 @@ struct BootstrapImageTests {
     @Test("an image damaged on the way is thrown away; the replica pulls everything instead, in the same sync")
     func damagedImage() async throws {
         let (server, directory, jana) = try await Self.serverWithJana(count: 30)
-        let image = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        let image = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
         // One byte changed on the server's disk after the digest was taken.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: image.path))
         bytes[bytes.count / 2] ^= 0xFF
@@ -236,7 +238,7 @@ struct BootstrapImageTests {
         for round in 0..<3 {
             try Self.work(jana.store, count: 10, prefix: "Round\(round)")
             _ = try await jana.sync()
-            images.append(try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall()))
+            images.append(try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall()))
         }
         let folder = (images[2].path as NSString).deletingLastPathComponent
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("image-") }
@@ -254,7 +256,7 @@ struct BootstrapImageTests {
             $0.port = port
             $0.imageMinChanges = 0
         }
-        #expect(try server.service.images.servable(of: "acme") == images[2], "the restarted server lost its image")
+        #expect(try server.runtime.images.servable(of: "acme") == images[2], "the restarted server lost its image")
         let petr = try await server.enrolReplica(in: directory.sub("petr"), user: "petr")
         let report = try await petr.sync()
         #expect(report.imageEntities == 33, "30 contacts and 3 notes")
@@ -272,21 +274,22 @@ struct BootstrapImageTests {
         try Self.work(jana.store, count: 8, prefix: "Kept")
         _ = try await jana.sync()
         let backup = directory.sub("backup.sqlite")
-        _ = try server.store.backup(to: backup, wall: SyncService.systemWall())
+        _ = try server.store.backup(to: backup, wall: ServerRuntime.systemWall())
         try Self.work(jana.store, count: 5, prefix: "Lost")  // after the backup: the restore loses them
         _ = try await jana.sync()
-        let old = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
-        #expect(try server.service.images.servable(of: "acme") == old)
+        let old = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
+        #expect(try server.runtime.images.servable(of: "acme") == old)
         await server.stop()
 
-        let epochs = try ServerStore.restore(from: backup, into: directory.sub("data"), wall: SyncService.systemWall())
+        let epochs = try ServerStore.restore(
+            from: backup, into: directory.sub("data"), wall: ServerRuntime.systemWall())
         let port = server.port
         server = try await RunningServer.start(directory: directory) {
             $0.port = port
             $0.imageMinChanges = 0
         }
         // The builder on disk is of the old epoch: it is thrown away, not asked to re-push.
-        let new = try server.service.images.refresh(tenant: "acme", wall: SyncService.systemWall())
+        let new = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
         #expect(new.epoch == epochs["acme"] && new.epoch != old.epoch)
         #expect(new.cursor < old.cursor, "the new image should hold only what the backup held")
         let fromBackup = try server.store.state(of: "acme")

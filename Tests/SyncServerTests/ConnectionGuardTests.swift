@@ -1,4 +1,6 @@
 import CRDTTestSupport
+import LocalStorage
+import StoreSupport
 import Testing
 
 @testable import SyncServer

@@ -2,8 +2,10 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 

@@ -2,8 +2,10 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -146,7 +148,7 @@ struct HTTPSyncTests {
 
     /// `sync --watch` in one window, an edit in another (another process, here another store on
     /// the same file): the follower pushes it within a poll or two, though nothing else happens
-    /// in the tenant. Until session 9 it waited for the server's next event, which in a quiet
+    /// in the tenant. It once waited for the server's next event, which in a quiet
     /// tenant never came.
     @Test(
         "a follower pushes an edit another process made to its replica, with no other activity",

@@ -4,10 +4,12 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOHTTP1
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -79,7 +81,7 @@ struct HardeningTests {
 
     /// Jana's first outbox change as JSON: one new contact, stamped by her replica.
     static func honestPush(_ replica: EnrolledReplica, name: String = "Honest Contact") throws -> String {
-        try replica.store.write(wall: SyncService.systemWall()) { state, context throws(ValidationError) in
+        try replica.store.write(wall: ServerRuntime.systemWall()) { state, context throws(ValidationError) in
             try state.createContact(ContactDraft(name: name), context)
         }
         let pending = try replica.store.pendingChanges()
@@ -101,12 +103,12 @@ struct HardeningTests {
         let raw = try RawClient(server: server)
         let jana = try await server.enrolReplica(in: server.directory.sub("jana"), user: "jana")
         let json = try Self.honestPush(jana)
-        let counter = HLC(physical: SyncService.systemWall(), replica: ReplicaID(1)).time
+        let counter = HLC(physical: ServerRuntime.systemWall(), replica: ReplicaID(1)).time
         var random = SeededRandom(seed: 28)
         let forged = try Self.injectingContext(
             json, (0..<20_000).map { _ in (ReplicaID(random.next() | 1 << 63), counter) })
         let binary = try JSONDecoder().decode(PushBatch.self, from: Data(forged.utf8)).encodedBlob()
-        for (type, body) in [("application/json", Array(forged.utf8)), (SyncService.binaryContentType, binary)] {
+        for (type, body) in [("application/json", Array(forged.utf8)), (MessageFormat.binaryContentType, binary)] {
             let answer = try await raw.send(
                 .POST, "/v1/sync/push", token: jana.credentials.token, contentType: type, body: body,
                 headers: [("accept", type)])
@@ -129,7 +131,7 @@ struct HardeningTests {
         let raw = try RawClient(server: server)
         let jana = try await server.enrolReplica(in: server.directory.sub("jana"), user: "jana")
         let petr = try await raw.enrol(server, user: "petr", role: .agent)
-        let counter = HLC(physical: SyncService.systemWall(), replica: ReplicaID(1)).time
+        let counter = HLC(physical: ServerRuntime.systemWall(), replica: ReplicaID(1)).time
         let forged = try Self.injectingContext(try Self.honestPush(jana), [(ReplicaID(hex: petr.id)!, counter)])
         let answer = try await raw.send(.POST, "/v1/sync/push", token: jana.credentials.token, json: forged)
         #expect(answer.status == 200)
@@ -330,7 +332,7 @@ struct HardeningTests {
         let device = try await raw.enrol(server, user: "jana", role: .agent)
         #expect(try await raw.send(.GET, "/v1/device", token: device.token).status == 200)  // now cached
         // The store directly, as `sync-server` in another process would: this server is not told.
-        _ = try server.store.revoke(device: device.id, tenant: "acme", actor: "cli", wall: SyncService.systemWall())
+        _ = try server.store.revoke(device: device.id, tenant: "acme", actor: "cli", wall: ServerRuntime.systemWall())
         let answer = try await raw.send(.GET, "/v1/device", token: device.token)
         #expect(answer.status == 401)
         #expect(answer.problemType == "device-revoked")
@@ -362,16 +364,21 @@ struct HardeningTests {
             "-out", path("root.pem"),
         ])
         for (name, issuer, subject, ext) in [
-            ("intermediate", "root", "/CN=Test Intermediate", "ca.ext"), ("leaf", "intermediate", "/CN=127.0.0.1", "leaf.ext"),
+            ("intermediate", "root", "/CN=Test Intermediate", "ca.ext"),
+            ("leaf", "intermediate", "/CN=127.0.0.1", "leaf.ext"),
         ] {
-            try await openssl(["req", "-new", "-key", path("\(name).key"), "-subj", subject, "-out", path("\(name).csr")])
             try await openssl([
-                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(issuer).pem"), "-CAkey", path("\(issuer).key"),
+                "req", "-new", "-key", path("\(name).key"), "-subj", subject, "-out", path("\(name).csr"),
+            ])
+            try await openssl([
+                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("\(issuer).pem"), "-CAkey",
+                path("\(issuer).key"),
                 "-CAcreateserial", "-days", "1", "-extfile", path(ext), "-out", path("\(name).pem"),
             ])
         }
         try await openssl(["x509", "-in", path("leaf.pem"), "-outform", "DER", "-out", path("leaf.der")])
-        let chain = try String(contentsOfFile: path("leaf.pem"), encoding: .utf8)
+        let chain =
+            try String(contentsOfFile: path("leaf.pem"), encoding: .utf8)
             + String(contentsOfFile: path("intermediate.pem"), encoding: .utf8)
         try chain.write(toFile: path("fullchain.pem"), atomically: true, encoding: .utf8)
         chmod(path("leaf.key"), 0o600)
@@ -433,13 +440,13 @@ struct HardeningTests {
         #expect(try mode(server.directory.sub("data")) == 0o700)
         #expect(try mode(server.directory.sub("data/server.sqlite")) == 0o600)
         let backup = server.directory.sub("backup.sqlite")
-        try server.store.backup(to: backup, wall: SyncService.systemWall())
+        try server.store.backup(to: backup, wall: ServerRuntime.systemWall())
         #expect(try mode(backup) == 0o600)
         // An existing file is never written into.
-        #expect(throws: StoreError.self) { try server.store.backup(to: backup, wall: SyncService.systemWall()) }
+        #expect(throws: StoreError.self) { try server.store.backup(to: backup, wall: ServerRuntime.systemWall()) }
         await server.stop()
         let restored = server.directory.sub("restored")
-        _ = try ServerStore.restore(from: backup, into: restored, wall: SyncService.systemWall())
+        _ = try ServerStore.restore(from: backup, into: restored, wall: ServerRuntime.systemWall())
         #expect(try mode(restored) == 0o700)
         #expect(try mode(restored + "/server.sqlite") == 0o600)
         // Production refuses a data directory others can read.

@@ -1,7 +1,10 @@
+import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 

@@ -2,8 +2,10 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -44,7 +46,7 @@ struct OperationsTests {
             }
             group.addTask {
                 try await Task.sleep(for: .milliseconds(50))
-                _ = try serving.store.backup(to: backupFile, wall: SyncService.systemWall())
+                _ = try serving.store.backup(to: backupFile, wall: ServerRuntime.systemWall())
             }
             try await group.waitForAll()
         }
@@ -56,7 +58,7 @@ struct OperationsTests {
 
         // Restore the older backup: integrity ok, a new epoch, and the log replays to the state.
         let data = directory.sub("data")
-        let epochs = try ServerStore.restore(from: backupFile, into: data, wall: SyncService.systemWall())
+        let epochs = try ServerStore.restore(from: backupFile, into: data, wall: ServerRuntime.systemWall())
         #expect(epochs["acme"] != nil && epochs["acme"] != epochBefore)
         let port = server.port  // the replicas know the server by its URL
         server = try await RunningServer.start(directory: directory) { $0.port = port }
@@ -67,7 +69,7 @@ struct OperationsTests {
         while true {
             let page = try server.store.respond(
                 to: PullRequest(epoch: epochs["acme"], cursor: cursor, maxChanges: 1_000, maxBytes: 1 << 24),
-                tenant: "acme", wall: SyncService.systemWall())
+                tenant: "acme", wall: ServerRuntime.systemWall())
             for change in page.changes { replayed.merge(change.change) }
             cursor = page.nextCursor
             if !page.hasMore { break }
@@ -160,10 +162,10 @@ struct OperationsTests {
         let replica = try await server.enrolReplica(in: directory.sub("m"), user: "m")
         try Self.addContacts(replica.store, "metric", 3)
         _ = try await replica.sync()
-        _ = try server.store.backup(to: directory.sub("b.sqlite"), wall: SyncService.systemWall())
+        _ = try server.store.backup(to: directory.sub("b.sqlite"), wall: ServerRuntime.systemWall())
         let raw = try RawClient(server: server)
         // The store gauges as of now (the server computes them every metricsRefreshSeconds).
-        try server.service.refreshStoreGauges()
+        try server.runtime.refreshStoreGauges()
         let answer = try await raw.send(.GET, "/metrics", token: server.metricsToken)
         #expect(answer.status == 200)
         let text = answer.text

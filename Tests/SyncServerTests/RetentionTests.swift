@@ -2,8 +2,10 @@ import CRDT
 import Domain
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import Replica
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 
@@ -71,9 +73,9 @@ struct RetentionTests {
     /// everything before it as old enough for the second.
     /// Returns what both did.
     static func collectTwice(_ server: RunningServer) async throws -> ServerStore.Collection {
-        var total = try server.service.collectGarbage()
+        var total = try server.runtime.collectGarbage()
         try await Task.sleep(for: .milliseconds(300))
-        let second = try server.service.collectGarbage()
+        let second = try server.runtime.collectGarbage()
         total.tombstones += second.tombstones
         total.logEntries += second.logEntries
         total.tombstonesWaiting = second.tombstonesWaiting

@@ -1,6 +1,8 @@
 import DomainTestSupport
 import Foundation
+import LocalStorage
 import ServerTestSupport
+import StoreSupport
 import SyncServer
 import Testing
 

@@ -9,9 +9,11 @@ import AsyncHTTPClient
 import CRDT
 import Domain
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOSSL
 import Replica
+import StoreSupport
 import SyncServer
 
 func seconds(since start: ContinuousClock.Instant) -> Double {
@@ -86,8 +88,8 @@ let rssEmpty = serverRSS()
 let control = try ServerStore.open(in: data)
 func enrolDevice(_ user: String) throws -> Enrolment {
     let code = try control.createEnrolmentCode(
-        tenant: "acme", user: user, role: .field, wall: SyncService.systemWall(), actor: "bench")
-    return try control.enrol(code: code.code, wall: SyncService.systemWall())
+        tenant: "acme", user: user, role: .field, wall: ServerRuntime.systemWall(), actor: "bench")
+    return try control.enrol(code: code.code, wall: ServerRuntime.systemWall())
 }
 
 // MARK: 1. Durable ingest over HTTP/2
@@ -98,7 +100,7 @@ func batches(for device: Enrolment, count: Int, offset: Int) -> [[UInt8]] {
     var clock = HybridLogicalClock(replica: replica)
     var state = TenantState()
     var changes = [PushChange]()
-    let wall = SyncService.systemWall()
+    let wall = ServerRuntime.systemWall()
     for index in 0..<count {
         let context = WriteContext(author: Author(user: device.user, device: replica), stamp: clock.now(wall: wall))
         let delta = try! state.createContact(
@@ -152,7 +154,7 @@ do {
     let start = ContinuousClock.now
     var count = 0
     for batch in decoded {
-        _ = try baseline.receive(batch, tenant: "acme", wall: SyncService.systemWall())
+        _ = try baseline.receive(batch, tenant: "acme", wall: ServerRuntime.systemWall())
         count += batch.changes.count
     }
     let elapsed = seconds(since: start)
@@ -183,7 +185,7 @@ let rssLoaded = serverRSS()
 /// A replica enrolled in its own directory, with nothing in it yet.
 func freshReplica(_ label: String) async throws -> (LocalStore, HTTPSyncClient, directory: String) {
     let code = try control.createEnrolmentCode(
-        tenant: "acme", user: "fresh", role: .field, wall: SyncService.systemWall(), actor: "bench")
+        tenant: "acme", user: "fresh", role: .field, wall: ServerRuntime.systemWall(), actor: "bench")
     let fingerprint = ServerCertificate.fingerprint(
         der: try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))[0].toDERBytes())
     let directory = root + "/fresh-\(label)"
@@ -276,10 +278,10 @@ do {
 do {
     let images = BootstrapImages(directory: root + "/images-in-process", store: control)
     var start = ContinuousClock.now
-    let image = try images.refresh(tenant: "acme", wall: SyncService.systemWall())
+    let image = try images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
     let scratch = seconds(since: start)
     start = ContinuousClock.now
-    _ = try images.refresh(tenant: "acme", wall: SyncService.systemWall())
+    _ = try images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
     print(
         "writing the image in process: from nothing \(fmt(scratch, 2)) s (\(image.cursor) changes pulled by the "
             + "builder, VACUUM INTO, quick_check, SHA-256); a refresh with nothing new \(fmt(seconds(since: start), 2)) s"

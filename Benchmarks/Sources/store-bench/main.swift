@@ -6,7 +6,9 @@ import Domain
 import Foundation
 import GRDB
 import GRDBSQLite
+import LocalStorage
 import Replica
+import StoreSupport
 import SyncServer
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {

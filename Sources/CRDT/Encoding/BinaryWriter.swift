@@ -112,10 +112,10 @@ public struct BinaryWriter: Sendable {
 /// The replicas or stamps a blob has written so far, each referred to later by its position.
 /// Searched linearly while there are few — an entity's fields are usually stamped by a replica
 /// or two, in an event or two, and hashing into two dictionaries (each allocated per blob) was a
-/// quarter of encoding an entity in session 15's profile of a pull — and through a dictionary
+/// quarter of encoding an entity in a profile of a pull — and through a dictionary
 /// once there are many (a pull response of 1,000 changes). The first four are kept inline: an
 /// array per index and blob, grown as keys came, was 5 of the ~43 allocations per pulled title
-/// change (session 17).
+/// change.
 @usableFromInline struct WrittenIndex<Key: Hashable & Sendable>: Sendable {
     /// Beyond this many keys, `positions` holds them all.
     @usableFromInline static var linearLimit: Int { 16 }

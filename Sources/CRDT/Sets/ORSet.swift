@@ -51,7 +51,8 @@ public struct ORSet<Element: Hashable & Comparable & Sendable>: Sendable {
         var sorted = entries.filter { !$0.kernel.isBottom }
         if sorted.count > 1 {
             sorted = sorted.enumerated().sorted {
-                $0.element.element != $1.element.element ? $0.element.element < $1.element.element : $0.offset < $1.offset
+                $0.element.element != $1.element.element
+                    ? $0.element.element < $1.element.element : $0.offset < $1.offset
             }.map(\.element)
         }
         var merged = [Entry]()

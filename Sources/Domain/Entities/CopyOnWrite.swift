@@ -4,7 +4,7 @@
 /// Why: an entity is a struct of ten to thirteen CRDTs, each holding references. Stored inline,
 /// every copy (out of a map while iterating, into a step, into the store's writes) was a memcpy
 /// of ~400 bytes and ~15 retains, and every drop as many releases: in the profile of 100,000
-/// pulled title changes, copying and destroying contacts was 17 % of all CPU (session 13). Behind
+/// pulled title changes, copying and destroying contacts was 17 % of all CPU. Behind
 /// this box a copy is one retain; only a write to a shared copy pays the memberwise copy.
 public struct CopyOnWrite<Value: Sendable>: @unchecked Sendable {
     // Unchecked: the box is mutated only through `value`'s `_modify`, which first makes

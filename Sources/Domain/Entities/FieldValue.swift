@@ -182,7 +182,7 @@ extension ORMap: FieldCRDT where Key == String, Value == MVRegister<String> {
 /// side of a conflict can name its user as well as its device.
 ///
 /// An LWW register per device, merged device by device: the `ORMap<ReplicaID,
-/// LWWRegister<String>>` it was until session 18, and encoded exactly as that map (binary and
+/// LWWRegister<String>>` it once was, and encoded exactly as that map (binary and
 /// JSON). Kept as an array in device order: an entity records one or two devices (its creator,
 /// a later editor), and an array merges, encodes and decodes without hashing and allocates
 /// once where a dictionary allocated a table — every pulled change decodes and merges one.
@@ -198,7 +198,7 @@ public struct Authors: Mergeable, FieldCRDT {
 
     public init() {}
 
-    /// The records as the map they were until session 18 (built on each call).
+    /// The records as the map they once were (built on each call).
     public var userByDevice: ORMap<ReplicaID, LWWRegister<String>> {
         ORMap(Dictionary(uniqueKeysWithValues: records.map { ($0.device, $0.user) }))
     }

@@ -1,6 +1,8 @@
 import Domain
 import Foundation
+import LocalStorage
 import NIOHTTP1
+import StoreSupport
 
 /// The server's admin routes, for `replica-cli admin`: devices, revocation, enrolment codes and
 /// the whole tenant's conflicts. The server checks the role; ``permits(_:role:)`` lets the CLI

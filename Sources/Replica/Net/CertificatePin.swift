@@ -1,9 +1,12 @@
 import Crypto
+import Domain
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import StoreSupport
 import Synchronization
 
 /// Trust on first use, made safe by the fingerprint in the enrolment string: connects once,

@@ -1,8 +1,8 @@
 /// A short, plain reason a server could not be reached — "connection refused", "timed out" —
 /// from what the network stack reports, instead of its nested dump (`Connection errors:
 /// SingleConnectionFailure(target: [IPv4]127.0.0.1/127.0.0.1:8443, error: connection reset (error
-/// set): Connection refused) (errno: 111))`, which is what `sync` and `init` printed until
-/// session 11). An error it does not recognise keeps its own text: nothing is hidden.
+/// set): Connection refused) (errno: 111))`, which is what `sync` and `init` once printed).
+/// An error it does not recognise keeps its own text: nothing is hidden.
 func networkReason(_ error: any Error) -> String {
     let text = String(describing: error)
     // Most specific first: a refused connection's text also says "connection reset".

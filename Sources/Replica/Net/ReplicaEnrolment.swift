@@ -1,6 +1,8 @@
 import CRDT
 import Domain
 import Foundation
+import LocalStorage
+import StoreSupport
 
 /// Enrols a new replica: pins the server certificate (by the fingerprint in the enrolment
 /// string, or a CA file), exchanges the one-time code for a device ID and token, writes

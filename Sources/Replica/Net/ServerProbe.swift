@@ -1,6 +1,8 @@
 import Foundation
+import LocalStorage
 import NIOCore
 import NIOPosix
+import StoreSupport
 
 /// A quick TCP check that a server accepts connections, so a command can say "unreachable" in
 /// a moment instead of waiting out the HTTP client's connect retries (about 10 s per request).

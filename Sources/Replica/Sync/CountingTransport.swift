@@ -1,4 +1,6 @@
 import Foundation
+import LocalStorage
+import StoreSupport
 import Synchronization
 
 /// A transport that counts what passes through another one, for progress output. Safe to use

@@ -1,4 +1,6 @@
 import Foundation
+import LocalStorage
+import StoreSupport
 
 extension SyncEngine {
     /// What the live loop did, for progress output.

@@ -1,6 +1,8 @@
 import CRDT
 import Domain
 import Foundation
+import LocalStorage
+import StoreSupport
 
 /// When to try a failed sync again: exponential backoff with full jitter, and a verdict on
 /// which failures can heal.

@@ -1,6 +1,8 @@
 import CRDT
 import Domain
 import Foundation
+import LocalStorage
+import StoreSupport
 import Synchronization
 
 /// Moves protocol messages to the server and back. The HTTP/2 client (over TLS, with the
@@ -212,7 +214,7 @@ public struct SyncEngine {
             ahead?.writerFinished.set()
             // Until that batch is prepared the writer would wait idle: it frees the step before
             // this one now if the preparing side has not. (Freed on a task of its own, as until
-            // session 16, that work took a third thread beside the writer and the preparing side
+            // an earlier design, that work took a third thread beside the writer and the preparing side
             // on two cores.)
             dropWritten()
             // The next step's preparation holds the store's state; taking this step into memory
@@ -378,7 +380,7 @@ public struct SyncEngine {
                 }
                 // Stopped before the writer finished (the step is full, or the server has no
                 // more): this side would wait idle, so it frees the step before. Otherwise the
-                // writer does: while this side is the slower one (title changes, session 18),
+                // writer does: while this side is the slower one (title changes),
                 // the work here would slow every step.
                 if !writerFinished.isSet { written?.drop() }
                 return next

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
-import Replica
+import StoreSupport
 import SwiftASN1
 import X509
 
@@ -41,7 +41,8 @@ public struct ServerCertificate: Sendable {
             let chain = try PEMDocument.parseMultiple(pemString: pem).filter { $0.discriminator == "CERTIFICATE" }
                 .map(Certificate.init(pemDocument:))
             guard let leaf = chain.first else {
-                throw ServerConfig.Problem(setting: "tlsCertificate", message: "\(certificatePath) holds no certificate")
+                throw ServerConfig.Problem(
+                    setting: "tlsCertificate", message: "\(certificatePath) holds no certificate")
             }
             certificate = leaf
         } catch let problem as ServerConfig.Problem {

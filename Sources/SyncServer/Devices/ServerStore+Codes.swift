@@ -1,7 +1,7 @@
 import CRDT
 import Foundation
 import GRDB
-import Replica
+import StoreSupport
 
 /// An enrolment code not used, withdrawn or expired yet: what an admin may still revoke. The
 /// code itself is never shown again (only its hash is stored); it is named by `id`, the first

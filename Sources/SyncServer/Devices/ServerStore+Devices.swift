@@ -3,7 +3,7 @@ import Crypto
 import Domain
 import Foundation
 import GRDB
-import Replica
+import StoreSupport
 
 /// An enrolled device as the server knows it.
 public struct DeviceRecord: Codable, Sendable, Equatable {
@@ -118,7 +118,8 @@ extension ServerStore {
         }
         if let reason = Names.checkUser(user) { throw DeviceError(code: .invalidName, field: "user", message: reason) }
         if let rejoinReplica, rejoinReplica.rawValue == 0 {
-            throw DeviceError(code: .invalidName, field: "rejoinReplica", message: "a replica ID is 16 hexadecimal digits")
+            throw DeviceError(
+                code: .invalidName, field: "rejoinReplica", message: "a replica ID is 16 hexadecimal digits")
         }
         guard lifetimeMs >= 1, lifetimeMs <= 366 * 86_400_000 else {
             throw DeviceError(code: .invalidName, field: "lifetime", message: "a code lives 1 ms to a year")
@@ -138,7 +139,8 @@ extension ServerStore {
                         VALUES (?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        Self.digest(Self.normalizedCode(code)), tenant, user, Int64(wall), Int64(expires), role.rawValue,
+                        Self.digest(Self.normalizedCode(code)), tenant, user, Int64(wall), Int64(expires),
+                        role.rawValue,
                         rejoinReplica?.hex,
                     ])
                 var detail = ["user": user, "role": role.rawValue, "expires_ms": String(expires)]
@@ -261,8 +263,9 @@ extension ServerStore {
         try wrap {
             try database.read { db in
                 try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT revoked_ms FROM device WHERE id = ?"), arguments: [device])
-                    .map { ($0[0] as Int64?) != nil } ?? true
+                    db.cachedStatement(sql: "SELECT revoked_ms FROM device WHERE id = ?"), arguments: [device]
+                )
+                .map { ($0[0] as Int64?) != nil } ?? true
             }
         }
     }

@@ -2,7 +2,9 @@ import Hummingbird
 import NIOCore
 
 /// The request context of every route: Hummingbird's core context, the client's address
-/// (which the per-address enrolment limit keys on) and when the request's channel closes.
+/// (which the per-address enrolment limit keys on), when the request's channel closes, and the
+/// device `DeviceAuthenticator` found for the bearer token (routes that need one run with a
+/// ``DeviceRequestContext``, which holds it without an optional).
 public struct SyncRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
@@ -10,6 +12,8 @@ public struct SyncRequestContext: RequestContext, RemoteAddressRequestContext {
     /// a live stream — so a stream that writes only now and then ends at once, not at its next
     /// write.
     let closed: EventLoopFuture<Void>
+    /// Set by `DeviceAuthenticator` on the routes that need a device.
+    var device: DeviceRecord?
 
     public init(source: Source) {
         coreContext = .init(source: source)

@@ -5,20 +5,42 @@ import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 import NIOCore
-import Replica
 import ServiceLifecycle
+import StoreSupport
 
 /// The running server: Hummingbird with HTTP/2 over TLS (ALPN h2, HTTP/1.1 fallback) or, when
-/// asked for on loopback, cleartext HTTP/2; the routes of `SyncService`; structured JSON logs
-/// with a request ID; graceful shutdown (stop accepting, finish in-flight requests, close live
-/// streams, flush device activity).
+/// asked for on loopback, cleartext HTTP/2; the router's controllers over a `ServerRuntime`;
+/// structured JSON logs with a request ID; the background services; graceful shutdown (stop
+/// accepting, finish in-flight requests, close live streams, flush device activity).
 public struct SyncServerApp {
-    public let service: SyncService
+    public let runtime: ServerRuntime
     public let certificate: ServerCertificate?
 
-    public init(service: SyncService, certificate: ServerCertificate?) {
-        self.service = service
+    public init(runtime: ServerRuntime, certificate: ServerCertificate?) {
+        self.runtime = runtime
         self.certificate = certificate
+    }
+
+    /// Every route, grouped by who may call it: open routes (health, readiness, metrics,
+    /// enrolment), then the routes of an authenticated device, converted to a
+    /// `DeviceRequestContext`, each controller declaring its routes' access rule.
+    /// `router.routes` is the route list the OpenAPI and authorization tests read.
+    public static func router(_ runtime: ServerRuntime) -> Router<SyncRequestContext> {
+        let router = Router(context: SyncRequestContext.self)
+        let table = RouteTable()
+        router.add(middleware: RequestMiddleware(runtime: runtime, routes: table))
+        HealthController(runtime: runtime).addRoutes(to: router.group())
+        let v1 = router.group("v1")
+        EnrolmentController(runtime: runtime).addRoutes(to: v1)
+        let devices = v1.group()
+            .add(middleware: DeviceAuthenticator(runtime: runtime))
+            .group(context: DeviceRequestContext.self)
+        SyncController(runtime: runtime).addRoutes(to: devices)
+        LiveController(runtime: runtime).addRoutes(to: devices)
+        ImageController(runtime: runtime).addRoutes(to: devices)
+        AdminController(runtime: runtime).addRoutes(to: devices.group("admin"))
+        table.set(router.routes)
+        return router
     }
 
     /// HTTP/2 connection lifetimes. A connection with no open stream for `idleConnectionSeconds`
@@ -49,19 +71,13 @@ public struct SyncServerApp {
     )
         throws -> some ApplicationProtocol
     {
-        let router = Router(context: SyncRequestContext.self)
-        router.add(middleware: RequestMiddleware(service: service))
-        for route in service.routes {
-            router.on(RouterPath(route.path), method: route.method) { [service] request, context in
-                try await service.run(route, request, context)
-            }
-        }
-        let limits = service.config.limits
+        let router = Self.router(runtime)
+        let limits = runtime.config.limits
         let connections = Self.http2Connections(limits)
         let guardLimits = Self.connectionLimits(limits)
-        let census = service.metrics.connections
+        let census = runtime.metrics.connections
         let server: HTTPServerBuilder
-        if service.config.cleartextHTTP2 {
+        if runtime.config.cleartextHTTP2 {
             server = HTTPServerBuilder { responder in
                 GuardedChannel(
                     inner: HTTP2Channel(responder: responder, configuration: connections), limits: guardLimits,
@@ -82,134 +98,15 @@ public struct SyncServerApp {
         return Application(
             router: router, server: server,
             configuration: ApplicationConfiguration(
-                address: .hostname(service.config.host, port: service.config.port), serverName: "kraliki-sync",
+                address: .hostname(runtime.config.host, port: runtime.config.port), serverName: "kraliki-sync",
                 // At the cap the server stops accepting; new clients wait in the listen backlog
                 // (rather than being accepted and cut off) until a connection closes.
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             services: [
-                HousekeepingService(service: service), CollectorService(service: service),
-                ImageService(service: service), StoreGaugesService(service: service),
+                HousekeepingService(runtime: runtime), CollectorService(runtime: runtime),
+                ImageService(runtime: runtime), StoreGaugesService(runtime: runtime),
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: service.logger)
-    }
-}
-
-/// Background work tied to the server's lifetime: device activity written and the store
-/// probed for `/readyz` every 2 s; at graceful shutdown, live streams closed (so in-flight
-/// requests can finish) and activity flushed.
-struct HousekeepingService: Service {
-    let service: SyncService
-
-    func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(2))
-                do { try service.flushActivity() } catch {
-                    service.logger.warning("cannot record device activity", metadata: ["error": "\(error)"])
-                }
-                // Off the cooperative pool: it waits for the writer lock behind group commits.
-                try? await SyncService.offload { service.probeStore() }
-            }
-        }
-        service.closeLiveStreams()
-        try? service.flushActivity()
-    }
-}
-
-/// Times and logs every request, counts it in the metrics by route template, and turns every
-/// error into an RFC 9457 problem document (a route that does not exist too).
-struct RequestMiddleware: RouterMiddleware {
-    typealias Context = SyncRequestContext
-    let service: SyncService
-    /// The route table's templates as the router names them (`context.endpointPath`).
-    let templates: Set<String>
-
-    init(service: SyncService) {
-        self.service = service
-        templates = Set(service.routes.map { RouterPath($0.path).description })
-    }
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws
-        -> Response
-    {
-        let start = ContinuousClock.now
-        var response: Response
-        do {
-            response = try await next(request, context)
-        } catch let problem as Problem {
-            response = try problem.response(from: request, context: context)
-        } catch let error as HTTPError {
-            response = try problem(for: error, request).response(from: request, context: context)
-            if response.status == .methodNotAllowed {
-                let methods = service.routes.filter { RoutePattern.matches($0.path, request.uri.path) }.map(
-                    \.method.rawValue)
-                response.headers[.allow] = methods.joined(separator: ", ")
-            }
-        } catch let error as StoreError {
-            // The server's own storage failed: the client did nothing wrong and may retry.
-            service.logger.error(
-                "store failure",
-                metadata: ["request": "\(context.id)", "path": "\(request.uri.path)", "error": "\(error)"])
-            response = try Problem.unavailable("the server's store failed on this request; nothing was changed — retry")
-                .response(from: request, context: context)
-        } catch {
-            service.logger.error(
-                "request failed",
-                metadata: ["request": "\(context.id)", "path": "\(request.uri.path)", "error": "\(error)"])
-            response = try Problem.internalError(
-                "the server failed on this request (id \(context.id)); it changed nothing"
-            )
-            .response(from: request, context: context)
-        }
-        let duration = ContinuousClock.now - start
-        // The router sets the matched route's template; anything else is one value (a label a
-        // caller could choose grows /metrics without bound, see `ServerMetrics.observe`).
-        let route = context.endpointPath.flatMap { templates.contains($0) ? $0 : nil } ?? "unmatched"
-        service.metrics.observe(
-            route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
-        service.logger.info(
-            "request",
-            metadata: [
-                "request": "\(context.id)", "method": "\(request.method.rawValue)", "route": "\(route)",
-                "status": "\(response.status.code)",
-                "ms": "\(Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)",
-            ])
-        response.headers[HTTPField.Name("X-Request-Id")!] = context.id
-        return response
-    }
-
-    /// Hummingbird's own errors (no route, body too large …) as problems.
-    private func problem(for error: HTTPError, _ request: Request) -> Problem {
-        switch error.status {
-        case .notFound:
-            let path = request.uri.path
-            let methods = service.routes.filter { RoutePattern.matches($0.path, path) }.map(\.method.rawValue)
-            if !methods.isEmpty {
-                return Problem.methodNotAllowed(
-                    "\(path) answers \(methods.joined(separator: ", ")), not \(request.method.rawValue)")
-            }
-            return Problem.notFound("there is no route \(path); see docs/api/openapi.yaml")
-        case .contentTooLarge: return Problem.tooLarge(error.body ?? "the body is too large")
-        default:
-            let status = error.status.code
-            if (400..<500).contains(status) {
-                return Problem(
-                    error.status, "bad-request", error.status.reasonPhrase, error.body ?? error.status.reasonPhrase)
-            }
-            return Problem.internalError(error.body ?? "the server failed")
-        }
-    }
-}
-
-/// Matches a concrete path against a route template with `:name` segments.
-enum RoutePattern {
-    static func matches(_ template: String, _ path: String) -> Bool {
-        let pattern = template.split(separator: "/", omittingEmptySubsequences: true)
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard pattern.count == parts.count else { return false }
-        return zip(pattern, parts).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
+            logger: runtime.logger)
     }
 }

@@ -2,7 +2,8 @@ import CRDT
 import Crypto
 import Domain
 import Foundation
-import Replica
+import LocalStorage
+import StoreSupport
 import Synchronization
 
 /// Bootstrap images: for each tenant, a replica file holding the tenant's whole state, which a

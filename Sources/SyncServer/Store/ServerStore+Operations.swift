@@ -2,7 +2,7 @@ import CRDT
 import Domain
 import Foundation
 import GRDB
-import Replica
+import StoreSupport
 
 extension ServerStore {
     /// Readiness: can the store take a write lock right now?

@@ -2,7 +2,7 @@ import CRDT
 import Domain
 import Foundation
 import GRDB
-import Replica
+import StoreSupport
 
 /// Garbage collection: what the server may forget, and when.
 ///

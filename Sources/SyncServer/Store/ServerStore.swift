@@ -2,7 +2,7 @@ import CRDT
 import Domain
 import Foundation
 import GRDB
-import Replica
+import StoreSupport
 
 /// The server's durable ledgers: the `TenantLedger` bookkeeping of every tenant (merged entity
 /// state, per-tenant sequence, the sequence that last changed each field, the change log) in
