@@ -9,7 +9,7 @@ import PackageDescription
 
 /// The replica's processes allocate with tcmalloc (Debian's `libtcmalloc-minimal4`) when the
 /// machine has it: the store's apply, import and edits are allocation-heavy Swift, and glibc's
-/// malloc costs them 10-20 % (docs/performance.md, session 19). Linked by file name (the package
+/// malloc costs them 10-20 % (docs/performance.md, replica store). Linked by file name (the package
 /// ships no unversioned `.so`); without it the processes use glibc's malloc and work the same,
 /// slower. SwiftPM caches this manifest: after installing the library, `touch Package.swift`.
 let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
