@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Allocations (malloc calls) during the title apply of store-bench: the one exact figure on
-# this machine, which has no hardware counters (session 18: 2,675,994 -> 2,473,074 per 100,000
-# title changes). A uprobe on malloc traps on every call of the whole run, so one run takes
+# this machine, which has no hardware counters (2,273,358 per 100,000 title changes on tcmalloc;
+# docs/performance.md). A uprobe on malloc traps on every call of the whole run, so one run takes
 # 3-8 minutes instead of ~35 s; only the title phase is counted.
 #   scripts/store-bench-allocations.sh Benchmarks/.build/release/store-bench
 # Needs `perf` with uprobes and root (the probe is added once: perf probe -x LIBRARY --add malloc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: $0 BINARY" >&2; exit 2; }
-# The malloc the binary calls: tcmalloc's when it was linked with it (Benchmarks/Package.swift,
-# session 19), else glibc's. (tcmalloc's `malloc` is an alias of `tc_malloc`; perf refuses a
+# The malloc the binary calls: tcmalloc's when it was linked with it (Benchmarks/Package.swift),
+# else glibc's. (tcmalloc's `malloc` is an alias of `tc_malloc`; perf refuses a
 # second event named `malloc`, so the probe is named after tc_malloc.)
 if readelf -d "$1" | grep -q 'libtcmalloc_minimal'; then
     library=$(ldconfig -p | grep -m1 -oE '/[^ ]*/libtcmalloc_minimal\.so\.4$')

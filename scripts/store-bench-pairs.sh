@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Interleaved runs of two store-bench binaries, one summary line per run: how sessions 16-18
-# compared a change with the commit before it on this shared, noisy machine (each run carries the
-# raw SQLite floors it measured itself, so compare ratios and pairs, never one run).
+# Interleaved runs of two store-bench binaries, one summary line per run: how to compare a change
+# with the commit before it on this shared, noisy machine (each run carries the raw SQLite floors
+# it measured itself, so compare ratios and pairs, never one run).
 #   cp Benchmarks/.build/release/store-bench /tmp/sb-before   # build each commit in turn:
 #   (cd Benchmarks && swift build -c release --product store-bench)
 #   scripts/store-bench-pairs.sh 3 /tmp/sb-before /tmp/sb-after

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The title apply's floor with the audit trail in two layouts (session 16).
+"""The title apply's floor with the audit trail in two layouts (the measurement behind schema 6).
 
 Raw SQLite writing, per pulled title change, what the replica writes: the narrow update of the
 contact row with its CRDT state (213 B, schema 5), one audit row, and the sync state once per

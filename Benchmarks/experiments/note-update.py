@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What naming every column costs a pulled note edit (session 9): 100,000 note body edits, 500 per
+"""What naming every column costs a pulled note edit: 100,000 note body edits, 500 per
 transaction, synchronous=FULL, on the replica's schema, written by the store's old upsert (which
 names contact_id and call_time, so SQLite rewrites the note's call_notes_by_contact_time entry even
 though neither changed) and by its narrow UPDATE (RowWriter.SQL.noteUnlisted). Rows only, no CRDT.

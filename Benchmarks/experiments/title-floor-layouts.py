@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The title apply's floor in two layouts (session 14).
+"""The title apply's floor in two layouts (the measurement behind schema 5).
 
 Raw SQLite writing, per pulled title change, the rows the replica writes: the entity's CRDT
 state (213 B, its size after the change), the narrow update of its contact row, the audit row

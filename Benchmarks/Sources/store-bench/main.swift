@@ -53,7 +53,7 @@ func cpuSeconds() -> Double {
 /// A value the raw baselines bind through SQLite's C API, as the store's `RowWriter` does
 /// (GRDB's `execute(arguments:)` builds an array of boxed values per row: measured against it,
 /// the titles' schema floor ran at 85,000 changes/s instead of ~100,000, which made the store
-/// look closer to its floor than it is). Like the store (session 17), texts and blobs are copied
+/// look closer to its floor than it is). Like the store, texts and blobs are copied
 /// into one scratch buffer per statement and bound from there (`SQLITE_STATIC`), so SQLite does
 /// not allocate a copy of each.
 protocol RawParameter {
@@ -151,8 +151,8 @@ func rawQueue(_ name: String, _ durability: Durability) throws -> DatabaseQueue 
     configuration.journalMode = .wal
     let synchronous = durability == .full ? "FULL" : "NORMAL"
     let queue = try DatabaseQueue(path: root + "/\(name).sqlite", configuration: configuration)
-    // After GRDB's WAL setup, which sets NORMAL (until session 3 this baseline ran NORMAL even
-    // when it said FULL, like the stores themselves).
+    // After GRDB's WAL setup, which sets NORMAL (set before it, this baseline would run NORMAL
+    // while saying FULL, as the stores once did: docs/reliability.md, power loss).
     try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
     let level = try queue.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
     precondition(level == (durability == .full ? 2 : 1), "raw baseline runs synchronous \(level ?? -1)")
@@ -334,16 +334,16 @@ if only == "ingest" {
 
 let drafts = (0..<contactCount).map(draft)
 // The raw baselines' keys and stamps, formatted before any clock starts: `String(format:)` costs
-// about a microsecond a call on Linux, which the baselines used to count as SQLite's time
-// (session 7 found it inflated the one-row import by about 0.2 s).
+// about a microsecond a call on Linux, which the baselines would count as SQLite's time
+// (it inflated the one-row import by about 0.2 s).
 let rawIDs = (0..<contactCount).map { String(format: "%032x", $0) }
 let rawStamps = (0..<contactCount).map { String(format: "%016x-0000000000000002", $0) }
 let rawPullStamps = (0..<contactCount).map { String(format: "%016x-0000000000000004", contactCount + $0) }
 let renamed = (0..<contactCount).map { "Renamed \($0)" }
 // The new names of the remote renames (section 3), the same for the store and its schema floor:
 // in an order unrelated to the IDs, so each rename moves an entry of the listing index to a
-// random place. (Until session 8 the floor renamed in near name order and the store renamed
-// every contact alike: both kept the index's writes on a few pages.)
+// random place. (Renames in near name order, or every contact renamed alike, keep the index's
+// writes on a few pages: the cheapest renames there are, not a workload.)
 let scatteredRenames = (0..<contactCount).map { String(format: "Renamed %06x", ($0 &* 7_919) % contactCount) }
 let raw = try rawQueue("raw-bulk", .full)
 try raw.write { db in
@@ -468,9 +468,9 @@ var editorClock = HybridLogicalClock(replica: ReplicaID(4))
 _ = try? editorClock.receive(transport.ledger.state.newestStamp!, wall: wall)
 var edits = TenantState()
 // Each contact gets a name of its own, in an order unrelated to the IDs, so each rename moves
-// its entry in the listing index to a random place. (Until session 8 every contact was renamed
-// "Renamed 000002" — the end of an ID is its replica — and the index took the new entries in
-// ID order, on a few pages: the cheapest renames there are, not a workload.)
+// its entry in the listing index to a random place. (Not "Renamed " + the end of the ID: the end
+// of an ID is its replica, so every contact would get the same name and the index would take the
+// new entries in ID order, on a few pages: the cheapest renames there are, not a workload.)
 for (index, id) in editor.contacts.sortedKeys.enumerated() {
     var edit = ContactEdit()
     edit.name = scatteredRenames[index]
@@ -507,15 +507,14 @@ final class RecordedPulls: ConcurrentSyncTransport, @unchecked Sendable {
 // A copy of the reader applies the same batches one at a time (`pipelinesPulls` off), in the
 // same run. (The file is checkpointed through the store's own connection: a TRUNCATE checkpoint
 // by another connection changes `data_version`, and the store would read the whole file again
-// at its next write, taking it for another process's commit — 1.1-1.3 s inside the timed apply
-// in session 9's first runs.)
+// at its next write, taking it for another process's commit — 1.1-1.3 s inside the timed apply.)
 try reader.checkpoint()
 try FileManager.default.createDirectory(atPath: root + "/reader-serial", withIntermediateDirectories: true)
 try FileManager.default.copyItem(
     atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-serial/replica.sqlite")
 let serialReader = try LocalStore.open(in: root + "/reader-serial")
-// And another copy applies them pipelined but each batch in its own transaction, as the engine
-// did until session 12 joined the batches that arrive during a write.
+// And another copy applies them pipelined but each batch in its own transaction: the engine
+// without joining the batches that arrive during a write.
 try FileManager.default.createDirectory(atPath: root + "/reader-batchwise", withIntermediateDirectories: true)
 try FileManager.default.copyItem(
     atPath: root + "/reader/replica.sqlite", toPath: root + "/reader-batchwise/replica.sqlite")
@@ -579,7 +578,7 @@ let rawApply = try seconds {
     }
 }
 // The floor of the renames: each moves the contact in the listing and owner indexes. The blob is
-// of the size the store's blobs have after the renames (until session 15 it had the import's).
+// of the size the store's blobs have after the renames, not the import's.
 let renamedBlobSize = try DatabaseQueue(path: root + "/reader/replica.sqlite").read { db in
     try Int.fetchOne(db, sql: "SELECT AVG(LENGTH(state)) FROM contacts") ?? 0
 }
@@ -605,7 +604,7 @@ print(
     "applying \(applied.pulledChanges) remote field changes (\(applied.pullBatches) pulled batches in "
         + "\(applied.pullTransactions) transactions; the server's answers recorded beforehand): \(fmt(applySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / applySeconds, 0)) changes/s; pipelined, one transaction per batch "
-        + "(as before session 12) \(fmt(batchwiseApplySeconds)) s = "
+        + "(batches not joined) \(fmt(batchwiseApplySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / batchwiseApplySeconds, 0)) changes/s; one batch at a time (not "
         + "prepared while the previous one is written) \(fmt(serialApplySeconds)) s = "
         + "\(fmt(Double(applied.pulledChanges) / serialApplySeconds, 0)) changes/s")
