@@ -12,12 +12,18 @@ import PackageDescription
 
 /// The replica's processes allocate with tcmalloc (Debian's `libtcmalloc-minimal4`) when the
 /// machine has it: the store's apply, import and edits are allocation-heavy Swift, and glibc's
-/// malloc costs them 10-20 % (docs/performance.md, replica store). Linked by file name (the package
-/// ships no unversioned `.so`); without it the processes use glibc's malloc and work the same,
-/// slower. SwiftPM caches this manifest: after installing the library, `touch Package.swift`.
-let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+/// malloc costs them 10-20 % (docs/performance.md, replica store). Linked by file name (the
+/// package ships no unversioned `.so`) from whichever library directory holds it — the
+/// multiarch one of any architecture (`/usr/lib/<triple>`), `/usr/lib64` or `/usr/lib`;
+/// without it the processes use glibc's malloc and work the same, slower. SwiftPM caches this
+/// manifest: after installing the library, `touch Package.swift`.
+let tcmallocFile = "libtcmalloc_minimal.so.4"
+let libraryDirectories =
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib")) ?? [])
+    .filter { $0.hasSuffix("-linux-gnu") }.map { "/usr/lib/" + $0 } + ["/usr/lib64", "/usr/lib"]
 let replicaAllocator: [LinkerSetting] =
-    FileManager.default.fileExists(atPath: tcmalloc) ? [.linkedLibrary(":libtcmalloc_minimal.so.4")] : []
+    libraryDirectories.contains { FileManager.default.fileExists(atPath: $0 + "/" + tcmallocFile) }
+    ? [.linkedLibrary(":" + tcmallocFile)] : []
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -162,9 +168,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/ServerTestSupport", swiftSettings: swiftSettings),
+        // What every ServerStore implementation must pass, as checks a test target runs per store.
+        .target(
+            name: "ServerStoreConformance",
+            dependencies: ["SyncServer", "Domain", "CRDT", "DomainTestSupport", "CRDTTestSupport"],
+            path: "Tests/ServerStoreConformance", swiftSettings: swiftSettings),
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
+                "ServerStoreConformance",
                 "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
                 "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -7,9 +7,13 @@ import PackageDescription
 
 /// store-bench measures the replica's store in the process the replica runs in: with tcmalloc
 /// when the machine has it, as `replica-cli` (see ../Package.swift). It prints which allocator.
-let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+let tcmallocFile = "libtcmalloc_minimal.so.4"
+let libraryDirectories =
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib")) ?? [])
+    .filter { $0.hasSuffix("-linux-gnu") }.map { "/usr/lib/" + $0 } + ["/usr/lib64", "/usr/lib"]
 let replicaAllocator: [LinkerSetting] =
-    FileManager.default.fileExists(atPath: tcmalloc) ? [.linkedLibrary(":libtcmalloc_minimal.so.4")] : []
+    libraryDirectories.contains { FileManager.default.fileExists(atPath: $0 + "/" + tcmallocFile) }
+    ? [.linkedLibrary(":" + tcmallocFile)] : []
 
 let package = Package(
     name: "kraliki-sync-benchmarks",

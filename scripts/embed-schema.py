@@ -2,7 +2,7 @@
 """Embeds the plain-SQL migrations into Swift sources (no resource bundles at run time).
 
 schema/NNNN_*.sql        -> Sources/LocalStorage/Store/Schema.swift        (schemaMigrations)
-schema/server/NNNN_*.sql -> Sources/SyncServer/Store/ServerSchema.swift (serverSchemaMigrations)
+schema/server/NNNN_*.sql -> Sources/SyncServer/Store/SQLite/ServerSchema.swift (serverSchemaMigrations)
 
 Tests check that the generated files match schema/ byte for byte, so the two cannot drift.
 Run after adding a migration: scripts/embed-schema.py
@@ -12,7 +12,7 @@ import pathlib
 root = pathlib.Path(__file__).resolve().parent.parent
 targets = [
     ("schema", "Sources/LocalStorage/Store/Schema.swift", "schemaMigrations"),
-    ("schema/server", "Sources/SyncServer/Store/ServerSchema.swift", "serverSchemaMigrations"),
+    ("schema/server", "Sources/SyncServer/Store/SQLite/ServerSchema.swift", "serverSchemaMigrations"),
 ]
 for folder, output, name in targets:
     files = sorted((root / folder).glob("[0-9][0-9][0-9][0-9]_*.sql"))

@@ -11,7 +11,7 @@ public struct ServerLauncher: Sendable {
     public let config: ServerConfig
     public let certificate: ServerCertificate?
     public let secrets: ServerSecrets?
-    public let store: ServerStore
+    public let store: ServerDatabase
     public let logger: Logger
     /// Held while serving so `restore` cannot replace the file under a running server.
     let lock: DataDirectoryLock
@@ -38,7 +38,7 @@ public struct ServerLauncher: Sendable {
             let problems = config.productionProblems(certificate: certificate, secrets: secrets)
             if !problems.isEmpty { throw ProductionRefusal(problems: problems) }
         }
-        store = try ServerStore.open(
+        store = try ServerDatabase.open(
             in: config.dataDirectory, maxForwardDrift: UInt64(config.driftBoundSeconds) * 1000,
             maxPullChanges: config.limits.maxPullChanges, maxUnenrolledReplicas: config.limits.maxUnenrolledReplicas)
         var logger = logger ?? Logger(label: "kraliki.sync-server")
@@ -49,7 +49,7 @@ public struct ServerLauncher: Sendable {
     /// What the server's routes and services share while it runs.
     public func runtime() -> ServerRuntime {
         ServerRuntime(
-            config: config, store: store, fingerprint: certificate?.fingerprint, secrets: secrets, logger: logger)
+            config: config, database: store, fingerprint: certificate?.fingerprint, secrets: secrets, logger: logger)
     }
 
     /// Serves until SIGTERM/SIGINT (or the task is cancelled); `onRunning` gets the bound port.

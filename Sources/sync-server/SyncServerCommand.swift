@@ -131,7 +131,7 @@ struct Enroll: AsyncParsableCommand {
                 }
                 replica = parsed
             }
-            let store = try ServerStore.open(in: config.dataDirectory)
+            let store = try ServerDatabase.open(in: config.dataDirectory)
             let code = try store.createEnrolmentCode(
                 tenant: tenant, user: user, role: role, wall: ServerRuntime.systemWall(),
                 lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: "cli", rejoinReplica: replica)
@@ -179,7 +179,7 @@ struct Enrolments: AsyncParsableCommand {
         func run() async throws {
             try await failing {
                 let config = try options.resolve()
-                let codes = try ServerStore.open(in: config.dataDirectory).pendingCodes(
+                let codes = try ServerDatabase.open(in: config.dataDirectory).pendingCodes(
                     tenant: tenant, wall: ServerRuntime.systemWall())
                 if json {
                     let encoder = JSONEncoder()
@@ -208,7 +208,7 @@ struct Enrolments: AsyncParsableCommand {
         func run() async throws {
             try await failing {
                 let config = try options.resolve()
-                let code = try ServerStore.open(in: config.dataDirectory).revokeCode(
+                let code = try ServerDatabase.open(in: config.dataDirectory).revokeCode(
                     id: id.lowercased(), tenant: tenant, actor: "cli", wall: ServerRuntime.systemWall())
                 print("withdrew enrolment code \(code.id) for \(code.user) (\(code.role.rawValue)) in \(tenant)")
             }
@@ -248,7 +248,7 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let config = try options.resolve()
-            let store = try ServerStore.open(in: config.dataDirectory)
+            let store = try ServerDatabase.open(in: config.dataDirectory)
             let bytes = try store.backup(to: out, wall: ServerRuntime.systemWall())
             print("backed up \(store.path) to \(out) (\(bytes) bytes, fsynced)")
         }
@@ -268,7 +268,7 @@ struct Restore: AsyncParsableCommand {
                 throw ServerConfig.Problem(
                     setting: "--data", message: "a server is serving \(config.dataDirectory); stop it before restoring")
             }
-            let epochs = try ServerStore.restore(
+            let epochs = try ServerDatabase.restore(
                 from: from, into: config.dataDirectory, wall: ServerRuntime.systemWall())
             print("restored \(from) into \(config.dataDirectory); new epoch for \(epochs.count) tenant(s):")
             for (tenant, epoch) in epochs.sorted(by: { $0.key < $1.key }) { print("  \(tenant): \(epoch)") }
@@ -286,7 +286,7 @@ struct Collect: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             let config = try options.resolve()
-            let store = try ServerStore.open(in: config.dataDirectory)
+            let store = try ServerDatabase.open(in: config.dataDirectory)
             let collection = try store.collectGarbage(retention: config.retentionMs, wall: ServerRuntime.systemWall())
             print("retention \(config.retentionDays) days: \(collection)")
         }

@@ -195,10 +195,10 @@ struct LongOfflineDrillTests {
             for _ in 0..<2 { for writer in online { _ = try await writer.replica.sync() } }
 
             // Past the retention: two collection runs further apart than it.
-            _ = try server.runtime.collectGarbage()
+            _ = try await server.runtime.collectGarbage()
             try await Task.sleep(for: .milliseconds(400))
             for writer in online { _ = try await writer.replica.sync() }
-            _ = try server.runtime.collectGarbage()
+            _ = try await server.runtime.collectGarbage()
             let collectedRefs = Set(try server.store.collectedEntities(of: "acme"))
             #expect(!collectedRefs.isEmpty, "seed \(seed): nothing was collected; the drill proves nothing")
             if withImage { _ = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall()) }

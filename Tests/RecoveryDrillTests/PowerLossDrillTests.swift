@@ -68,7 +68,7 @@ struct PowerLossDrillTests {
     /// moment of the cut. (This drill found that the stores ran with `synchronous = NORMAL`:
     /// GRDB's WAL setup overrode their FULL, so no commit was fsynced and 243–375 acknowledged
     /// versions were lost in 4 cuts. The stores now set FULL after opening; see
-    /// `ServerStore.open`. The shim's `--keep-full-sync`, which emulated that fix before it
+    /// `ServerDatabase.open`. The shim's `--keep-full-sync`, which emulated that fix before it
     /// existed, stays for checking the drill's own model.)
     @Test("acknowledged pushes survive power cuts at random moments")
     func acknowledgedPushesSurvive() async throws {

@@ -26,7 +26,7 @@ public final class RunningServer: @unchecked Sendable {
 
     public var url: String { "https://127.0.0.1:\(port)" }
     public var fingerprint: String { launcher.certificate!.fingerprint }
-    public var store: ServerStore { launcher.store }
+    public var store: ServerDatabase { launcher.store }
     /// The token `/metrics` takes (from the secrets file a development server writes).
     public var metricsToken: String { launcher.secrets!.metricsToken }
     public var certificatePEM: String {

@@ -81,10 +81,10 @@ struct BootstrapImageTests {
         try Self.work(jana.store, count: 10, prefix: "Meanwhile")
         _ = try await jana.sync()
         // Past the retention: the deletion's tombstone is collected; then the image is written.
-        _ = try server.runtime.collectGarbage()
+        _ = try await server.runtime.collectGarbage()
         try await Task.sleep(for: .milliseconds(400))
         _ = try await jana.sync()
-        _ = try server.runtime.collectGarbage()
+        _ = try await server.runtime.collectGarbage()
         let collected = Set(try server.store.collectedEntities(of: "acme"))
         #expect(collected.contains(EntityRef(.contact, gone)))
         _ = try server.runtime.images.refresh(tenant: "acme", wall: ServerRuntime.systemWall())
@@ -281,7 +281,7 @@ struct BootstrapImageTests {
         #expect(try server.runtime.images.servable(of: "acme") == old)
         await server.stop()
 
-        let epochs = try ServerStore.restore(
+        let epochs = try ServerDatabase.restore(
             from: backup, into: directory.sub("data"), wall: ServerRuntime.systemWall())
         let port = server.port
         server = try await RunningServer.start(directory: directory) {

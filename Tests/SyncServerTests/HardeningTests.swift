@@ -446,7 +446,7 @@ struct HardeningTests {
         #expect(throws: StoreError.self) { try server.store.backup(to: backup, wall: ServerRuntime.systemWall()) }
         await server.stop()
         let restored = server.directory.sub("restored")
-        _ = try ServerStore.restore(from: backup, into: restored, wall: ServerRuntime.systemWall())
+        _ = try ServerDatabase.restore(from: backup, into: restored, wall: ServerRuntime.systemWall())
         #expect(try mode(restored) == 0o700)
         #expect(try mode(restored + "/server.sqlite") == 0o600)
         // Production refuses a data directory others can read.

@@ -37,8 +37,8 @@ func openAPIMatchesRoutes() throws {
     }
     var config = ServerConfig()
     config.dataDirectory = TempDirectory("openapi").sub("data")
-    let store = try ServerStore.open(in: config.dataDirectory)
-    let runtime = ServerRuntime(config: config, store: store, fingerprint: nil, logger: .init(label: "openapi"))
+    let store = try ServerDatabase.open(in: config.dataDirectory)
+    let runtime = ServerRuntime(config: config, database: store, fingerprint: nil, logger: .init(label: "openapi"))
     // The router's own route list: what is registered is what is served.
     let registered = Set(SyncServerApp.router(runtime).routes.map { "\($0.method.rawValue) \($0.path)" })
     #expect(!documented.isEmpty)

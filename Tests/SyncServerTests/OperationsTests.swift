@@ -58,7 +58,7 @@ struct OperationsTests {
 
         // Restore the older backup: integrity ok, a new epoch, and the log replays to the state.
         let data = directory.sub("data")
-        let epochs = try ServerStore.restore(from: backupFile, into: data, wall: ServerRuntime.systemWall())
+        let epochs = try ServerDatabase.restore(from: backupFile, into: data, wall: ServerRuntime.systemWall())
         #expect(epochs["acme"] != nil && epochs["acme"] != epochBefore)
         let port = server.port  // the replicas know the server by its URL
         server = try await RunningServer.start(directory: directory) { $0.port = port }
@@ -165,7 +165,7 @@ struct OperationsTests {
         _ = try server.store.backup(to: directory.sub("b.sqlite"), wall: ServerRuntime.systemWall())
         let raw = try RawClient(server: server)
         // The store gauges as of now (the server computes them every metricsRefreshSeconds).
-        try server.runtime.refreshStoreGauges()
+        try await server.runtime.refreshStoreGauges()
         let answer = try await raw.send(.GET, "/metrics", token: server.metricsToken)
         #expect(answer.status == 200)
         let text = answer.text

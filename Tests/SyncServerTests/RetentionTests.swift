@@ -72,10 +72,10 @@ struct RetentionTests {
     /// Two collection runs further apart than the retention: the first one's checkpoint dates
     /// everything before it as old enough for the second.
     /// Returns what both did.
-    static func collectTwice(_ server: RunningServer) async throws -> ServerStore.Collection {
-        var total = try server.runtime.collectGarbage()
+    static func collectTwice(_ server: RunningServer) async throws -> GarbageCollection {
+        var total = try await server.runtime.collectGarbage()
         try await Task.sleep(for: .milliseconds(300))
-        let second = try server.runtime.collectGarbage()
+        let second = try await server.runtime.collectGarbage()
         total.tombstones += second.tombstones
         total.logEntries += second.logEntries
         total.tombstonesWaiting = second.tombstonesWaiting
@@ -146,7 +146,7 @@ struct RetentionTests {
     func waitsForActiveDevices() throws {
         // The store alone, with the server's clock set by the test (timing-free).
         let directory = TempDirectory("store")
-        let store = try ServerStore.open(in: directory.path)
+        let store = try ServerDatabase.open(in: directory.path)
         func device(_ user: String) throws -> String {
             let code = try store.createEnrolmentCode(
                 tenant: "acme", user: user, role: .agent, wall: Self.wall, actor: "test")
@@ -186,7 +186,7 @@ struct RetentionTests {
     @Test("age is measured by the server's clock: a deletion stamped a year in the past still waits the retention")
     func serverClockDecidesAge() throws {
         let directory = TempDirectory("store")
-        let store = try ServerStore.open(in: directory.path)
+        let store = try ServerDatabase.open(in: directory.path)
         var eva = Writer("eva", 7)
         let yearAgo = Self.wall - 365 * Self.day
         let created = try eva.state.createContact(ContactDraft(name: "Old"), eva.context(wall: yearAgo))
@@ -228,7 +228,7 @@ struct RetentionTests {
     @Test("a contact a live note refers to keeps its tombstone (the orphaned note stays a visible conflict)")
     func referencedContactIsKept() throws {
         let directory = TempDirectory("store")
-        let store = try ServerStore.open(in: directory.path)
+        let store = try ServerDatabase.open(in: directory.path)
         var eva = Writer("eva", 7)
         let created = try eva.state.createContact(ContactDraft(name: "Called"), eva.context())
         let contact = created.contacts.sortedKeys[0]
@@ -248,7 +248,7 @@ struct RetentionTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
         let directory = TempDirectory("store")
-        let file = directory.path + "/" + ServerStore.fileName
+        let file = directory.path + "/" + ServerDatabase.fileName
         var script = ""
         for name in ["0001_initial.sql", "0002_devices.sql"] {
             script += try String(contentsOfFile: root + "/schema/server/" + name, encoding: .utf8)
@@ -257,7 +257,7 @@ struct RetentionTests {
         try script.write(toFile: directory.path + "/old.sql", atomically: true, encoding: .utf8)
         let made = try await ChildProcess.run("/usr/bin/sqlite3", [file, ".read \(directory.path)/old.sql"])
         #expect(made.status == 0, "\(made)")
-        let store = try ServerStore.open(in: directory.path)
+        let store = try ServerDatabase.open(in: directory.path)
         #expect(try store.sequence(of: "acme") == 42)
         #expect(try store.epoch(of: "acme").description == "00000000000000aa")
         let collected = try store.collectedCount(of: "acme")

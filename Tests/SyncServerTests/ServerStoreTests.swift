@@ -5,87 +5,21 @@ import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
+import ServerStoreConformance
 import StoreSupport
 import SyncServer
 import Testing
 
-/// The durable server ledger against the in-memory reference (`TenantLedger`).
+/// The embedded SQLite store beyond the conformance suite: foreign writes, durability across a
+/// reopen, replicas converging through it, its schema and fsync setting.
 @Suite("Server store")
 struct ServerStoreTests {
     static let wall: UInt64 = 1_764_000_000_000
 
-    /// Random commands on three replicas, as push batches (some repeated, as retries are).
-    static func batches(seed: UInt64) -> [PushBatch] {
-        var rng = SeededRandom(seed: seed)
-        var replicas = (1...3).map { SimulatedReplica(replica: ReplicaID(UInt64($0)), user: "user\($0)") }
-        var batches = [PushBatch]()
-        for step in 0..<60 {
-            let index = rng.int(0...2)
-            let wall = Self.wall + UInt64(step) * 1_000
-            let contacts = replicas[index].state.contacts.sortedKeys
-            let name = rng.pick(["Jana", "Petr", "Eva", "Zoë"])
-            let phone = rng.pick(["601111111", "602222222", "603333333"])
-            let choice = rng.int(0...5)
-            _ = try? replicas[index].write(wall: wall) { s, c throws(ValidationError) in
-                switch choice {
-                case 0, 1: return try s.createContact(ContactDraft(name: name, phones: [phone]), c)
-                case 2 where !contacts.isEmpty:
-                    var edit = ContactEdit()
-                    edit.name = name
-                    return try s.editContact(contacts[step % contacts.count], edit, c)
-                case 3 where !contacts.isEmpty:
-                    return try s.addNote(NoteDraft(contact: contacts[step % contacts.count], text: "note \(step)"), c)
-                case 4 where !contacts.isEmpty:
-                    return try s.delete(.contact, contacts[step % contacts.count], c)
-                default:
-                    return try s.addScheduleEntry(ScheduleDraft(title: name, start: 1_000, end: 2_000 + Int64(step)), c)
-                }
-            }
-            if rng.chance(0.3), let batch = replicas[index].session.nextPush(outbox: replicas[index].outbox) {
-                batches.append(batch)
-                if rng.chance(0.3) { batches.append(batch) }  // a retry
-                // Let the replica see what others did, through a throwaway ledger of everything so far.
-                var everything = TenantLedger(epoch: ServerEpoch(rawValue: 1))
-                for earlier in batches { _ = everything.receive(earlier, wall: wall) }
-                replicas[index].state.merge(everything.state)
-            }
-        }
-        return batches
-    }
-
-    @Test("pushes and pulls answer exactly as the in-memory reference ledger", arguments: [1, 2, 3, 4, 5] as [UInt64])
-    func matchesReference(seed: UInt64) throws {
-        let directory = TempDirectory("server")
-        let store = try ServerStore.open(in: directory.path)
-        var reference = TenantLedger(epoch: try store.epoch(of: "acme"))
-        for batch in Self.batches(seed: seed) {
-            let expected = reference.receive(batch, wall: Self.wall + 100_000)
-            let actual = try store.receive(batch, tenant: "acme", wall: Self.wall + 100_000)
-            #expect(actual == expected, "seed \(seed)")
-        }
-        #expect(try store.sequence(of: "acme") == reference.sequence)
-        let same = try store.state(of: "acme") == reference.state
-        #expect(same, "seed \(seed): states differ")
-        for (cursor, maxChanges, maxBytes) in [
-            (0, 1_000, 1 << 20), (0, 7, 1 << 20), (5, 3, 1 << 20), (0, 100, 300), (UInt64.max, 10, 10),
-        ]
-            as [(UInt64, Int, Int)]
-        {
-            let request = PullRequest(
-                epoch: reference.epoch, cursor: cursor, maxChanges: maxChanges, maxBytes: maxBytes)
-            let equal =
-                try store.respond(to: request, tenant: "acme", wall: 0) == reference.respond(to: request, wall: 0)
-            #expect(equal, "seed \(seed): pull from \(cursor) (\(maxChanges) changes, \(maxBytes) bytes) differs")
-        }
-        // Tenants are separate ledgers.
-        #expect(try store.state(of: "other").isBottom)
-        #expect(try store.epoch(of: "other") != store.epoch(of: "acme"))
-    }
-
     @Test("a change with one foreign write among its entities is refused whole: nothing stored, no sequence used")
     func foreignWriteRefusesWholeChange() throws {
         let directory = TempDirectory("server")
-        let store = try ServerStore.open(in: directory.path)
+        let store = try ServerDatabase.open(in: directory.path)
         let jana = Author(user: "jana", device: ReplicaID(1))
         let petr = Author(user: "petr", device: ReplicaID(2))
         func create(_ name: String, by author: Author, wall: UInt64) throws -> TenantState {
@@ -103,7 +37,7 @@ struct ServerStoreTests {
         var mixed = try create("Jana's", by: jana, wall: start + 1_000)
         mixed.merge(try create("Petr's, forged", by: petr, wall: start + 2_000))
         let now = start + 3_000
-        let push = ServerStore.Push(
+        let push = TenantPush(
             batch: PushBatch(replica: jana.device, epoch: nil, changes: [PushChange(localSequence: 1, change: mixed)]),
             tenant: "acme", author: jana)
         let refused = try store.receive([push], wall: now)[0]
@@ -111,7 +45,7 @@ struct ServerStoreTests {
         #expect(try store.state(of: "acme").isBottom, "part of a refused change was stored")
         #expect(refused.sequence == 0)
         // The next change takes sequence 1: the refused one used none.
-        let own = ServerStore.Push(
+        let own = TenantPush(
             batch: PushBatch(
                 replica: jana.device, epoch: nil,
                 changes: [PushChange(localSequence: 2, change: try create("Jana's", by: jana, wall: start + 1_000))]),
@@ -126,7 +60,7 @@ struct ServerStoreTests {
         let borrowed = EntityID(time: janas.contacts.sortedKeys[0].time, replica: petr.device)
         let filed = TenantState(contacts: ORMap([borrowed: janas.contacts.valueByKey.values.first!]))
         #expect(!filed.mayHoldForeignWrites(by: jana))
-        let borrowing = ServerStore.Push(
+        let borrowing = TenantPush(
             batch: PushBatch(replica: jana.device, epoch: nil, changes: [PushChange(localSequence: 3, change: filed)]),
             tenant: "acme", author: jana)
         let refusedID = try store.receive([borrowing], wall: now)[0]
@@ -141,14 +75,14 @@ struct ServerStoreTests {
         var reference = TenantLedger(epoch: ServerEpoch(rawValue: 1))
         var epoch: ServerEpoch
         do {
-            let store = try ServerStore.open(in: directory.path)
+            let store = try ServerDatabase.open(in: directory.path)
             epoch = try store.epoch(of: "acme")
-            for batch in Self.batches(seed: 9) {
+            for batch in ServerStoreConformance.batches(seed: 9) {
                 _ = try store.receive(batch, tenant: "acme", wall: Self.wall + 100_000)
                 _ = reference.receive(batch, wall: Self.wall + 100_000)
             }
         }
-        let reopened = try ServerStore.open(in: directory.path)
+        let reopened = try ServerDatabase.open(in: directory.path)
         #expect(try reopened.epoch(of: "acme") == epoch)
         #expect(try reopened.sequence(of: "acme") == reference.sequence)
         let same = try reopened.state(of: "acme") == reference.state
@@ -159,8 +93,8 @@ struct ServerStoreTests {
     @Test("two replica stores converge through the durable server")
     func replicasConverge() async throws {
         final class Transport: SyncTransport {
-            let store: ServerStore
-            init(store: ServerStore) { self.store = store }
+            let store: ServerDatabase
+            init(store: ServerDatabase) { self.store = store }
             func push(_ batch: [UInt8]) async throws -> [UInt8] {
                 try store.receive(PushBatch(blob: batch), tenant: "acme", wall: ServerStoreTests.wall).encodedBlob()
             }
@@ -170,7 +104,7 @@ struct ServerStoreTests {
             }
         }
         let directory = TempDirectory("server")
-        let server = try ServerStore.open(in: directory.path + "/server")
+        let server = try ServerDatabase.open(in: directory.path + "/server")
         let transport = Transport(store: server)
         let jana = try LocalStore.create(
             in: directory.path + "/jana", identity: ReplicaIdentity(replica: ReplicaID(1), user: "jana", tenant: "acme")
@@ -197,7 +131,7 @@ func serverSchemaMatchesFiles() throws {
     let folder = root.path + "/schema/server"
     let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
     let embedded = try String(
-        contentsOfFile: root.path + "/Sources/SyncServer/Store/ServerSchema.swift", encoding: .utf8)
+        contentsOfFile: root.path + "/Sources/SyncServer/Store/SQLite/ServerSchema.swift", encoding: .utf8)
     #expect(
         files == [
             "0001_initial.sql", "0002_devices.sql", "0003_retention.sql", "0004_others_writes.sql",
@@ -214,6 +148,6 @@ func serverSchemaMatchesFiles() throws {
 @Test("the server store fsyncs every commit (synchronous = FULL on the writer, not GRDB's WAL default)")
 func serverStoreIsFull() throws {
     let directory = TempDirectory("durability")
-    #expect(try ServerStore.open(in: directory.path).synchronousLevel() == 2)
-    #expect(try ServerStore.open(in: directory.path).synchronousLevel() == 2, "after a reopen")
+    #expect(try ServerDatabase.open(in: directory.path).synchronousLevel() == 2)
+    #expect(try ServerDatabase.open(in: directory.path).synchronousLevel() == 2, "after a reopen")
 }

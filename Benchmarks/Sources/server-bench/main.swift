@@ -85,7 +85,7 @@ print("# server-bench — \(url), \(ProcessInfo.processInfo.activeProcessorCount
 let rssEmpty = serverRSS()
 
 // Devices: enrolled through the store file the server serves (as `sync-server enroll` does).
-let control = try ServerStore.open(in: data)
+let control = try ServerDatabase.open(in: data)
 func enrolDevice(_ user: String) throws -> Enrolment {
     let code = try control.createEnrolmentCode(
         tenant: "acme", user: user, role: .field, wall: ServerRuntime.systemWall(), actor: "bench")
@@ -146,10 +146,10 @@ print(
         + "(\(pushers) concurrent pushers, \(batchSize)/batch); ack p50 \(ms(percentile(latencies, 0.5))) "
         + "p99 \(ms(percentile(latencies, 0.99)))")
 
-// The same batches straight into a ServerStore (no HTTP, no group commit) in this process,
+// The same batches straight into a ServerDatabase (no HTTP, no group commit) in this process,
 // one batch per transaction — the baseline the HTTP path is compared with.
 do {
-    let baseline = try ServerStore.open(in: root + "/baseline")
+    let baseline = try ServerDatabase.open(in: root + "/baseline")
     let decoded = try work.prefix(2).flatMap { try $0.map { try PushBatch(blob: $0) } }
     let start = ContinuousClock.now
     var count = 0
@@ -159,7 +159,7 @@ do {
     }
     let elapsed = seconds(since: start)
     print(
-        "baseline, ServerStore.receive in-process (one batch per transaction): \(fmt(Double(count) / elapsed)) changes/s; "
+        "baseline, ServerDatabase.receive in-process (one batch per transaction): \(fmt(Double(count) / elapsed)) changes/s; "
             + "HTTP/2 ingest = \(fmt((Double(ingested) / ingestSeconds) / (Double(count) / elapsed), 2))× of it")
 }
 // Acknowledgement latency of one pusher alone (no queueing behind other pushers' groups).

@@ -230,7 +230,7 @@ if only == "edit" { exit(0) }
 // MARK: STORE_BENCH_ONLY=ingest — the server store alone: creations, then single-field edits
 
 if only == "ingest" {
-    let server = try ServerStore.open(in: root + "/ingest-server")
+    let server = try ServerDatabase.open(in: root + "/ingest-server")
     let replica = ReplicaID(9)
     let author = Author(user: "bench", device: replica)
     var clock = HybridLogicalClock(replica: replica)
@@ -248,7 +248,7 @@ if only == "ingest" {
             for batch in batches {
                 acks.append(
                     try seconds {
-                        let push = ServerStore.Push(batch: batch, tenant: "t", author: checked ? pusher : nil)
+                        let push = TenantPush(batch: batch, tenant: "t", author: checked ? pusher : nil)
                         let ack = try server.receive([push], wall: now)[0].ack
                         precondition(ack.rejected.isEmpty, "\(ack.rejected.prefix(1))")
                     })
@@ -694,10 +694,10 @@ do {
             + "store ratio to it \(fmt(titleSeconds / rawTitleSeconds))×")
 }
 
-// MARK: 5. Durable server ingest (ServerStore), acknowledgement after commit
+// MARK: 5. Durable server ingest (ServerDatabase), acknowledgement after commit
 
 do {
-    let server = try ServerStore.open(in: root + "/server")
+    let server = try ServerDatabase.open(in: root + "/server")
     // 100,000 single-field edits of the reader's contacts, 200 per push batch, from one replica.
     var editorState = reader.state
     var clock = HybridLogicalClock(replica: ReplicaID(5))

@@ -56,7 +56,7 @@ extension ServerConfig {
                     message:
                         "\(dataDirectory) is open to others (mode \(String(mode & 0o777, radix: 8))); chmod 700 it"))
         }
-        for file in [ServerStore.fileName, ServerStore.fileName + "-wal"] {
+        for file in [ServerDatabase.fileName, ServerDatabase.fileName + "-wal"] {
             let path = dataURL.appendingPathComponent(file).path
             if let mode = Self.mode(of: path), mode & 0o077 != 0 {
                 problems.append(

@@ -25,12 +25,12 @@ final class ActivityTracker: Sendable {
     }
 
     /// Writes what gathered since the last flush.
-    func flush(to store: ServerStore) throws(StoreError) {
+    func flush(to store: any ServerStore) async throws {
         let batch = pending.withLock { pending in
             let batch = pending
             pending = [:]
             return batch
         }
-        try store.record(activity: batch)
+        try await store.record(activity: batch)
     }
 }

@@ -18,17 +18,17 @@ final class DeviceCache: Sendable {
     init(lifetime: Duration = .seconds(2)) { self.lifetime = lifetime }
 
     /// The device of `token` and whether it is revoked now.
-    func device(token: String, store: ServerStore, now: ContinuousClock.Instant) throws(StoreError) -> DeviceRecord? {
+    func device(token: String, store: any ServerStore, now: ContinuousClock.Instant) async throws -> DeviceRecord? {
         if let entry = entries.withLock({ $0[token] }), entry.expires > now {
             var revoked = wasRevoked(entry.device.id)
-            if !revoked { revoked = try store.isRevoked(device: entry.device.id) }
+            if !revoked { revoked = try await store.isRevoked(device: entry.device.id) }
             if revoked {
                 forget(device: entry.device.id)
-                return try store.device(token: token)  // the stored, revoked record
+                return try await store.device(token: token)  // the stored, revoked record
             }
             return entry.device
         }
-        guard let device = try store.device(token: token) else { return nil }
+        guard let device = try await store.device(token: token) else { return nil }
         if device.isRevoked { return device }  // never cached: nothing to refuse it by later
         entries.withLock { entries in
             if entries.count > 100_000 { entries.removeAll() }  // bounded: unknown tokens are not cached

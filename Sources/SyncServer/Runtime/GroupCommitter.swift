@@ -1,4 +1,3 @@
-import Dispatch
 import Domain
 import StoreSupport
 import Synchronization
@@ -7,12 +6,13 @@ import Synchronization
 /// pushes queue; the next group takes all of them. So N concurrent pushes cost about one fsync,
 /// not N, and each push is still acknowledged only after its own commit is durable.
 ///
-/// SQLite work runs on one dedicated dispatch queue, never on the NIO event loops or the
-/// cooperative pool.
+/// One group at a time: a drain task hands each group to `ServerStore.receive` and waits for it
+/// (the SQLite store runs it on a dispatch queue, never on the NIO event loops or the
+/// cooperative pool).
 final class GroupCommitter: Sendable {
     private struct Waiting {
-        let push: ServerStore.Push
-        let continuation: CheckedContinuation<ServerStore.Receipt, any Error>
+        let push: TenantPush
+        let continuation: CheckedContinuation<PushReceipt, any Error>
     }
 
     private struct State {
@@ -20,16 +20,15 @@ final class GroupCommitter: Sendable {
         var draining = false
     }
 
-    private let store: ServerStore
+    private let store: any ServerStore
     private let maxGroup: Int
     private let state = Mutex(State())
-    private let worker = DispatchQueue(label: "kraliki.ingest")
     private let wall: @Sendable () -> UInt64
-    private let committed: @Sendable (_ group: [ServerStore.Push], _ receipts: [ServerStore.Receipt]) -> Void
+    private let committed: @Sendable (_ group: [TenantPush], _ receipts: [PushReceipt]) -> Void
 
     init(
-        store: ServerStore, maxGroup: Int = 256, wall: @escaping @Sendable () -> UInt64,
-        committed: @escaping @Sendable ([ServerStore.Push], [ServerStore.Receipt]) -> Void
+        store: any ServerStore, maxGroup: Int = 256, wall: @escaping @Sendable () -> UInt64,
+        committed: @escaping @Sendable ([TenantPush], [PushReceipt]) -> Void
     ) {
         self.store = store
         self.maxGroup = maxGroup
@@ -38,7 +37,7 @@ final class GroupCommitter: Sendable {
     }
 
     /// Commits `push` (with whatever else is waiting) and returns its receipt once durable.
-    func submit(_ push: ServerStore.Push) async throws -> ServerStore.Receipt {
+    func submit(_ push: TenantPush) async throws -> PushReceipt {
         try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state -> Bool in
                 state.queue.append(Waiting(push: push, continuation: continuation))
@@ -46,11 +45,11 @@ final class GroupCommitter: Sendable {
                 state.draining = true
                 return true
             }
-            if start { worker.async { self.drain() } }
+            if start { Task { await self.drain() } }
         }
     }
 
-    private func drain() {
+    private func drain() async {
         while true {
             let group = state.withLock { state -> [Waiting] in
                 let group = Array(state.queue.prefix(maxGroup))
@@ -61,7 +60,7 @@ final class GroupCommitter: Sendable {
             if group.isEmpty { return }
             let pushes = group.map(\.push)
             do {
-                let receipts = try store.receive(pushes, wall: wall())
+                let receipts = try await store.receive(pushes, wall: wall())
                 committed(pushes, receipts)
                 for (waiting, receipt) in zip(group, receipts) { waiting.continuation.resume(returning: receipt) }
             } catch {

@@ -8,7 +8,7 @@ extension ServerRuntime {
     public func closeLiveStreams() { notifier.finishAll() }
 
     /// Writes gathered device activity (called every few seconds and at shutdown).
-    public func flushActivity() throws(StoreError) { try activity.flush(to: store) }
+    public func flushActivity() async throws { try await activity.flush(to: store) }
 
     /// Writes the bootstrap images that are due (see `BootstrapImages.tenantsDue`).
     public func refreshImages(minChanges: UInt64) throws(StoreError) -> [BootstrapImages.Image] {
@@ -20,12 +20,12 @@ extension ServerRuntime {
         return built
     }
 
-    /// Collects tombstones and superseded log entries now (see ServerStore+Retention.swift).
-    public func collectGarbage() throws(StoreError) -> ServerStore.Collection {
+    /// Collects tombstones and superseded log entries now (see ServerDatabase+Retention.swift).
+    public func collectGarbage() async throws -> GarbageCollection {
         let wall = self.wall()
         // Device cursors in the store must be current: they decide what every device has pulled.
-        try flushActivity()
-        let collection = try store.collectGarbage(retention: config.retentionMs, wall: wall)
+        try await flushActivity()
+        let collection = try await store.collectGarbage(retention: config.retentionMs, wall: wall)
         metrics.tombstonesCollected.increment(by: Int64(collection.tombstones))
         metrics.logEntriesCollected.increment(by: Int64(collection.logEntries))
         metrics.lastCollection.set(Double(wall) / 1000)
@@ -36,11 +36,11 @@ extension ServerRuntime {
     /// the lag of its furthest-behind device and its open conflicts (derived again only for
     /// tenants whose sequence moved since the last refresh). Run by `StoreGaugesService` every
     /// `metricsRefreshSeconds`, never on a request.
-    public func refreshStoreGauges() throws(StoreError) {
-        let devices = try store.allDevices()
+    public func refreshStoreGauges() async throws {
+        let devices = try await store.allDevices()
         var lagByTenant = [String: UInt64]()
         for tenant in Set(devices.map(\.tenant)) {
-            let sequence = try store.sequence(of: tenant)
+            let sequence = try await store.sequence(of: tenant)
             let lag = devices.filter { $0.tenant == tenant && !$0.isRevoked }.map {
                 sequence - min(sequence, $0.cursor)
             }
@@ -52,7 +52,7 @@ extension ServerRuntime {
             if let known, known.sequence == sequence || now - known.at < due {
                 conflicts = known.count
             } else {
-                conflicts = try store.state(of: tenant).conflicts().count
+                conflicts = try await store.state(of: tenant).conflicts().count
                 conflictsByTenant.withLock { $0[tenant] = (sequence, conflicts, now) }
             }
             metrics.set(
@@ -74,9 +74,9 @@ extension ServerRuntime {
 
     /// Checks that the store takes a write transaction, for `/readyz` (every 2 s, by
     /// `HousekeepingService`); a failure is logged with its cause.
-    public func probeStore() {
+    public func probeStore() async {
         do {
-            try store.checkWritable()
+            try await store.checkWritable()
             storeWritable.store(true, ordering: .relaxed)
         } catch {
             if storeWritable.exchange(false, ordering: .relaxed) {

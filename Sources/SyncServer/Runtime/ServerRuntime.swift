@@ -11,12 +11,12 @@ import StoreSupport
 import Synchronization
 
 /// What the server's routes and background services share while it runs: the config, the
-/// durable `ServerStore`, group commit, live-change notification, the caches of devices and
+/// durable `ServerDatabase`, group commit, live-change notification, the caches of devices and
 /// tenant heads, rate limits and the metrics. One per server process; `SyncServerApp` builds the
 /// router's controllers and the ServiceLifecycle services over it.
 public final class ServerRuntime: Sendable {
     public let config: ServerConfig
-    public let store: ServerStore
+    public let store: any ServerStore
     public let metrics: ServerMetrics
     /// The certificate fingerprint put in enrolment strings (nil with h2c).
     public let fingerprint: String?
@@ -49,7 +49,8 @@ public final class ServerRuntime: Sendable {
     static let conflictsRefreshFactor = 20
 
     public init(
-        config: ServerConfig, store: ServerStore, fingerprint: String?, secrets: ServerSecrets? = nil, logger: Logger,
+        config: ServerConfig, store: any ServerStore, images: BootstrapImages, fingerprint: String?,
+        secrets: ServerSecrets? = nil, logger: Logger,
         wall: @escaping @Sendable () -> UInt64 = ServerRuntime.systemWall
     ) {
         self.config = config
@@ -60,7 +61,7 @@ public final class ServerRuntime: Sendable {
         self.wall = wall
         let metrics = ServerMetrics()
         self.metrics = metrics
-        self.images = BootstrapImages(directory: config.dataURL.appendingPathComponent("images").path, store: store)
+        self.images = images
         self.limiter = RateLimiter(rate: config.limits.requestsPerSecond, burst: config.limits.burst)
         self.enrolLimiter = RateLimiter(rate: config.limits.enrolmentsPerSecond, burst: config.limits.enrolmentBurst)
         self.enrolAddressLimiter = RateLimiter(
@@ -84,11 +85,22 @@ public final class ServerRuntime: Sendable {
         }
     }
 
+    /// A runtime over the embedded SQLite store in `database`, its bootstrap images in the
+    /// data directory's `images` folder.
+    public convenience init(
+        config: ServerConfig, database: ServerDatabase, fingerprint: String?, secrets: ServerSecrets? = nil,
+        logger: Logger, wall: @escaping @Sendable () -> UInt64 = ServerRuntime.systemWall
+    ) {
+        self.init(
+            config: config, store: SQLiteServerStore(database),
+            images: BootstrapImages(directory: config.dataURL.appendingPathComponent("images").path, store: database),
+            fingerprint: fingerprint, secrets: secrets, logger: logger, wall: wall)
+    }
+
     @Sendable public static func systemWall() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 
-    /// Runs blocking store work on a dispatch queue, off the event loops and the cooperative pool
-    /// (pushes, pulls, conflicts, readiness and metrics; the small indexed reads of
-    /// authentication and admin lists run inline).
+    /// Runs blocking work (bootstrap images) on a dispatch queue, off the event loops and the
+    /// cooperative pool.
     static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }

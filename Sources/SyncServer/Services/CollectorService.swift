@@ -12,7 +12,7 @@ struct CollectorService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let collection = try await ServerRuntime.offload { try runtime.collectGarbage() }
+                    let collection = try await runtime.collectGarbage()
                     if collection.tombstones + collection.logEntries > 0 {
                         runtime.logger.info("collected", metadata: ["result": "\(collection)"])
                     }

@@ -10,14 +10,13 @@ struct HousekeepingService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(2))
-                do { try runtime.flushActivity() } catch {
+                do { try await runtime.flushActivity() } catch {
                     runtime.logger.warning("cannot record device activity", metadata: ["error": "\(error)"])
                 }
-                // Off the cooperative pool: it waits for the writer lock behind group commits.
-                try? await ServerRuntime.offload { runtime.probeStore() }
+                await runtime.probeStore()
             }
         }
         runtime.closeLiveStreams()
-        try? runtime.flushActivity()
+        try? await runtime.flushActivity()
     }
 }

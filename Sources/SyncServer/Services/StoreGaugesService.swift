@@ -11,7 +11,7 @@ struct StoreGaugesService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    try await ServerRuntime.offload { try runtime.refreshStoreGauges() }
+                    try await runtime.refreshStoreGauges()
                 } catch {
                     runtime.logger.warning("cannot compute the store gauges", metadata: ["error": "\(error)"])
                 }

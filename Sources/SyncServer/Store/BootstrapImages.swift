@@ -32,11 +32,11 @@ public final class BootstrapImages: Sendable {
     }
 
     public let directory: String
-    let store: ServerStore
+    let store: ServerDatabase
     private let newest = Mutex<[String: Image]>([:])
     /// Held while a refresh runs: one at a time.
     private let refreshing = Mutex(())
-    public init(directory: String, store: ServerStore) {
+    public init(directory: String, store: ServerDatabase) {
         self.directory = directory
         self.store = store
     }

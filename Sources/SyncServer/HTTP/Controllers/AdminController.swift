@@ -23,34 +23,33 @@ struct AdminController {
 
     @Sendable func conflicts(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let tenant = context.device.tenant
-        let store = runtime.store
-        let state = try await ServerRuntime.offload { try store.state(of: tenant) }
+        let state = try await runtime.store.state(of: tenant)
         return try Response.json(ConflictList(conflicts: state.conflicts()))
     }
 
-    @Sendable func devices(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
+    @Sendable func devices(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let tenant = context.device.tenant
-        let sequence = try runtime.store.sequence(of: tenant)
-        let devices = try runtime.store.devices(tenant: tenant).map { DeviceHealth($0, tenantSequence: sequence) }
+        let sequence = try await runtime.store.sequence(of: tenant)
+        let devices = try await runtime.store.devices(tenant: tenant).map { DeviceHealth($0, tenantSequence: sequence) }
         return try Response.json(DeviceList(devices: devices))
     }
 
-    @Sendable func revokeDevice(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
+    @Sendable func revokeDevice(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
         let device = context.device
         do {
-            let revoked = try runtime.store.revoke(
+            let revoked = try await runtime.store.revoke(
                 device: id, tenant: device.tenant, actor: device.id, wall: runtime.wall())
             runtime.devices.forget(device: id)
             return try Response.json(
-                DeviceHealth(revoked, tenantSequence: try runtime.store.sequence(of: device.tenant)))
+                DeviceHealth(revoked, tenantSequence: try await runtime.store.sequence(of: device.tenant)))
         } catch let error as DeviceError {
             throw Problem.notFound(error.message)
         }
     }
 
-    @Sendable func users(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
-        let users = try runtime.store.users(tenant: context.device.tenant).map {
+    @Sendable func users(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
+        let users = try await runtime.store.users(tenant: context.device.tenant).map {
             UserList.User(name: $0.name, role: $0.role)
         }
         return try Response.json(UserList(users: users))
@@ -72,7 +71,7 @@ struct AdminController {
         let config = runtime.config
         do {
             // The role is stored on the code and given when it is used: issuing changes no rights.
-            let code = try runtime.store.createEnrolmentCode(
+            let code = try await runtime.store.createEnrolmentCode(
                 tenant: device.tenant, user: body.user, role: body.role, wall: runtime.wall(),
                 lifetimeMs: UInt64(config.enrolmentCodeHours) * 3_600_000, actor: device.id, rejoinReplica: rejoin)
             let link = EnrolmentLink(server: config.url, code: code.code, fingerprint: runtime.fingerprint)
@@ -86,16 +85,17 @@ struct AdminController {
         }
     }
 
-    @Sendable func enrolments(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
+    @Sendable func enrolments(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         try Response.json(
-            PendingCodeList(codes: try runtime.store.pendingCodes(tenant: context.device.tenant, wall: runtime.wall())))
+            PendingCodeList(
+                codes: try await runtime.store.pendingCodes(tenant: context.device.tenant, wall: runtime.wall())))
     }
 
-    @Sendable func revokeEnrolment(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
+    @Sendable func revokeEnrolment(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
         let device = context.device
         do {
-            return try Response.json(
+            return try await Response.json(
                 runtime.store.revokeCode(
                     id: id.lowercased(), tenant: device.tenant, actor: device.id, wall: runtime.wall()))
         } catch let error as DeviceError {
@@ -103,8 +103,8 @@ struct AdminController {
         }
     }
 
-    @Sendable func audit(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
-        let entries = try runtime.store.auditLog(tenant: context.device.tenant).map {
+    @Sendable func audit(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
+        let entries = try await runtime.store.auditLog(tenant: context.device.tenant).map {
             AuditLog.Entry(atMs: $0.atMs, actor: $0.actor, action: $0.action, detail: $0.detail)
         }
         return try Response.json(AuditLog(entries: entries))

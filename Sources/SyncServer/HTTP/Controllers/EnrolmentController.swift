@@ -30,9 +30,7 @@ struct EnrolmentController {
         let store = runtime.store
         let wall = runtime.wall()
         do {
-            let enrolment = try await ServerRuntime.offload {
-                try store.enrol(code: body.code, wall: wall, rejoining: body.rejoining)
-            }
+            let enrolment = try await store.enrol(code: body.code, wall: wall, rejoining: body.rejoining)
             // The code's role is the user's now: their devices act under it from their next request.
             runtime.devices.forget(tenant: enrolment.tenant, user: enrolment.user)
             runtime.logger.info(
@@ -43,7 +41,7 @@ struct EnrolmentController {
             return try Response.json(
                 EnrolResponse(
                     deviceId: enrolment.deviceId, tenant: enrolment.tenant, user: enrolment.user, role: enrolment.role,
-                    token: enrolment.token, epoch: try store.epoch(of: enrolment.tenant).description,
+                    token: enrolment.token, epoch: try await store.epoch(of: enrolment.tenant).description,
                     serverTime: wall),
                 status: .created)
         } catch let error as DeviceError where error.code == .deviceTaken {

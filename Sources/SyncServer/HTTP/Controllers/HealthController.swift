@@ -34,7 +34,6 @@ struct HealthController {
                     "/metrics needs `Authorization: Bearer <metricsToken>` from the secrets file")
             }
         }
-        let store = runtime.store
         let metrics = runtime.metrics
         metrics.refreshConnections()
         metrics.set(
@@ -42,14 +41,13 @@ struct HealthController {
             "Request body bytes reserved now (see limits.maxBodyBytesInFlight).", to: Double(runtime.bodies.inFlight))
         // Constant work per scrape: one indexed row and a stat. What costs in proportion to the
         // tenants' data is computed off the request path (`StoreGaugesService`).
-        try await ServerRuntime.offload {
-            let backup = try store.lastBackup()
-            metrics.set(
-                "kraliki_last_backup_timestamp_seconds", "When the last successful backup finished (0: never).",
-                to: Double(backup?.atMs ?? 0) / 1000)
-            let size = (try? FileManager.default.attributesOfItem(atPath: store.path)[.size] as? Int) ?? 0
-            metrics.set("kraliki_store_bytes", "Size of server.sqlite (without WAL).", to: Double(size))
-        }
+        let backup = try await runtime.store.lastBackup()
+        metrics.set(
+            "kraliki_last_backup_timestamp_seconds", "When the last successful backup finished (0: never).",
+            to: Double(backup?.atMs ?? 0) / 1000)
+        metrics.set(
+            "kraliki_store_bytes", "Size of server.sqlite (without WAL).", to: Double(await runtime.store.storedBytes())
+        )
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(

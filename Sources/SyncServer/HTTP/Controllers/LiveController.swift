@@ -57,8 +57,8 @@ struct LiveController {
                 metrics.liveStreamsOpen.decrement()
                 slot.release()
             }
-            let epoch = (try? store.epoch(of: device.tenant).description) ?? ""
-            let first = (try? store.sequence(of: device.tenant)) ?? 0
+            let epoch = (try? await store.epoch(of: device.tenant).description) ?? ""
+            let first = (try? await store.sequence(of: device.tenant)) ?? 0
             try await writer.write(ByteBuffer(string: Self.event(sequence: first, epoch: epoch)))
             // The server's graceful shutdown waits for in-flight requests: end the stream then.
             try await withGracefulShutdownHandler {
@@ -66,7 +66,7 @@ struct LiveController {
                     if sequence == ChangeNotifier.heartbeat {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                         // Revoked by another process (or before this stream): noticed here.
-                        if (try? store.isRevoked(device: device.id)) ?? true { break }
+                        if (try? await store.isRevoked(device: device.id)) ?? true { break }
                     } else {
                         // Revoked through this server: noticed at the next event.
                         if revoked.wasRevoked(device.id) { break }

@@ -15,11 +15,11 @@ struct SyncController {
         devices.post("sync/pull", use: pull)
     }
 
-    @Sendable func device(_ request: Request, _ context: DeviceRequestContext) throws -> Response {
+    @Sendable func device(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let device = context.device
         return try Response.json(
             DeviceInfo(
-                device: device, epoch: try runtime.store.epoch(of: device.tenant).description,
+                device: device, epoch: try await runtime.store.epoch(of: device.tenant).description,
                 serverTime: runtime.wall(), url: runtime.config.url))
     }
 
@@ -39,10 +39,10 @@ struct SyncController {
                 "wrong-replica", "replica \(batch.replica.hex) is not this device's replica \(device.id)",
                 field: "replica")
         }
-        let receipt: ServerStore.Receipt
+        let receipt: PushReceipt
         do {
             receipt = try await runtime.committer.submit(
-                ServerStore.Push(
+                TenantPush(
                     batch: batch, tenant: device.tenant, device: device.id,
                     author: Author(user: device.user, device: device.replica)))
         } catch {
@@ -85,15 +85,13 @@ struct SyncController {
         let tenant = device.tenant
         let response: PullResponse
         do {
-            response = try await ServerRuntime.offload {
-                if !heads.isKnown(tenant), let head = try store.head(of: tenant) {
-                    heads.record(tenant, epoch: head.epoch, sequence: head.sequence)
-                }
-                return try store.respond(to: bounded, tenant: tenant, wall: wall)
+            if !heads.isKnown(tenant), let head = try await store.head(of: tenant) {
+                heads.record(tenant, epoch: head.epoch, sequence: head.sequence)
             }
-        } catch ServerStore.PullFailure.store(let error) {
+            response = try await store.respond(to: bounded, tenant: tenant, wall: wall)
+        } catch PullFailure.store(let error) {
             throw error
-        } catch ServerStore.PullFailure.staleCursor(let cursor, let collected) {
+        } catch PullFailure.staleCursor(let cursor, let collected) {
             metrics.staleCursorRefusals.increment()
             throw Problem(
                 .gone, "stale-cursor", "This replica was away longer than the retention period",

@@ -14,11 +14,11 @@ struct DeviceAuthenticator: RouterMiddleware {
         async throws -> Response
     {
         var context = context
-        context.device = try authenticate(request)
+        context.device = try await authenticate(request)
         return try await next(request, context)
     }
 
-    func authenticate(_ request: Request) throws -> DeviceRecord {
+    func authenticate(_ request: Request) async throws -> DeviceRecord {
         guard let header = request.headers[.authorization] else {
             throw Problem.unauthorized("send the device token as `Authorization: Bearer <token>`")
         }
@@ -26,7 +26,8 @@ struct DeviceAuthenticator: RouterMiddleware {
         guard parts.count == 2, parts[0].lowercased() == "bearer", parts[1].count <= 256 else {
             throw Problem.unauthorized("the Authorization header must be `Bearer <token>`")
         }
-        guard let device = try runtime.devices.device(token: String(parts[1]), store: runtime.store, now: .now) else {
+        guard let device = try await runtime.devices.device(token: String(parts[1]), store: runtime.store, now: .now)
+        else {
             throw Problem.unauthorized("the device token is not known to this server; enrol the device")
         }
         if device.isRevoked { throw Problem.revoked(device.id) }

@@ -24,31 +24,13 @@ import StoreSupport
 /// A device whose cursor (same epoch) is below the tenant's `collected_through` may have
 /// missed a deletion whose record is gone; its pulls are refused with 410 `stale-cursor`, and
 /// the replica pushes its outbox and re-bootstraps.
-extension ServerStore {
-    /// What one collection run did.
-    public struct Collection: Sendable, Equatable, CustomStringConvertible {
-        public var tenants = 0
-        /// Superseded log entries removed.
-        public var logEntries = 0
-        /// Tombstones removed.
-        public var tombstones = 0
-        /// Tombstones old enough but not yet pulled by every active device, or still referred to.
-        public var tombstonesWaiting = 0
-
-        public init() {}
-
-        public var description: String {
-            "\(tenants) tenants: \(tombstones) tombstones and \(logEntries) superseded log entries collected, "
-                + "\(tombstonesWaiting) tombstones waiting for devices or references"
-        }
-    }
-
+extension ServerDatabase {
     /// Collects what every tenant may forget (see the type's comment). `retention` is in ms.
     /// Runs in short write transactions so pushes are not held up; safe beside a serving server
     /// (another process's `sync-server gc` too).
-    public func collectGarbage(retention: UInt64, wall: UInt64) throws(StoreError) -> Collection {
+    public func collectGarbage(retention: UInt64, wall: UInt64) throws(StoreError) -> GarbageCollection {
         try wrap {
-            var total = Collection()
+            var total = GarbageCollection()
             let tenants = try database.read { db in try String.fetchAll(db, sql: "SELECT tenant FROM tenant_ledger") }
             for tenant in tenants {
                 let collected = try collect(tenant: tenant, retention: retention, wall: wall)
@@ -72,8 +54,8 @@ extension ServerStore {
         let contact: EntityID?
     }
 
-    private func collect(tenant: String, retention: UInt64, wall: UInt64) throws -> Collection {
-        var result = Collection()
+    private func collect(tenant: String, retention: UInt64, wall: UInt64) throws -> GarbageCollection {
+        var result = GarbageCollection()
         // The checkpoint first: it dates every sequence given so far by the server's clock.
         try database.write { db in
             guard let ledger = try ledger(tenant, db) else { return }

@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import StoreSupport
 
-extension ServerStore {
+extension ServerDatabase {
     /// Readiness: can the store take a write lock right now?
     public func checkWritable() throws(StoreError) {
         try wrap { try database.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE; ROLLBACK") } }
@@ -71,7 +71,7 @@ extension ServerStore {
             for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
             guard rename(staging, path) == 0 else { throw StoreError(.io, "cannot move the restored file into place") }
             try SQLiteFile.fsync(directory)
-            let store = try ServerStore.open(in: directory)
+            let store = try ServerDatabase.open(in: directory)
             return try store.database.write { db in
                 var epochs = [String: ServerEpoch]()
                 var generator = SystemRandomNumberGenerator()

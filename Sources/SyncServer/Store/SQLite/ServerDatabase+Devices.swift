@@ -5,100 +5,7 @@ import Foundation
 import GRDB
 import StoreSupport
 
-/// An enrolled device as the server knows it.
-public struct DeviceRecord: Codable, Sendable, Equatable {
-    public let id: String
-    public let tenant: String
-    public let user: String
-    public let role: Role
-    public let createdMs: UInt64
-    public let revokedMs: UInt64?
-    public let lastSeenMs: UInt64?
-    public let lastPushMs: UInt64?
-    public let lastPullMs: UInt64?
-    /// The newest cursor it pulled to.
-    public let cursor: UInt64
-
-    public init(
-        id: String, tenant: String, user: String, role: Role, createdMs: UInt64, revokedMs: UInt64?,
-        lastSeenMs: UInt64?,
-        lastPushMs: UInt64?, lastPullMs: UInt64?, cursor: UInt64
-    ) {
-        self.id = id
-        self.tenant = tenant
-        self.user = user
-        self.role = role
-        self.createdMs = createdMs
-        self.revokedMs = revokedMs
-        self.lastSeenMs = lastSeenMs
-        self.lastPushMs = lastPushMs
-        self.lastPullMs = lastPullMs
-        self.cursor = cursor
-    }
-
-    public var replica: ReplicaID { ReplicaID(UInt64(id, radix: 16) ?? 0) }
-    public var isRevoked: Bool { revokedMs != nil }
-}
-
-/// What a replica rejoining a server that lost it claims: its ID, tenant and user.
-public struct RejoinClaim: Codable, Sendable, Equatable {
-    public let replica: String
-    public let tenant: String
-    public let user: String
-
-    public init(replica: String, tenant: String, user: String) {
-        self.replica = replica
-        self.tenant = tenant
-        self.user = user
-    }
-}
-
-/// A fresh one-time enrolment code (shown once; stored only as its hash).
-public struct EnrolmentCode: Codable, Sendable {
-    public let code: String
-    public let tenant: String
-    public let user: String
-    public let role: Role
-    public let expiresMs: UInt64
-}
-
-/// What a device receives when it exchanges a code: its identity and its token (once).
-public struct Enrolment: Codable, Sendable {
-    public let deviceId: String
-    public let tenant: String
-    public let user: String
-    public let role: Role
-    public let token: String
-}
-
-/// Why an enrolment or an admin action was refused.
-public struct DeviceError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        case invalidCode = "invalid-code"
-        case invalidName = "invalid-name"
-        case notFound = "not-found"
-        case deviceTaken = "device-taken"
-    }
-    public let code: Code
-    public let field: String
-    public let message: String
-    public var description: String { message }
-}
-
-/// A device's latest activity, gathered in memory and written in batches (pulls do not write).
-public struct DeviceActivity: Sendable {
-    public var lastSeenMs: UInt64
-    public var lastPullMs: UInt64?
-    public var cursor: UInt64?
-
-    public init(lastSeenMs: UInt64, lastPullMs: UInt64? = nil, cursor: UInt64? = nil) {
-        self.lastSeenMs = lastSeenMs
-        self.lastPullMs = lastPullMs
-        self.cursor = cursor
-    }
-}
-
-extension ServerStore {
+extension ServerDatabase {
     /// How long an enrolment code stays valid by default: one day.
     public static let defaultCodeLifetimeMs: UInt64 = 24 * 3_600_000
 
@@ -110,7 +17,8 @@ extension ServerStore {
     /// `rejoinReplica`: the replica ID a rejoin with this code must claim (disaster recovery); the
     /// code then serves that rejoin only.
     public func createEnrolmentCode(
-        tenant: String, user: String, role: Role, wall: UInt64, lifetimeMs: UInt64 = ServerStore.defaultCodeLifetimeMs,
+        tenant: String, user: String, role: Role, wall: UInt64,
+        lifetimeMs: UInt64 = ServerDatabase.defaultCodeLifetimeMs,
         actor: String, rejoinReplica: ReplicaID? = nil
     ) throws -> EnrolmentCode {
         if let reason = Names.checkTenant(tenant) {
@@ -322,22 +230,29 @@ extension ServerStore {
         }
     }
 
-    /// Writes gathered device activity in one transaction.
+    /// Writes gathered device activity in one transaction. The cursor is the newest pull's: a
+    /// flush that commits after a later one (two flushes racing, or two server processes) does
+    /// not move it back, while a device that pulls from an earlier cursor again (re-bootstrap,
+    /// a new epoch) has pulled only that far.
     public func record(activity: [String: DeviceActivity]) throws(StoreError) {
         if activity.isEmpty { return }
         try wrap {
             try database.write { db in
                 for (device, seen) in activity {
+                    // SET expressions read the row as it was: `last_pull_ms` below is the old one.
+                    let pulled = seen.lastPullMs.map(Int64.init)
+                    let cursor = seen.cursor.map { Int64(clamping: $0) }
                     try db.cachedStatement(
                         sql: """
                             UPDATE device SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?),
-                                last_pull_ms = COALESCE(?, last_pull_ms), cursor = COALESCE(?, cursor)
+                                cursor = CASE WHEN ? IS NOT NULL AND ? IS NOT NULL AND ? >= COALESCE(last_pull_ms, 0)
+                                    THEN ? ELSE cursor END,
+                                last_pull_ms = CASE WHEN ? IS NULL THEN last_pull_ms
+                                    ELSE MAX(COALESCE(last_pull_ms, 0), ?) END
                             WHERE id = ?
                             """
                     ).execute(arguments: [
-                        Int64(seen.lastSeenMs), seen.lastPullMs.map(Int64.init),
-                        seen.cursor.map { Int64(clamping: $0) },
-                        device,
+                        Int64(seen.lastSeenMs), pulled, cursor, pulled, cursor, pulled, pulled, device,
                     ])
                 }
             }
