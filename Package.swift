@@ -135,11 +135,13 @@ let package = Package(
             name: "CRDTTestSupport", dependencies: ["CRDT"], path: "Tests/CRDTTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(name: "CRDTTests", dependencies: ["CRDT", "CRDTTestSupport"], swiftSettings: swiftSettings),
+        // Processes, temporary directories and a small disk for the tests that need the system.
+        .target(name: "SystemTestSupport", path: "Tests/SystemTestSupport", swiftSettings: swiftSettings),
         .target(
             name: "DomainTestSupport", dependencies: ["Domain", "CRDTTestSupport"], path: "Tests/DomainTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "DomainTests", dependencies: ["Domain", "DomainTestSupport", "CRDTTestSupport"],
+            name: "DomainTests", dependencies: ["Domain", "DomainTestSupport", "SystemTestSupport", "CRDTTestSupport"],
             swiftSettings: swiftSettings),
         // A child process for the crash tests: writes to a store until it is killed.
         .executableTarget(
@@ -161,7 +163,7 @@ let package = Package(
         .target(
             name: "ServerTestSupport",
             dependencies: [
-                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "SystemTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,24 +173,47 @@ let package = Package(
         // What every ServerStore implementation must pass, as checks a test target runs per store.
         .target(
             name: "ServerStoreConformance",
-            dependencies: ["SyncServer", "Domain", "CRDT", "DomainTestSupport", "CRDTTestSupport"],
+            dependencies: [
+                "SyncServer", "Domain", "CRDT", "DomainTestSupport", "SystemTestSupport", "CRDTTestSupport",
+            ],
             path: "Tests/ServerStoreConformance", swiftSettings: swiftSettings),
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
                 "ServerStoreConformance",
-                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "SystemTestSupport",
+                "CRDTTestSupport",
                 "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        // A replica's sync against an in-memory ledger, with faults at any phase of an exchange.
+        .target(
+            name: "ReplicaTestSupport", dependencies: ["Replica", "LocalStorage", "StoreSupport", "Domain", "CRDT"],
+            path: "Tests/ReplicaTestSupport", swiftSettings: swiftSettings),
+        // The real replica-cli binary as a subprocess: `CLI` runs it with a data directory.
+        .target(
+            name: "CLITestSupport",
+            dependencies: ["LocalStorage", "StoreSupport", "Replica", "DomainTestSupport", "SystemTestSupport"],
+            path: "Tests/CLITestSupport", swiftSettings: swiftSettings),
+        // Drill 11: full and read-only disks, for the replica store, the CLI and the server.
+        .testTarget(
+            name: "DiskFaultDrillTests",
+            dependencies: [
+                "CLITestSupport", "ReplicaTestSupport", "SyncServer", "Replica", "LocalStorage", "StoreSupport",
+                "ReplicaPresentation",
+                "ServerTestSupport", "DomainTestSupport", "SystemTestSupport", "CRDTTestSupport", "replica-cli",
+                "sync-server", .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings),
         // The real replica-cli binary as a subprocess against a real server on loopback.
         .testTarget(
             name: "CLITests",
             dependencies: [
+                "CLITestSupport",
                 "Replica", "LocalStorage", "StoreSupport", "ReplicaPresentation", "SyncServer", "ServerTestSupport",
-                "DomainTestSupport",
+                "DomainTestSupport", "SystemTestSupport",
                 "DrillSupport", "replica-cli",
                 "sync-server",
             ],
@@ -198,7 +223,8 @@ let package = Package(
         .target(
             name: "DrillSupport",
             dependencies: [
-                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "SystemTestSupport",
+                "CRDTTestSupport",
                 "ServerTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -209,6 +235,7 @@ let package = Package(
             name: "ChaosDrillTests",
             dependencies: [
                 "DrillSupport", "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport",
+                "SystemTestSupport",
                 "CRDTTestSupport", "ServerTestSupport",
                 "sync-server", "replica-cli",
             ],
@@ -216,7 +243,9 @@ let package = Package(
         .testTarget(
             name: "HostileDrillTests",
             dependencies: [
-                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "DrillSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "SystemTestSupport",
+                "CRDTTestSupport",
                 "ServerTestSupport", "sync-server",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -229,7 +258,8 @@ let package = Package(
         .testTarget(
             name: "RecoveryDrillTests",
             dependencies: [
-                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "CRDTTestSupport",
+                "SyncServer", "Replica", "LocalStorage", "StoreSupport", "DomainTestSupport", "SystemTestSupport",
+                "CRDTTestSupport",
                 "ServerTestSupport", "sync-server",
                 "PowerLossVFS", "power-loss-server", "replica-cli",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -238,7 +268,9 @@ let package = Package(
         .testTarget(
             name: "ReplicaTests",
             dependencies: [
+                "ReplicaTestSupport",
                 "Replica", "LocalStorage", "StoreSupport", "ReplicaPresentation", "DomainTestSupport",
+                "SystemTestSupport",
                 "CRDTTestSupport",
                 "store-torture",
                 // The network stack's own error values, for the reasons a failed sync gives.

@@ -5,7 +5,7 @@
 -- contacts, call_notes or schedule_entries. Every write of an entity wrote both rows in the same
 -- transaction, so each change paid two B-tree writes (two pages dirtied, two WAL frames) where
 -- one does: applying pulled title changes, the table's own floor rose by a fifth
--- (Benchmarks/experiments/title-floor-layouts.py). The state stays the source of truth; the other
+-- (an experiment comparing the layouts, in git history at d8943f8). The state stays the source of truth; the other
 -- columns are still derived from it.
 ALTER TABLE contacts ADD COLUMN state BLOB NOT NULL DEFAULT x'';
 ALTER TABLE call_notes ADD COLUMN state BLOB NOT NULL DEFAULT x'';

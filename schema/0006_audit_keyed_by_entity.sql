@@ -6,7 +6,7 @@
 -- table's. Keyed by (entity_kind, entity_id, seq) it is one insert, and an entity's trail (what
 -- `history` reads) is one range of the key. Applying pulled title changes, the raw SQLite floor
 -- rose by 15 % and the file shrank by the index
--- (Benchmarks/experiments/audit-layouts.py).
+-- (an experiment comparing the layouts, in git history at d8943f8).
 --
 -- `seq` still orders the whole trail. AUTOINCREMENT kept its counter in sqlite_sequence; a table
 -- without a rowid has none, so the last number given out is kept in store_meta ('audit_seq')

@@ -23,7 +23,7 @@ struct RepairCommand: ParsableCommand {
     func run() throws {
         let console = Console(global)
         try console.run {
-            let report = try LocalStore.repair(in: console.directory, wall: SyncEngine.systemWall())
+            let report = try StoreRepair.repair(in: console.directory, wall: SyncEngine.systemWall())
             if console.json {
                 console.emit(report)
                 return

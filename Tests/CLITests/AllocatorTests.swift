@@ -1,5 +1,7 @@
+import CLITestSupport
 import DomainTestSupport
 import Foundation
+import SystemTestSupport
 import Testing
 
 /// The replica's process allocates with tcmalloc when the machine has it: Package.swift links

@@ -1,3 +1,4 @@
+import CLITestSupport
 import Domain
 import DomainTestSupport
 import Foundation
@@ -5,6 +6,7 @@ import LocalStorage
 import Replica
 import ReplicaPresentation
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 @Suite("replica-cli messages, exit codes and parsing")

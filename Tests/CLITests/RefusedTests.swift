@@ -1,3 +1,4 @@
+import CLITestSupport
 import CRDT
 import Domain
 import DomainTestSupport
@@ -5,6 +6,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// `replica-cli refused list` and `refused reissue`: plain errors for a bad --from, both

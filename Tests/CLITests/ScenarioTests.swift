@@ -1,3 +1,4 @@
+import CLITestSupport
 import DomainTestSupport
 import DrillSupport
 import Foundation
@@ -5,6 +6,7 @@ import LocalStorage
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// The day in the life of issue #6, with the real binary against a real server on loopback.

@@ -1,8 +1,10 @@
+import CLITestSupport
 import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// CSV import and vCard / iCalendar / JSON export through the real binary.

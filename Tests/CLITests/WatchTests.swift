@@ -1,6 +1,8 @@
+import CLITestSupport
 import DomainTestSupport
 import Foundation
 import ServerTestSupport
+import SystemTestSupport
 import Testing
 
 /// `sync --watch`: follows the server's live stream and pulls what another replica pushes.

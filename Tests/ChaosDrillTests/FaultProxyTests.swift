@@ -10,6 +10,7 @@ import NIOPosix
 import Replica
 import StoreSupport
 import Synchronization
+import SystemTestSupport
 import Testing
 
 /// The drills' own instruments: the fault proxy does what it says (against an echo server on

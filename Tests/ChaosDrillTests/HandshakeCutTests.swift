@@ -4,6 +4,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Regression: a TLS handshake cut by the network was reported as "the server is not the one this

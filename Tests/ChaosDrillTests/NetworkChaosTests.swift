@@ -5,6 +5,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Drill 1 (issue #7): network chaos. Five replicas edit at about 10 changes/s each for 60 s,

@@ -6,6 +6,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Drill 3 (issue #7): replica kill. A real `replica-cli sync` process is SIGKILLed at ≥ 50

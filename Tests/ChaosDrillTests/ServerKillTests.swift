@@ -5,6 +5,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Drill 2 (issue #7): server kill. Three replicas write and sync without pause while the real

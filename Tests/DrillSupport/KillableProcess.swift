@@ -1,6 +1,7 @@
 import DomainTestSupport
 import Foundation
 import Synchronization
+import SystemTestSupport
 
 /// A child process a drill can SIGKILL at a moment of its choosing (a `replica-cli sync` in the
 /// middle of its work): output goes to files (a full pipe cannot block the child), no stdin.

@@ -6,6 +6,7 @@ import LocalStorage
 import Replica
 import StoreSupport
 import Synchronization
+import SystemTestSupport
 
 /// The real `sync-server` binary as a child process on a loopback port, with its data directory:
 /// started, stopped (SIGTERM) or killed (SIGKILL), and started again on the same port and data,
@@ -38,13 +39,35 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Settings for the server process (`KRALIKI_*`), over this process's environment.
     public let environment: [String: String]
+    /// A JSON config file's content, passed with `--config` (nil: the defaults).
+    public let config: String?
+    /// Kept while the server lives, when the server made its own directory.
+    private let directory: TempDirectory?
 
     /// `port` 0 picks a free port at the first start; later starts reuse it.
-    public init(data: String, port: Int = 0, environment: [String: String] = [:]) {
+    public init(data: String, port: Int = 0, environment: [String: String] = [:], config: String? = nil) {
         self.data = data
         self.environment = environment
+        self.config = config
+        self.directory = nil
         logPath = data + "-server.log"
         lock.withLock { $0.port = port }
+    }
+
+    private init(directory: TempDirectory, config: String?) {
+        self.data = directory.sub("data")
+        self.environment = [:]
+        self.config = config
+        self.directory = directory
+        logPath = data + "-server.log"
+    }
+
+    /// A server in a fresh temporary directory of its own, started, with `config` (a JSON
+    /// config file's content).
+    public static func started(_ label: String, config: String? = nil) async throws -> ServerProcess {
+        let server = ServerProcess(directory: TempDirectory(label), config: config)
+        try await server.start()
+        return server
     }
 
     public var port: Int { lock.withLock { $0.port } }
@@ -54,6 +77,22 @@ public final class ServerProcess: @unchecked Sendable {
     public var starts: Int { lock.withLock { $0.starts } }
     /// The server's database file.
     public var databasePath: String { data + "/server.sqlite" }
+    /// The certificate the server generated on its first start.
+    public var certificatePath: String { data + "/tls/server-cert.pem" }
+    /// The process ID of the running server (0 when it is not running).
+    public var pid: Int32 { lock.withLock { $0.process?.processIdentifier ?? 0 } }
+    /// Everything the server printed, every start.
+    public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The server's resident set size in KiB (VmRSS in /proc/<pid>/status): the server alone,
+    /// not the test process.
+    public func residentKiB() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        else { throw Failure("no VmRSS in /proc/\(pid)/status") }
+        return kib
+    }
 
     /// Starts the server (on the port it had before, if any) and waits until it listens.
     /// After a kill the port may still be held for a moment; the start is retried for `timeout`.
@@ -74,7 +113,13 @@ public final class ServerProcess: @unchecked Sendable {
         try append(marker)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--data", data, "--port", "\(port)"]
+        var arguments = ["--data", data, "--port", "\(port)"]
+        if let config {
+            let file = data + "-config.json"
+            try config.write(toFile: file, atomically: true, encoding: .utf8)
+            arguments += ["--config", file]
+        }
+        process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

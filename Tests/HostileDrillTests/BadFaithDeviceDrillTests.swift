@@ -3,12 +3,14 @@ import CRDT
 import CRDTTestSupport
 import Domain
 import DomainTestSupport
+import DrillSupport
 import Foundation
 import LocalStorage
 import NIOHTTP1
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// The bad-faith device drill (issue #28): an enrolled device with a valid token — not a
@@ -41,7 +43,8 @@ struct BadFaithDeviceDrillTests {
         let total = FuzzSettings.isLong ? 10_000 : 1_000
         print("bad-faith device: seed \(seed) (replay with KRALIKI_SEED=\(seed))")
         var random = SeededRandom(seed: seed)
-        let server = try await SyncServerProcess(
+        let server = try await ServerProcess.started(
+            "bad-faith-server",
             config: #"""
                 {"logLevel": "error", "limits": {"requestsPerSecond": 1000000, "burst": 1000000}}
                 """#)
@@ -71,7 +74,7 @@ struct BadFaithDeviceDrillTests {
     }
 
     static func drill(
-        server: SyncServerProcess, client: DrillClient, honest: EnrolledReplica, mallory: EnrolledReplica,
+        server: ServerProcess, client: DrillClient, honest: EnrolledReplica, mallory: EnrolledReplica,
         replicas: TempDirectory, total: Int, random: inout SeededRandom
     ) async throws {
         let base = try mallory.store.pendingChanges()
@@ -169,7 +172,7 @@ struct BadFaithDeviceDrillTests {
         // replicas plus the unenrolled allowance (64), every honest contact there.
         let fresh = replicas.sub("fresh")
         _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: "acme", user: "hana", role: "agent"), directory: fresh)
+            try await server.link(tenant: "acme", user: "hana", role: "agent"), directory: fresh)
         let check = try EnrolledReplica(directory: fresh)
         _ = try await check.sync()
         let pulled = check.store.state

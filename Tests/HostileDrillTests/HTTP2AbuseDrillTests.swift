@@ -6,6 +6,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Drill 9 (issue #7): HTTP/2 abuse from raw connections — rapid reset (CVE-2023-44487), PING
@@ -141,7 +142,7 @@ struct HTTP2AbuseDrillTests {
         let reader = try await server.enrolReplica(in: replicas.sub("reader"), user: "reader")
         _ = try await reader.sync()
         let onServer = try server.store.state(of: "acme").contacts.count
-        let onReader = try reader.store.contacts().count
+        let onReader = try reader.store.reader.contacts().count
         for line in lines { print("http/2 abuse: \(line)") }
         print(
             "http/2 abuse: attacks \(Self.attacks.count + 1), offending connections closed "

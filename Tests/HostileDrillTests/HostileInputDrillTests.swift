@@ -2,6 +2,7 @@ import CRDT
 import CRDTTestSupport
 import Domain
 import DomainTestSupport
+import DrillSupport
 import Foundation
 import LocalStorage
 import NIOHTTP1
@@ -9,6 +10,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import Synchronization
+import SystemTestSupport
 import Testing
 
 /// Drill 8 (issue #7): ≥ 10,000 malformed or mutated requests against the real `sync-server`
@@ -27,7 +29,8 @@ struct HostileInputDrillTests {
         print("hostile input: seed \(seed) (replay with KRALIKI_SEED=\(seed))")
         // The per-device rate limit would answer most requests 429 before parsing them; the
         // drill is about what happens after the limit, so it is raised for this server.
-        let server = try await SyncServerProcess(
+        let server = try await ServerProcess.started(
+            "hostile-server",
             config: #"""
                 {"logLevel": "error", "limits": {"maxBodyBytes": 1048576, "requestsPerSecond": 1000000, "burst": 1000000,
                  "enrolmentsPerSecond": 1000000, "enrolmentBurst": 1000000,
@@ -139,7 +142,7 @@ struct HostileInputDrillTests {
     /// (seed, i) alone, so a failure names the index and the seed reproduces it exactly.
     static func fire(
         range: Range<Int>, seed: UInt64, captured: [(CapturedRequest, token: String?)], client: DrillClient,
-        server: SyncServerProcess, figures: Figures
+        server: ServerProcess, figures: Figures
     ) async throws {
         let lanes = 8
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -190,7 +193,7 @@ struct HostileInputDrillTests {
 
     /// Everything the victim tenant has: what its device pulls from cursor 0 (server time
     /// removed) and its rows in the store's tables, read by the sqlite3 program.
-    static func victimSnapshot(server: SyncServerProcess, client: DrillClient, token: String) async throws -> [String] {
+    static func victimSnapshot(server: ServerProcess, client: DrillClient, token: String) async throws -> [String] {
         var pulled = [String]()
         var cursor = 0
         while true {
@@ -231,11 +234,11 @@ struct HostileInputDrillTests {
     /// A replica of `user` enrolled with `server` in `directory`, holding `count` sample
     /// contacts and schedule entries (unsent).
     static func sampleReplica(
-        _ server: SyncServerProcess, tenant: String, user: String, role: String, directory: String, count: Int,
+        _ server: ServerProcess, tenant: String, user: String, role: String, directory: String, count: Int,
         label: String
     ) async throws -> EnrolledReplica {
         _ = try await ReplicaEnrolment.enrol(
-            try await server.enrolment(tenant: tenant, user: user, role: role), directory: directory)
+            try await server.link(tenant: tenant, user: user, role: role), directory: directory)
         let replica = try EnrolledReplica(directory: directory)
         try writeSample(replica.store, count: count, label: label)
         return replica

@@ -5,6 +5,7 @@ import LocalStorage
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Drill 8, second half: schemathesis (an independent, OpenAPI-driven fuzzer from PyPI)

@@ -7,6 +7,7 @@ import LocalStorage
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Drill 7 (docs/reliability.md): skewed clocks cannot win by lying, and the skewed replica
@@ -81,7 +82,7 @@ struct ClockSkewDrillTests {
         // The offset is learned from the very answer that refused it.
         #expect(abs(early.store.session.clockOffset + Self.year) < Self.offsetTolerance)
         // Kept locally, not lost: still in the state and in the outbox, marked refused.
-        #expect(try early.store.contacts().contains { $0.name == "Written a year ahead" })
+        #expect(try early.store.reader.contacts().contains { $0.name == "Written a year ahead" })
         #expect(try server.store.state(of: "acme").contacts.valueByKey.isEmpty)
         // As documented (user guide, "Clock problems"): an HLC never goes back, so the changes
         // this replica makes after a stamp a year ahead carry that time too and are refused.

@@ -8,6 +8,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Drill 6 of issue #7 (docs/reliability.md): a replica offline past the tombstone retention

@@ -10,6 +10,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import Synchronization
+import SystemTestSupport
 import Testing
 
 /// Drill 4 (docs/reliability.md): an acknowledged change survives a power cut.

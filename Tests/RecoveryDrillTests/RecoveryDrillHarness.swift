@@ -5,6 +5,7 @@ import LocalStorage
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// A server process for the recovery drills: the real `sync-server` binary, or

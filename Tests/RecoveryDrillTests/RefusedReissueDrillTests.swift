@@ -6,6 +6,7 @@ import LocalStorage
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Issue #4 end to end: a laptop whose clock ran a year ahead has its work refused with

@@ -7,6 +7,7 @@ import LocalStorage
 import Replica
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Drill 5 (docs/reliability.md): restoring an old backup loses nothing any replica holds, and

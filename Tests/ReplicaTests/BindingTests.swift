@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 @testable import LocalStorage

@@ -5,7 +5,9 @@ import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// SIGKILL a process writing to a store at random moments; after each restart everything it

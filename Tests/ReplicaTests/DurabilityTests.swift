@@ -5,6 +5,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// The durability setting the store asks for is the one SQLite runs with. GRDB's WAL setup sets

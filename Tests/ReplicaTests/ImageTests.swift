@@ -6,7 +6,9 @@ import Foundation
 import GRDB
 import LocalStorage
 import Replica
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Bootstrap images on the replica side: taking one, and refusing one that does not fit
@@ -147,7 +149,7 @@ struct ImageTests {
         #expect(report.imageEntities == 40)
         #expect(report.pulledChanges == 5)
         #expect(petr.state == jana.state)
-        #expect(try petr.contacts(tag: "t1").count == jana.contacts(tag: "t1").count)
+        #expect(try petr.reader.contacts(tag: "t1").count == jana.reader.contacts(tag: "t1").count)
         #expect(petr.identity == Self.identity(0xB1, "petr"))
         #expect(try petr.integrityCheck() == ["ok"])
         // Not fresh any more: the next sync does not ask for an image.
@@ -205,7 +207,7 @@ struct ImageTests {
         #expect(report.imageEntities == nil)
         #expect(report.imageRefusal?.contains("globex") == true)
         #expect(report.pulledChanges == 12)
-        #expect(try eva.contacts().count == 12)
+        #expect(try eva.reader.contacts().count == 12)
     }
 
     @Test("a replica open twice (a second process) does not take an image; both stay usable")
@@ -229,7 +231,7 @@ struct ImageTests {
         serving.image = image
         let report = try await SyncEngine(store: first, transport: serving, wall: { Self.wall }).sync()
         #expect(report.imageEntities == nil, "not fresh any more: it has a local write")
-        #expect(try first.contacts().count == 6)
+        #expect(try first.reader.contacts().count == 6)
     }
 
     @Test(

@@ -5,7 +5,9 @@ import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// The sync engine prepares the next pulled batch (decodes it, merges it with what the store
@@ -135,18 +137,18 @@ struct PipelinedPullTests {
         #expect(reopened.state == server, "seed \(seed): \(name)'s file differs from the server")
         #expect(reopenedOther.state == server, "seed \(seed): \(other)'s file differs from the server")
         #expect(reopened.session.pullCursor == reopenedOther.session.pullCursor)
-        #expect(try reopened.contacts() == reopenedOther.contacts(), "seed \(seed): contact rows differ")
+        #expect(try reopened.reader.contacts() == reopenedOther.reader.contacts(), "seed \(seed): contact rows differ")
         for id in server.contacts.sortedKeys.prefix(20) {
-            let trail = try #require(try reopened.history(of: id)).changes.map { [$0.user, $0.action] }
+            let trail = try #require(try reopened.reader.history(of: id)).changes.map { [$0.user, $0.action] }
             #expect(
-                trail == (try #require(try reopenedOther.history(of: id)).changes.map { [$0.user, $0.action] }),
+                trail == (try #require(try reopenedOther.reader.history(of: id)).changes.map { [$0.user, $0.action] }),
                 "seed \(seed): the audit trail of \(id.text) differs")
             #expect(!trail.isEmpty)
             for phone in server.contacts[id]!.phones.elements {
-                #expect(try reopened.contacts(search: phone).map(\.id).contains(id.text))
+                #expect(try reopened.reader.contacts(search: phone).map(\.id).contains(id.text))
             }
             for tag in server.contacts[id]!.tags.elements {
-                #expect(try reopened.contacts(tag: tag).map(\.id).contains(id.text))
+                #expect(try reopened.reader.contacts(tag: tag).map(\.id).contains(id.text))
             }
         }
     }
@@ -305,7 +307,7 @@ struct PipelinedPullTests {
         let report = try await SyncEngine(store: reopened, transport: source, wall: { Self.wall }).sync()
         #expect(report.pulledChanges == 25 && report.pullBatches == 5)
         #expect(reopened.state == source.ledger.state)
-        #expect(try reopened.contacts().count == 40)
-        #expect(try reopened.contacts(tag: "t1").count == 13)
+        #expect(try reopened.reader.contacts().count == 40)
+        #expect(try reopened.reader.contacts(tag: "t1").count == 13)
     }
 }

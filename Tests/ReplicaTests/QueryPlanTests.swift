@@ -5,6 +5,7 @@ import DomainTestSupport
 import Foundation
 import GRDB
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 @testable import LocalStorage

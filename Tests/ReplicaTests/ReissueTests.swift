@@ -6,6 +6,7 @@ import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// Issue #4: refused changes of an old replica re-issued in a fresh one (`LocalStore.reissue`),

@@ -5,10 +5,12 @@ import Foundation
 import GRDB
 import LocalStorage
 import Replica
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
-/// `LocalStore.repair(in:)`: a damaged replica rebuilt under its own identity, its unpushed work
+/// `StoreRepair.repair(in:)`: a damaged replica rebuilt under its own identity, its unpushed work
 /// kept, everything else pulled again.
 @Suite("Repair of a damaged replica")
 struct RepairTests {
@@ -59,7 +61,7 @@ struct RepairTests {
         try Self.damage(path, tree: tree)
         #expect(throws: StoreError.self) { try LocalStore.open(in: directory.sub("jana")) }
 
-        let report = try LocalStore.repair(in: directory.sub("jana"), wall: Self.wall + 1_000)
+        let report = try StoreRepair.repair(in: directory.sub("jana"), wall: Self.wall + 1_000)
         #expect(report.replica == Self.jana.replica.hex && report.pendingChanges == 5 && report.refusedChanges == 0)
         // 35 writes (the 30 contacts that came back after the push were its own: no rows).
         #expect(tree == "audit" ? report.auditRows < 35 && report.readingStopped : report.auditRows == 35)
@@ -70,12 +72,12 @@ struct RepairTests {
         let jana = try LocalStore.open(in: directory.sub("jana"))
         #expect(jana.identity == Self.jana)
         #expect(try jana.outboxCount() == 5)
-        #expect(try jana.contacts().map(\.name).sorted() == (0..<5).map { "Offline \($0)" })
+        #expect(try jana.reader.contacts().map(\.name).sorted() == (0..<5).map { "Offline \($0)" })
         #expect(jana.session.pullCursor == 0)
         // One sync pushes it and pulls the rest; the server holds each contact once.
         let synced = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall + 2_000 }).sync()
         #expect(synced.pushedChanges == 5)
-        #expect(try jana.contacts().count == 35)
+        #expect(try jana.reader.contacts().count == 35)
         #expect(jana.state == transport.ledger.state)
         #expect(transport.ledger.state.contacts.count == 35)
         // New work gets sequence numbers the server has not seen: it is accepted, not skipped.
@@ -84,7 +86,7 @@ struct RepairTests {
         #expect(transport.ledger.state.contacts.count == 36)
         #expect(try jana.outboxCount() == 0)
         if tree != "audit" {
-            #expect(try jana.history(of: jana.state.contacts.sortedKeys[0])?.changes.isEmpty == false)
+            #expect(try jana.reader.history(of: jana.state.contacts.sortedKeys[0])?.changes.isEmpty == false)
         }
     }
 
@@ -101,13 +103,13 @@ struct RepairTests {
         }
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         do {
-            _ = try LocalStore.repair(in: directory.path, wall: Self.wall)
+            _ = try StoreRepair.repair(in: directory.path, wall: Self.wall)
             Issue.record("repaired a healthy replica")
         } catch {
             #expect(error.message.contains("not damaged"), "\(error)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-        #expect(try LocalStore.open(in: directory.path).contacts().count == 1)
+        #expect(try LocalStore.open(in: directory.path).reader.contacts().count == 1)
     }
 
     /// `repair` stopped between moving the damaged file aside and moving the new one in (killed,
@@ -126,7 +128,7 @@ struct RepairTests {
             try Self.add(jana, (0..<5).map { "Offline \($0)" })
         }
         try Self.damage(path, tree: "contacts_listing")
-        _ = try LocalStore.repair(in: data, wall: Self.wall + 1_000)
+        _ = try StoreRepair.repair(in: data, wall: Self.wall + 1_000)
 
         // A WAL with frames of another database, taken while that database is open.
         let other = try DatabaseQueue(path: directory.sub("other.sqlite"))
@@ -149,7 +151,7 @@ struct RepairTests {
             let jana = try LocalStore.open(in: data)
             #expect(jana.identity == Self.jana)
             #expect(try jana.outboxCount() == 5)
-            #expect(try jana.contacts().map(\.name).sorted() == (0..<5).map { "Offline \($0)" })
+            #expect(try jana.reader.contacts().map(\.name).sorted() == (0..<5).map { "Offline \($0)" })
             #expect(try jana.integrityCheck() == ["ok"])
             #expect(!FileManager.default.fileExists(atPath: data + "/repair.tmp"))
             #expect(

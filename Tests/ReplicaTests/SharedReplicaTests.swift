@@ -3,7 +3,9 @@ import CRDTTestSupport
 import Domain
 import DomainTestSupport
 import Foundation
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 @testable import LocalStorage

@@ -4,7 +4,9 @@ import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
+import ReplicaTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// The store's sync loop against an in-process server ledger, with cuts at every phase.
@@ -45,10 +47,10 @@ struct SyncEngineTests {
         _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
 
         // Jana's creation; Petr's own edit coming back from the server is not logged again.
-        let received = try #require(try petr.history(of: id)).changes
+        let received = try #require(try petr.reader.history(of: id)).changes
         #expect(received.map(\.action) == ["pull", "write"], "\(received)")
         #expect(received.first?.user == "jana" && received.first?.device == ReplicaID(1).hex, "\(received)")
-        let own = try #require(try jana.history(of: id)).changes
+        let own = try #require(try jana.reader.history(of: id)).changes
         #expect(own.map(\.action) == ["write", "pull"], "\(own)")
         #expect(own.last?.user == "petr" && own.last?.device == ReplicaID(2).hex, "\(own)")
         #expect(own.last?.at == TimeText.utc(Int64(Self.wall + 60_000)), "the edit's own time, not the pull's")
@@ -79,7 +81,7 @@ struct SyncEngineTests {
 
         let report = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
         #expect(report.pullBatches == 1)
-        let trail = try #require(try jana.history(of: id)).changes
+        let trail = try #require(try jana.reader.history(of: id)).changes
         #expect(trail.map(\.action) == ["write", "pull", "pull"], "\(trail)")
         #expect(trail.dropFirst().map(\.user) == ["petr", "marta"], "\(trail)")
         #expect(trail.dropFirst().map(\.device) == [ReplicaID(2).hex, ReplicaID(3).hex], "\(trail)")
@@ -90,11 +92,11 @@ struct SyncEngineTests {
         // A replica seeing the contact for the first time names its creator and both editors.
         let eva = try replica(directory, "eva", 4)
         _ = try await SyncEngine(store: eva, transport: transport, wall: { Self.wall }).sync()
-        let first = try #require(try eva.history(of: id)).changes
+        let first = try #require(try eva.reader.history(of: id)).changes
         #expect(first.map(\.user) == ["jana", "petr", "marta"], "\(first)")
         // Pulling nothing new adds nothing.
         _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
-        #expect(try jana.history(of: id)?.changes.count == 3)
+        #expect(try jana.reader.history(of: id)?.changes.count == 3)
     }
 
     /// `history` lists who wrote every value an entity holds, decisions included: once
@@ -127,11 +129,11 @@ struct SyncEngineTests {
         _ = try await SyncEngine(store: petr, transport: transport, wall: { Self.wall }).sync()
         _ = try await SyncEngine(store: jana, transport: transport, wall: { Self.wall }).sync()
 
-        let noteFields = try #require(try jana.history(of: note)).fields
+        let noteFields = try #require(try jana.reader.history(of: note)).fields
         let author = try #require(noteFields.first { $0.field == "author" }, "\(noteFields.map(\.field))")
         #expect(author.value == "jana" && author.user == "jana", "\(author)")
         for (index, id) in ids.enumerated() {
-            let fields = try #require(try jana.history(of: id)).fields
+            let fields = try #require(try jana.reader.history(of: id)).fields
             let decision = try #require(
                 fields.first { $0.field == "not-duplicate-of" }, "\(fields.map(\.field))")
             #expect(decision.value == "+ " + ids[1 - index].text, "\(decision)")
@@ -162,7 +164,7 @@ struct SyncEngineTests {
         let eva = try replica(directory, "eva", 3)
         let report = try await SyncEngine(store: eva, transport: transport, wall: { Self.wall }).sync()
         #expect(report.pullBatches == 1 + 480 / 500)
-        #expect(try eva.contacts().count == 480)
+        #expect(try eva.reader.contacts().count == 480)
         // And it survives a restart with its cursor.
         let reopened = try LocalStore.open(in: directory.sub("eva"))
         #expect(reopened.session.pullCursor == transport.ledger.sequence)

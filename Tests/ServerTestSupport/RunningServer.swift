@@ -13,6 +13,7 @@ import ServiceLifecycle
 import StoreSupport
 import SyncServer
 import Synchronization
+import SystemTestSupport
 
 /// A real sync server (HTTP/2 over TLS with its generated certificate, real SQLite store) on
 /// a free loopback port, in a temporary directory; `stop()` shuts it down gracefully.

@@ -10,6 +10,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Hostile and broken input: every answer is the documented 4xx with a problem document, the

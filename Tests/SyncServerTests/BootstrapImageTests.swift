@@ -8,6 +8,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Bootstrap images over HTTP/2 with TLS: a fresh replica takes the server's prebuilt replica
@@ -93,7 +94,7 @@ struct BootstrapImageTests {
         #expect(report.rebootstrapped)
         #expect(report.imageEntities != nil, "the re-bootstrap pulled instead: \(report.imageRefusal ?? "no image")")
         #expect(petr.store.state.contacts[gone] == nil, "a collected contact came back")
-        #expect(try petr.store.contacts() == jana.store.contacts())
+        #expect(try petr.store.reader.contacts() == jana.store.reader.contacts())
         let refused = try petr.store.rejectedChanges()
         #expect(refused.map(\.code) == ["entity-collected"], "\(refused)")
         // It goes on as an ordinary replica: a new contact reaches Jana.
@@ -102,7 +103,7 @@ struct BootstrapImageTests {
         }
         _ = try await petr.sync()
         _ = try await jana.sync()
-        #expect(try jana.store.contacts(search: "After the return").count == 1)
+        #expect(try jana.store.reader.contacts(search: "After the return").count == 1)
         await petr.close()
         await jana.close()
         await server.stop()
@@ -123,8 +124,10 @@ struct BootstrapImageTests {
         #expect(petr.store.session.epoch == image.epoch)
         let same = petr.store.state == jana.store.state
         #expect(same, "the replica that took the image differs from the one that pulled everything")
-        #expect(try petr.store.contacts().map(\.name) == jana.store.contacts().map(\.name))
-        #expect(try petr.store.contacts(search: "before 7").count == jana.store.contacts(search: "before 7").count)
+        #expect(try petr.store.reader.contacts().map(\.name) == jana.store.reader.contacts().map(\.name))
+        #expect(
+            try petr.store.reader.contacts(search: "before 7").count
+                == jana.store.reader.contacts(search: "before 7").count)
 
         // Its own identity: its device ID, its user, a clock past every stamp it holds, no trail
         // of the builder's.
@@ -137,8 +140,8 @@ struct BootstrapImageTests {
         func contact(_ name: String) -> EntityID {
             jana.store.state.contacts.valueByKey.first { $0.value.name.value == name }!.key
         }
-        #expect(try petr.store.history(of: contact("Before 3"))?.changes == [], "the builder's trail came along")
-        let pulled = try petr.store.history(of: contact("After 3"))?.changes ?? []
+        #expect(try petr.store.reader.history(of: contact("Before 3"))?.changes == [], "the builder's trail came along")
+        let pulled = try petr.store.reader.history(of: contact("After 3"))?.changes ?? []
         #expect(
             pulled.map { [$0.user, $0.device, $0.action] } == [["jana", jana.credentials.deviceId, "pull"]],
             "\(pulled)")
@@ -300,7 +303,7 @@ struct BootstrapImageTests {
         let report = try await petr.sync()
         #expect(report.imageEntities == 9, "8 contacts and a note in the image")
         #expect(petr.store.state == jana.store.state)
-        #expect(try petr.store.contacts().count == jana.store.contacts().count)
+        #expect(try petr.store.reader.contacts().count == jana.store.reader.contacts().count)
         await jana.close()
         await petr.close()
         await server.stop()

@@ -7,6 +7,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Replicas and the real server over HTTP/2 with TLS on loopback.
@@ -46,7 +47,7 @@ struct HTTPSyncTests {
         let serverState = try server.store.state(of: "acme")
         let serverSame = serverState == jana.store.state
         #expect(serverSame, "the server differs from the replicas")
-        #expect(try petr.store.contacts().count == 251)
+        #expect(try petr.store.reader.contacts().count == 251)
         await jana.close()
         await petr.close()
         await server.stop()
@@ -65,7 +66,7 @@ struct HTTPSyncTests {
         #expect(report.pullBatches == 15)  // 100 changes, 7 per pull
         #expect(counting.requests == report.pullBatches, "a fetched-ahead pull was thrown away")
         #expect(petr.store.state == jana.store.state)
-        #expect(try petr.store.contacts().count == 100)
+        #expect(try petr.store.reader.contacts().count == 100)
         // Fetching ahead never moves the cursor past what is applied: a second sync pulls nothing.
         #expect(try await petr.sync().pulledChanges == 0)
         await jana.close()
@@ -138,7 +139,7 @@ struct HTTPSyncTests {
         var pulled = 0
         while pulled == 0, let next = await iterator.next() { pulled += next }
         #expect(pulled == 1)
-        #expect(try petr.store.contacts().map(\.name) == ["Live contact"])
+        #expect(try petr.store.reader.contacts().map(\.name) == ["Live contact"])
         follower.cancel()
         _ = try? await follower.value
         await jana.close()
@@ -207,7 +208,7 @@ struct HTTPSyncTests {
             #expect(failure.message.contains("revoked"))
             #expect(!RetryPolicy.canHeal(failure))
         }
-        #expect(try jana.store.contacts().map(\.name) == ["Kept"])
+        #expect(try jana.store.reader.contacts().map(\.name) == ["Kept"])
         #expect(try jana.store.outboxCount() == 1)
         await admin.close()
         await jana.close()
@@ -357,7 +358,7 @@ struct HTTPSyncTests {
         _ = try await ReplicaEnrolment.enrol(evasCode, directory: directory.sub("eva"))
         let eva = try EnrolledReplica(directory: directory.sub("eva"))
         _ = try await eva.sync()
-        #expect(try eva.store.contacts().count == 6)
+        #expect(try eva.store.reader.contacts().count == 6)
         // The same ID cannot rejoin twice.
         do {
             _ = try await ReplicaEnrolment.rejoin(

@@ -11,6 +11,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Issue #28: what a stranger who can reach the port, and a valid device acting in bad faith,

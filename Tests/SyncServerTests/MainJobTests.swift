@@ -6,6 +6,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// The README's main job, as the built `sync-server` binary: starts on a fresh data directory,

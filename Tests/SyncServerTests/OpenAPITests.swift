@@ -5,6 +5,7 @@ import LocalStorage
 import Logging
 import ServerTestSupport
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 @testable import SyncServer

@@ -7,6 +7,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Backups, restores, configuration, production mode and metrics.

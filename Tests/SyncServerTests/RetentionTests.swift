@@ -7,6 +7,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// Tombstone and log collection, the retention period, and the stale-cursor re-bootstrap, on a

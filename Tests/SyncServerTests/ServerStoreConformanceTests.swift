@@ -1,6 +1,7 @@
 import DomainTestSupport
 import ServerStoreConformance
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// The embedded SQLite store passes every `ServerStore` conformance check, each on a fresh file.

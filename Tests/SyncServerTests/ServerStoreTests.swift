@@ -8,6 +8,7 @@ import Replica
 import ServerStoreConformance
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// The embedded SQLite store beyond the conformance suite: foreign writes, durability across a

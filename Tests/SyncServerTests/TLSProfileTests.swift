@@ -4,6 +4,7 @@ import LocalStorage
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// The server's TLS follows Mozilla's "intermediate" profile: TLS 1.2 and 1.3 only, and for

@@ -204,7 +204,7 @@ func initialSync(_ label: String, pipelined: Bool, image: Bool) async throws {
     engine.takesImages = image
     let start = ContinuousClock.now
     let report = try await engine.sync()
-    let rows = try store.contacts().count
+    let rows = try store.reader.contacts().count
     let elapsed = seconds(since: start)
     let taken =
         report.imageEntities.map { ", \($0) entities from the image + \(report.pulledChanges) changes pulled" } ?? ""
@@ -262,7 +262,7 @@ do {
     let adoption = try store.adoptImage(at: store.imageDownloadPath, checked: true)
     let adopt = seconds(since: start)
     start = ContinuousClock.now
-    let rows = try store.contacts().count
+    let rows = try store.reader.contacts().count
     let query = seconds(since: start)
     start = ContinuousClock.now
     _ = try LocalStore.open(in: directory)

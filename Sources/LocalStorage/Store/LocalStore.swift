@@ -4,60 +4,6 @@ import Foundation
 import GRDB
 import StoreSupport
 
-/// How hard a commit works to survive a power cut.
-public enum Durability: String, Sendable, Codable, CaseIterable {
-    /// `synchronous=FULL`: every commit is fsynced before it returns. A write reported as
-    /// committed survives a power cut. The default.
-    case full
-    /// `synchronous=NORMAL`: in WAL mode SQLite fsyncs only at checkpoints. A power cut (not a
-    /// crash of the program) can lose the last commits — which may include changes already
-    /// acknowledged to the user. About 5× faster per commit on this machine; use it only where
-    /// the server is the copy that matters.
-    case normal
-}
-
-/// Options for opening a store.
-public struct StoreOptions: Sendable {
-    public var durability: Durability = .full
-    public var settings = DomainSettings()
-    /// Whether applied pulls are written to the audit trail (one row per entity). Off only for
-    /// the server's bootstrap-image builder, whose trail nobody reads and would ship in every
-    /// image.
-    public var auditsPulls = true
-
-    public init(durability: Durability = .full, settings: DomainSettings = DomainSettings(), auditsPulls: Bool = true) {
-        self.durability = durability
-        self.settings = settings
-        self.auditsPulls = auditsPulls
-    }
-}
-
-/// Who this replica is: its ID (never reused), its user and tenant.
-public struct ReplicaIdentity: Hashable, Sendable, Codable {
-    public let replica: ReplicaID
-    public let user: String
-    public let tenant: String
-
-    public init(replica: ReplicaID, user: String, tenant: String) {
-        self.replica = replica
-        self.user = user
-        self.tenant = tenant
-    }
-}
-
-/// A command refused by validation, or a store that failed.
-public enum WriteError: Error, CustomStringConvertible, Sendable {
-    case invalid(ValidationError)
-    case storage(StoreError)
-
-    public var description: String {
-        switch self {
-        case .invalid(let error): error.description
-        case .storage(let error): error.description
-        }
-    }
-}
-
 /// The replica's durable local store: one SQLite file (WAL) holding the CRDT state of every
 /// entity, query tables derived from it, the outbox, the sync session and the audit trail.
 ///
@@ -113,7 +59,7 @@ public final class LocalStore {
         options: StoreOptions = StoreOptions()
     ) throws(StoreError) -> LocalStore {
         let path = (directory as NSString).appendingPathComponent(fileName)
-        try finishInterruptedRepair(in: directory)
+        try StoreRepair.finishInterrupted(in: directory)
         if FileManager.default.fileExists(atPath: path) {
             throw StoreError(
                 .alreadyInitialized,
@@ -191,7 +137,7 @@ public final class LocalStore {
     /// and opening a ``ReplicaReader`` share. A repair stopped midway is finished first.
     static func openFile(in directory: String, options: StoreOptions) throws(StoreError) -> (String, DatabaseQueue) {
         let path = (directory as NSString).appendingPathComponent(fileName)
-        try finishInterruptedRepair(in: directory)
+        try StoreRepair.finishInterrupted(in: directory)
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.notInitialized, "there is no replica in \(directory); create one with `replica-cli init`")
         }

@@ -197,7 +197,7 @@ DROP INDEX note_tags_by_note;
 -- contacts, call_notes or schedule_entries. Every write of an entity wrote both rows in the same
 -- transaction, so each change paid two B-tree writes (two pages dirtied, two WAL frames) where
 -- one does: applying pulled title changes, the table's own floor rose by a fifth
--- (Benchmarks/experiments/title-floor-layouts.py). The state stays the source of truth; the other
+-- (an experiment comparing the layouts, in git history at d8943f8). The state stays the source of truth; the other
 -- columns are still derived from it.
 ALTER TABLE contacts ADD COLUMN state BLOB NOT NULL DEFAULT x'';
 ALTER TABLE call_notes ADD COLUMN state BLOB NOT NULL DEFAULT x'';
@@ -254,7 +254,7 @@ CREATE VIEW entity_state (kind, id, state) AS
 -- table's. Keyed by (entity_kind, entity_id, seq) it is one insert, and an entity's trail (what
 -- `history` reads) is one range of the key. Applying pulled title changes, the raw SQLite floor
 -- rose by 15 % and the file shrank by the index
--- (Benchmarks/experiments/audit-layouts.py).
+-- (an experiment comparing the layouts, in git history at d8943f8).
 --
 -- `seq` still orders the whole trail. AUTOINCREMENT kept its counter in sqlite_sequence; a table
 -- without a rowid has none, so the last number given out is kept in store_meta ('audit_seq')

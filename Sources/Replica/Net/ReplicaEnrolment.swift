@@ -107,7 +107,7 @@ public enum ReplicaEnrolment {
         _ link: EnrolmentLink, caFile: String? = nil, directory: String, options: StoreOptions = StoreOptions()
     ) async throws -> Result {
         let storePath = (directory as NSString).appendingPathComponent(LocalStore.fileName)
-        try LocalStore.finishInterruptedRepair(in: directory)
+        try StoreRepair.finishInterrupted(in: directory)
         if FileManager.default.fileExists(atPath: storePath) {
             throw StoreError(
                 .alreadyInitialized,

@@ -5,8 +5,8 @@ import Replica
 import StoreSupport
 
 /// A server ledger behind a transport that can fail at any phase of an exchange.
-final class InProcessTransport: SyncTransport {
-    enum Fault: Equatable {
+public final class InProcessTransport: SyncTransport {
+    public enum Fault: Equatable, Sendable {
         /// The request never leaves (connection refused, network down).
         case beforeRequest
         /// The server processes the request, commits, and the answer is lost.
@@ -15,23 +15,25 @@ final class InProcessTransport: SyncTransport {
         case midResponse
     }
 
-    struct Cut: Error {}
+    public struct Cut: Error {
+        public init() {}
+    }
 
-    var ledger: TenantLedger
-    var wall: UInt64 = 1_764_000_000_000
+    public var ledger: TenantLedger
+    public var wall: UInt64 = 1_764_000_000_000
     /// Faults to apply to the next exchanges, in order (`nil` = no fault).
-    var faults: [Fault?] = []
-    private(set) var exchanges = 0
+    public var faults: [Fault?] = []
+    public private(set) var exchanges = 0
 
-    init(ledger: TenantLedger) {
+    public init(ledger: TenantLedger) {
         self.ledger = ledger
     }
 
-    func push(_ batch: [UInt8]) async throws -> [UInt8] {
+    public func push(_ batch: [UInt8]) async throws -> [UInt8] {
         try exchange(batch) { bytes in ledger.receive(try PushBatch(blob: bytes), wall: wall).encodedBlob() }
     }
 
-    func pull(_ request: [UInt8]) async throws -> [UInt8] {
+    public func pull(_ request: [UInt8]) async throws -> [UInt8] {
         try exchange(request) { bytes in ledger.respond(to: try PullRequest(blob: bytes), wall: wall).encodedBlob() }
     }
 

@@ -7,6 +7,7 @@ import Replica
 import ServerTestSupport
 import StoreSupport
 import SyncServer
+import SystemTestSupport
 import Testing
 
 /// The server's disk fills up (a real tmpfs, ENOSPC from the kernel) while a replica pushes:
@@ -25,7 +26,11 @@ struct DiskFullServerTests {
         let replicas = TempDirectory("disk-full-replicas")
         let jana = try await server.enrolReplica(in: replicas.sub("jana"), user: "jana")
         let petr = try await server.enrolReplica(in: replicas.sub("petr"), user: "petr")
-        try HTTPSyncTests.addContacts(jana.store, (0..<5).map { "Before \($0)" })
+        for name in (0..<5).map({ "Before \($0)" }) {
+            try jana.store.write(wall: SyncEngine.systemWall()) { state, context throws(ValidationError) in
+                try state.createContact(ContactDraft(name: name), context)
+            }
+        }
         _ = try await jana.sync()
 
         try disk.fill(leaving: 0)
@@ -63,7 +68,7 @@ struct DiskFullServerTests {
         let serverState = try server.store.state(of: "acme")
         let same = petr.store.state == jana.store.state && serverState == jana.store.state
         #expect(same, "the replicas and the server differ")
-        #expect(try petr.store.contacts().count == 3_005)
+        #expect(try petr.store.reader.contacts().count == 3_005)
         await jana.close()
         await petr.close()
         await server.stop()

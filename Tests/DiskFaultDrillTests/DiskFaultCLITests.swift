@@ -1,9 +1,11 @@
+import CLITestSupport
 import CRDT
 import DomainTestSupport
 import Foundation
 import LocalStorage
 import Replica
 import StoreSupport
+import SystemTestSupport
 import Testing
 
 /// `replica-cli` on a file system that really fills up (ENOSPC from the kernel, not a page limit):
