@@ -45,6 +45,14 @@ def reference_lists_exported(report, text):
                  f"undocumented: {sorted(families - documented)}; not exported: {sorted(documented - families)}")
 
 
+def collection_recorded(report, text):
+    """A garbage collection ran (the server runs one at start; `sync-server gc` ran too) and is on
+    record in kraliki_last_collection_timestamp_seconds."""
+    stamp = re.search(r"^kraliki_last_collection_timestamp_seconds (\S+)", text, re.M)
+    report.check("a garbage collection is recorded in /metrics", stamp and float(stamp.group(1)) > 0,
+                 stamp.group(0) if stamp else "missing")
+
+
 def check(runner, token):
     """The production config keeps /metrics behind the metrics token; then the checks above."""
     r = runner.report
@@ -59,3 +67,4 @@ def check(runner, token):
         time.sleep(1)
     alert_series_exported(r, text)
     reference_lists_exported(r, text)
+    collection_recorded(r, text)

@@ -32,6 +32,7 @@ def answer(runner, method, template, expect, path=None, **kwargs):
 
 def call_every_route(runner, metrics_token):
     """One successful call of each route, as an admin (`ops`) and an agent device (`kiosk`)."""
+    runner.report.section = "API routes"
     code = runner.server_cmd("enroll", "--tenant", "acme", "--user", "ops", "--role", "admin", "--json").json()["code"]
     ops = answer(runner, "POST", "/v1/enroll", 201, body=json.dumps({"code": code}))["token"]
     for route in ("/healthz", "/readyz"):
@@ -55,10 +56,19 @@ def call_every_route(runner, metrics_token):
     spare = next(c["id"] for c in pending if c["user"] == "spare-api")
     answer(runner, "POST", "/v1/admin/enrolments/{id}/revoke", 200, token=ops,
            path=f"/v1/admin/enrolments/{spare}/revoke")
-    for route in ("/v1/admin/users", "/v1/admin/devices", "/v1/admin/conflicts", "/v1/admin/audit"):
+    for route in ("/v1/admin/users", "/v1/admin/devices", "/v1/admin/conflicts"):
         answer(runner, "GET", route, 200, token=ops)
     answer(runner, "POST", "/v1/admin/devices/{id}/revoke", 200, token=ops,
            path=f"/v1/admin/devices/{kiosk['deviceId']}/revoke")
+    audit_records(runner.report, answer(runner, "GET", "/v1/admin/audit", 200, token=ops))
+
+
+def audit_records(report, audit):
+    """The admin audit log records what the calls above did: a code issued, a device enrolled, a
+    device revoked."""
+    actions = {entry.get("action") for entry in audit.get("entries", [])}
+    report.check("the audit log records enrolment codes, enrolments and revocations",
+                 {"enrolment-code", "enrol", "revoke"} <= actions, f"actions: {sorted(actions)}")
 
 
 def coverage(runner):
