@@ -93,7 +93,7 @@ public final class ServerMetrics: Sendable {
     /// Counts one answered request and its latency, by route template and status code.
     ///
     /// Every label value comes from a fixed set, whatever a caller sends: the route is a template
-    /// of the route table (or `unmatched`), the method one of ``knownMethods`` (or `other`), the
+    /// of the router's routes (or `unmatched`), the method one of ``knownMethods`` (or `other`), the
     /// status one the server chose. A label a caller could choose would make a series per value,
     /// kept for the life of the process: unauthenticated memory growth (and a `/metrics` that
     /// grows without bound).
