@@ -621,7 +621,7 @@ print(
 // MARK: 4. Reading all contacts, bytes on disk
 
 var rows = 0
-let readSeconds = try seconds { rows = try reader.contacts().count }
+let readSeconds = try seconds { rows = try reader.reader.contacts().count }
 print("reading all \(rows) contacts (displayed values, sorted by name): \(fmt(readSeconds, 3)) s")
 let rawRead = try seconds {
     // The same access pattern as the store: a cursor read by column index.

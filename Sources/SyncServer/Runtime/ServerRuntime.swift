@@ -1,17 +1,12 @@
-import CRDT
 import Dispatch
 import Domain
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
-import NIOCore
-import ServiceLifecycle
 import StoreSupport
 import Synchronization
 
 /// What the server's routes and background services share while it runs: the config, the
-/// durable `ServerDatabase`, group commit, live-change notification, the caches of devices and
+/// durable store (`any ServerStore`), group commit, live-change notification, the caches of devices and
 /// tenant heads, rate limits and the metrics. One per server process; `SyncServerApp` builds the
 /// router's controllers and the ServiceLifecycle services over it.
 public final class ServerRuntime: Sendable {
