@@ -5,6 +5,7 @@ import Foundation
 /// An entity's state blob: `[0x30 + kind][version 1][entity]` (the replica and the server store
 /// entities this way). The encoder's bytes as they are: bound to a statement directly, with no
 /// copy into a `Data` (an allocation and a memcpy per entity a pull brings).
+@inlinable
 public func entityBlob<E: Entity>(_ entity: E) -> [UInt8] {
     var writer = BinaryWriter(capacity: 256)
     writer.writeByte(entityBlobType(E.kind))
@@ -13,6 +14,7 @@ public func entityBlob<E: Entity>(_ entity: E) -> [UInt8] {
     return writer.bytes
 }
 
+@inlinable
 public func entityBlobType(_ kind: EntityKind) -> UInt8 {
     switch kind {
     case .contact: 0x30
@@ -21,6 +23,7 @@ public func entityBlobType(_ kind: EntityKind) -> UInt8 {
     }
 }
 
+@inlinable
 public func decodeEntity<E: Entity>(_ type: E.Type, _ data: Data) throws(BinaryDecodingError) -> E {
     var reader = BinaryReader(bytes: data)
     let tag = try reader.readByte("an entity type")

@@ -15,6 +15,10 @@ import GRDBSQLite
 extension Statement {
     /// Runs this statement to its end (an INSERT, UPDATE or DELETE) with `parameters`, which must
     /// be exactly its parameters, in order.
+    ///
+    /// Inlinable, as the two below: the stores call these once per row on their hot paths from
+    /// other modules, and an unspecialized generic call costs them ~10 % of an apply or import.
+    @inlinable
     package func run<each P: SQLiteParameter>(_ db: Database, _ parameters: repeat each P) throws {
         try withBound(db, repeat each parameters) { handle in
             let code = sqlite3_step(handle)
@@ -23,6 +27,7 @@ extension Statement {
     }
 
     /// The first row's first `columns` columns as bytes (blobs), or nil when there is no row.
+    @inlinable
     package func firstRowBlobs<each P: SQLiteParameter>(
         columns: Int32, _ db: Database, _ parameters: repeat each P
     ) throws -> [Data]? {
@@ -44,7 +49,8 @@ extension Statement {
     /// `SQLITE_TRANSIENT`, SQLite allocated, copied and freed each one — 9 of the ~43 allocations
     /// per pulled title change. The buffer outlives `body`, and the bindings pointing into it are
     /// cleared before it goes.
-    private func withBound<each P: SQLiteParameter, R>(
+    @inlinable
+    package func withBound<each P: SQLiteParameter, R>(
         _ db: Database, _ parameters: repeat each P, body: (OpaquePointer) throws -> R
     ) throws -> R {
         let handle = sqliteStatement
@@ -70,12 +76,14 @@ extension Statement {
 }
 
 /// The error of a statement run through SQLite's C API, as GRDB would have thrown it.
+@usableFromInline
 package func sqliteFailure(_ code: Int32, _ db: Database, sql: String) -> DatabaseError {
     let message = db.sqliteConnection.map { String(cString: sqlite3_errmsg($0)) }
     return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
 }
 
 /// A value bound to a statement parameter with SQLite's C API.
+@usableFromInline
 package protocol SQLiteParameter {
     /// The room ``bind(to:at:copyingInto:)`` takes in the scratch buffer.
     var boundBytes: Int { get }
@@ -109,9 +117,9 @@ private func copy(
 }
 
 extension String: SQLiteParameter {
-    package var boundBytes: Int { utf8.count + 1 }
+    @usableFromInline package var boundBytes: Int { utf8.count + 1 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         var text = self
@@ -138,9 +146,9 @@ private func bindWrittenText(
 // writer's, formerly). `BindingTests` checks the bytes against the texts.
 
 extension EntityID: SQLiteParameter {
-    package var boundBytes: Int { 32 }
+    @usableFromInline package var boundBytes: Int { 32 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         let target = scratch.baseAddress!
@@ -151,9 +159,9 @@ extension EntityID: SQLiteParameter {
 }
 
 extension HLC: SQLiteParameter {
-    package var boundBytes: Int { 34 }
+    @usableFromInline package var boundBytes: Int { 34 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         let target = scratch.baseAddress!
@@ -173,9 +181,9 @@ package struct StampText: SQLiteParameter, Sendable {
 
     package init(stamp: HLC?) { self.stamp = stamp }
 
-    package var boundBytes: Int { stamp == nil ? 1 : 34 }
+    @usableFromInline package var boundBytes: Int { stamp == nil ? 1 : 34 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         stamp?.bind(to: statement, at: index, copyingInto: &scratch)
@@ -185,9 +193,9 @@ package struct StampText: SQLiteParameter, Sendable {
 }
 
 extension Int64: SQLiteParameter {
-    package var boundBytes: Int { 0 }
+    @usableFromInline package var boundBytes: Int { 0 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         sqlite3_bind_int64(statement, index, self)
@@ -195,9 +203,9 @@ extension Int64: SQLiteParameter {
 }
 
 extension Bool: SQLiteParameter {
-    package var boundBytes: Int { 0 }
+    @usableFromInline package var boundBytes: Int { 0 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         sqlite3_bind_int64(statement, index, self ? 1 : 0)
@@ -214,9 +222,9 @@ private func bindBlob(
 }
 
 extension Data: SQLiteParameter {
-    package var boundBytes: Int { count }
+    @usableFromInline package var boundBytes: Int { count }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         withUnsafeBytes { bindBlob($0, to: statement, at: index, copyingInto: &scratch) }
@@ -224,9 +232,9 @@ extension Data: SQLiteParameter {
 }
 
 extension Array: SQLiteParameter where Element == UInt8 {
-    package var boundBytes: Int { count }
+    @usableFromInline package var boundBytes: Int { count }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         withUnsafeBytes { bindBlob($0, to: statement, at: index, copyingInto: &scratch) }
@@ -234,9 +242,9 @@ extension Array: SQLiteParameter where Element == UInt8 {
 }
 
 extension Optional: SQLiteParameter where Wrapped: SQLiteParameter {
-    package var boundBytes: Int { self?.boundBytes ?? 0 }
+    @usableFromInline package var boundBytes: Int { self?.boundBytes ?? 0 }
 
-    package func bind(
+    @usableFromInline package func bind(
         to statement: OpaquePointer, at index: Int32, copyingInto scratch: inout UnsafeMutableRawBufferPointer
     ) -> Int32 {
         switch self {

@@ -6,20 +6,22 @@ import Synchronization
 /// template is a registered one (the metrics' route label) and which methods a path answers
 /// (a 405's `Allow`).
 final class RouteTable: Sendable {
-    private let state = Mutex<[(method: String, template: String)]>([])
+    private let state = Mutex<(routes: [(method: String, template: String)], templates: Set<String>)>(([], []))
 
     func set(_ routes: [Router<SyncRequestContext>.RouteDescription]) {
-        state.withLock { $0 = routes.map { ($0.method.rawValue, $0.path.description) } }
+        let list = routes.map { (method: $0.method.rawValue, template: $0.path.description) }
+        state.withLock { $0 = (list, Set(list.map(\.template))) }
     }
 
-    /// The registered templates, `/v1/admin/devices/{id}/revoke` as the router names them.
-    var templates: Set<String> { Set(state.withLock { $0.map(\.template) }) }
+    /// Whether `template` (`/v1/admin/devices/{id}/revoke`, as the router names it) is a
+    /// registered route's.
+    func isRegistered(_ template: String) -> Bool { state.withLock { $0.templates.contains(template) } }
 
     /// The methods of the routes whose template matches `path`.
     func methods(matching path: String) -> [String] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        return state.withLock { routes in
-            routes.filter { route in
+        return state.withLock { state in
+            state.routes.filter { route in
                 let pattern = route.template.split(separator: "/", omittingEmptySubsequences: true)
                 return pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
             }

@@ -45,7 +45,7 @@ struct RequestMiddleware: RouterMiddleware {
         let duration = ContinuousClock.now - start
         // The router sets the matched route's template; anything else is one value (a label a
         // caller could choose grows /metrics without bound, see `ServerMetrics.observe`).
-        let route = context.endpointPath.flatMap { routes.templates.contains($0) ? $0 : nil } ?? "unmatched"
+        let route = context.endpointPath.flatMap { routes.isRegistered($0) ? $0 : nil } ?? "unmatched"
         runtime.metrics.observe(
             route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
         runtime.logger.info(
