@@ -11,6 +11,8 @@ struct ServerStoreConformanceTests {
     func sqlite(_ check: ServerStoreConformance) async throws {
         let directory = TempDirectory("conformance")
         let store = SQLiteServerStore(try ServerDatabase.open(in: directory.path))
-        try await check.check(store)
+        await #expect(throws: Never.self, "\(check) does not hold for the SQLite store") {
+            try await check.check(store)
+        }
     }
 }

@@ -5,9 +5,9 @@ import LocalStorage
 import StoreSupport
 import Synchronization
 
-/// Moves protocol messages to the server and back. The HTTP/2 client (over TLS, with the
-/// server's certificate pinned) implements this once the server exists (issue #5); tests use
-/// an in-process transport with injected faults.
+/// Moves protocol messages to the server and back. `HTTPSyncClient` implements it over HTTP/2
+/// and TLS, with the server's certificate pinned; tests use an in-memory ledger behind a
+/// transport with injected faults (`InProcessTransport`).
 public protocol SyncTransport {
     /// Sends an encoded `PushBatch`, returns the encoded `PushAck`.
     nonisolated(nonsending) func push(_ batch: [UInt8]) async throws -> [UInt8]

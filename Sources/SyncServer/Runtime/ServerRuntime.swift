@@ -1,4 +1,3 @@
-import Dispatch
 import Domain
 import Foundation
 import Logging
@@ -93,12 +92,4 @@ public final class ServerRuntime: Sendable {
     }
 
     @Sendable public static func systemWall() -> UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
-
-    /// Runs blocking work (bootstrap images) on a dispatch queue, off the event loops and the
-    /// cooperative pool.
-    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
-    }
 }

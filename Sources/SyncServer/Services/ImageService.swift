@@ -18,7 +18,7 @@ struct ImageService: Service {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let built = try await ServerRuntime.offload { try runtime.refreshImages(minChanges: minChanges) }
+                    let built = try await BlockingWork.run { try runtime.refreshImages(minChanges: minChanges) }
                     for image in built {
                         runtime.logger.info(
                             "bootstrap image written",

@@ -19,7 +19,7 @@ struct ImageController {
     @Sendable func image(_ request: Request, _ context: DeviceRequestContext) async throws -> Response {
         let tenant = context.device.tenant
         let images = runtime.images
-        guard let image = try await ServerRuntime.offload({ try images.servable(of: tenant) }),
+        guard let image = try await BlockingWork.run({ try images.servable(of: tenant) }),
             let file = FileHandle(forReadingAtPath: image.path)
         else {
             throw Problem(

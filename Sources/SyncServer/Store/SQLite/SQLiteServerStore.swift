@@ -1,5 +1,4 @@
 import CRDT
-import Dispatch
 import Domain
 import Foundation
 
@@ -22,17 +21,17 @@ public struct SQLiteServerStore: ServerStore {
 
     public func receive(_ group: [TenantPush], wall: UInt64) async throws -> [PushReceipt] {
         let database = self.database
-        return try await Self.offload { try database.receive(group, wall: wall) }
+        return try await BlockingWork.run { try database.receive(group, wall: wall) }
     }
 
     public func respond(to request: PullRequest, tenant: String, wall: UInt64) async throws -> PullResponse {
         let database = self.database
-        return try await Self.offload { try database.respond(to: request, tenant: tenant, wall: wall) }
+        return try await BlockingWork.run { try database.respond(to: request, tenant: tenant, wall: wall) }
     }
 
     public func state(of tenant: String) async throws -> TenantState {
         let database = self.database
-        return try await Self.offload { try database.state(of: tenant) }
+        return try await BlockingWork.run { try database.state(of: tenant) }
     }
 
     public func device(token: String) throws -> DeviceRecord? { try database.device(token: token) }
@@ -41,7 +40,7 @@ public struct SQLiteServerStore: ServerStore {
 
     public func enrol(code: String, wall: UInt64, rejoining: RejoinClaim?) async throws -> Enrolment {
         let database = self.database
-        return try await Self.offload { try database.enrol(code: code, wall: wall, rejoining: rejoining) }
+        return try await BlockingWork.run { try database.enrol(code: code, wall: wall, rejoining: rejoining) }
     }
 
     public func createEnrolmentCode(
@@ -80,12 +79,12 @@ public struct SQLiteServerStore: ServerStore {
     public func checkWritable() async throws {
         // Waits for the writer lock behind group commits.
         let database = self.database
-        try await Self.offload { try database.checkWritable() }
+        try await BlockingWork.run { try database.checkWritable() }
     }
 
     public func lastBackup() async throws -> (atMs: UInt64, file: String, bytes: Int)? {
         let database = self.database
-        return try await Self.offload { try database.lastBackup() }
+        return try await BlockingWork.run { try database.lastBackup() }
     }
 
     public func storedBytes() -> Int {
@@ -94,14 +93,6 @@ public struct SQLiteServerStore: ServerStore {
 
     public func collectGarbage(retention: UInt64, wall: UInt64) async throws -> GarbageCollection {
         let database = self.database
-        return try await Self.offload { try database.collectGarbage(retention: retention, wall: wall) }
-    }
-
-    /// Runs blocking SQLite work on a dispatch queue and waits for it without blocking a thread
-    /// of the cooperative pool.
-    static func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
+        return try await BlockingWork.run { try database.collectGarbage(retention: retention, wall: wall) }
     }
 }
